@@ -1,0 +1,55 @@
+"""Prompt templates (Jinja2 files in ``agents/templates``), overridable from a user folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from socialsim.schema import Strategy
+
+TEMPLATE_NAMES = (
+    "seeker_system.j2",
+    "seeker_turn.j2",
+    "seeker_opening.txt",
+    "supporter_thought.j2",
+    "supporter_thought_user.j2",
+    "supporter_reply.j2",
+    "strategies.json",
+)
+
+
+class Prompts:
+    """Renders the agents' templates. Files in `override_dir` replace the built-in ones by name."""
+
+    def __init__(self, override_dir: str | Path | None = None) -> None:
+        loaders: list[jinja2.BaseLoader] = []
+        if override_dir is not None:
+            loaders.append(jinja2.FileSystemLoader(str(override_dir)))
+        loaders.append(jinja2.PackageLoader("socialsim.agents", "templates"))
+        self.env = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            autoescape=False,
+        )
+        src, _, _ = self.env.loader.get_source(self.env, "strategies.json")  # type: ignore[union-attr]
+        self.strategies = {Strategy(k): v for k, v in json.loads(src).items()}
+
+    def render(self, name: str, **ctx: Any) -> str:
+        ctx.setdefault("strategies", [{"label": s.value, "definition": d} for s, d in self.strategies.items()])
+        return self.env.get_template(name).render(**ctx).strip()
+
+    def source_digest(self) -> str:
+        """A hash of every template's text: part of a run's config, so edits invalidate resumes."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for name in TEMPLATE_NAMES:
+            src, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
+            h.update(name.encode() + b"\0" + src.encode())
+        return h.hexdigest()[:16]

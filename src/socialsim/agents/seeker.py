@@ -1,0 +1,126 @@
+"""The seeker agent: plays a persona and discloses layer by layer."""
+
+from __future__ import annotations
+
+import re
+
+from socialsim.agents.common import clean_utterance, derive_seed, total_usage
+from socialsim.agents.prompts import Prompts
+from socialsim.llm.base import ChatRequest, Completion
+from socialsim.llm.client import LLM
+from socialsim.schema import DISCLOSURE_LAYERS, Persona, Turn
+
+_SUPPORTER_VOICE: list[tuple[str, re.Pattern[str]]] = [
+    (name, re.compile(rx, re.I))
+    for name, rx in [
+        ("sympathy", r"\b(i'?m|i am) (so |really |very )?sorry (to hear|that you|you('re| are)|for what you)"),
+        ("reflection", r"\bit (sounds|seems) like you\b"),
+        ("offer", r"\bhow (can|may) i (help|support|assist)\b"),
+        ("presence", r"\bi('m| am) (always )?here (for you|to (help|listen|support))\b"),
+        ("advice", r"\b(you (should|could|might) (try|consider|talk)|have you (tried|considered|thought about))\b"),
+        ("validation", r"\b(your feelings are valid|that must be (so |really )?(hard|difficult|tough))\b"),
+        ("normalising", r"\bit'?s (completely |totally |perfectly )?(normal|okay|ok|understandable) (to|that you)\b"),
+        ("ai", r"\bas an? (ai|language model|assistant|counse?llor|therapist|supporter)\b"),
+        ("asks-feelings", r"\bhow (are|do) you (feel|feeling)\b"),
+        ("role-label", r"^\s*(supporter|assistant|counse?llor)\s*:"),
+        ("welcome", r"\b(glad|happy) (that )?you('re| are) here\b|\bwhat brings you\b"),
+        ("reassurance", r"\byou('re| are) (safe|not alone)\b|\bdon'?t hesitate\b|\breach out\b"),
+        ("availability", r"\bi('ll| will) (always )?be (there|here)\b|\bhere for (you|whatever)\b"),
+        ("understanding", r"\bi (completely |totally )?understand\b"),
+        ("meta", r"\b(rewritten|revised|rephras\w*|json|the (seeker|supporter|response|text))\b|here'?s (a|the)\b"),
+        ("asks-about-them", r"\bhow('s| is| are) (you|your)\b|\bhow can we\b"),
+    ]
+]
+_FIRST = re.compile(r"\b(i|i'm|i've|i'd|i'll|me|my|myself|mine)\b", re.I)
+_SECOND = re.compile(r"\b(you|you're|you've|you'd|you'll|your|yours|yourself)\b", re.I)
+_GOODBYE = re.compile(r"\b(good ?bye|bye|take care|talk (to you )?(later|soon))\b", re.I)
+
+
+def supporter_voice(text: str) -> str | None:
+    """The name of the first supporter-like pattern in a seeker utterance, else ``None``."""
+    for name, rx in _SUPPORTER_VOICE:
+        if rx.search(text):
+            return name
+    # a seeker talks about themself: mostly "I/my", not mostly "you/your"
+    if len(_SECOND.findall(text)) > len(_FIRST.findall(text)) + 1:
+        return "second-person"
+    return None
+
+
+def says_goodbye(text: str) -> bool:
+    return bool(_GOODBYE.search(text))
+
+
+class Seeker:
+    """Speaks only as the persona; sees only the disclosure layers opened so far."""
+
+    def __init__(
+        self,
+        llm: LLM,
+        persona: Persona,
+        prompts: Prompts,
+        *,
+        seed: int,
+        max_regenerations: int = 2,
+        temperature: float = 0.8,
+        max_tokens: int = 80,
+    ) -> None:
+        self.llm, self.persona, self.prompts = llm, persona, prompts
+        self.seed = seed
+        self.max_regenerations = max_regenerations
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+
+    def messages(self, history: list[Turn], layer: int, goodbye: bool) -> list[dict[str, str]]:
+        """A system prompt with the persona, then one user message with the transcript and what
+        the seeker may say now (only the layers opened so far are ever shown)."""
+        p = self.persona
+        user = self.prompts.render(
+            "seeker_turn.j2",
+            p=p,
+            history=history,
+            layer=layer,
+            goodbye=goodbye,
+            allowed=p.disclosure.layer(layer),
+            opening=self.prompts.render("seeker_opening.txt"),
+            layers=DISCLOSURE_LAYERS,
+        )
+        return [
+            {"role": "system", "content": self.prompts.render("seeker_system.j2", p=p)},
+            {"role": "user", "content": user},
+        ]
+
+    def fallback(self, layer: int, goodbye: bool) -> str:
+        if goodbye:
+            return "Thank you, talking this through really helped. Goodbye for now."
+        return self.persona.disclosure.layer(layer)
+
+    async def speak(self, history: list[Turn], *, layer: int, goodbye: bool, turn_index: int) -> Turn:
+        msgs = self.messages(history, layer, goodbye)
+        completions: list[Completion] = []
+        text, fallback = "", True
+        for attempt in range(self.max_regenerations + 1):
+            req = ChatRequest.of(
+                msgs,
+                temperature=min(1.0, self.temperature + 0.1 * attempt),
+                max_tokens=self.max_tokens,
+                seed=derive_seed(self.seed, "seeker", turn_index, attempt),
+            )
+            c = await self.llm.complete(req)
+            completions.append(c)
+            candidate = clean_utterance(c.text, max_sentences=2)
+            if len(candidate) >= 2 and supporter_voice(candidate) is None:
+                text, fallback = candidate, False
+                break
+        if fallback:
+            text = self.fallback(layer, goodbye)
+        usage, latency, calls = total_usage(completions)
+        return Turn(
+            speaker="seeker",
+            text=text,
+            disclosure_layer=layer,
+            role_fallback=fallback,
+            usage=usage,
+            latency_s=round(latency, 4),
+            calls=calls,
+        )

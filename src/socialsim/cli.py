@@ -1,0 +1,358 @@
+"""The `socialsim` command line: a thin typer shell over the library.
+
+Every bad input ends as one line on stderr and exit code 2 (see `socialsim.errors.UserError`).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from socialsim import __version__
+from socialsim.errors import UserError
+
+app = typer.Typer(
+    help=(
+        "Simulate emotional-support conversations (SocialSim): persona-driven seekers who disclose "
+        "layer by layer, and supporters who reason about emotion, cause, need and ESConv strategy "
+        "before every reply."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        "-b",
+        help="'local': the embedded SmolLM2-135M GGUF, in-process. "
+        "'openai': any OpenAI-compatible server (vLLM, SGLang, Ollama, llama.cpp server, "
+        "OpenAI, DeepSeek) at --base-url.",
+    ),
+]
+BaseUrlOpt = Annotated[str | None, typer.Option(help="Server URL for --backend openai, e.g. http://127.0.0.1:8000/v1.")]
+ModelOpt = Annotated[str | None, typer.Option(help="Model name the server serves (--backend openai).")]
+ModelPathOpt = Annotated[
+    Path | None, typer.Option(help="Another GGUF file for --backend local (default: SmolLM2-135M-Instruct).")
+]
+ApiKeyEnvOpt = Annotated[
+    str, typer.Option(help="Name of the environment variable holding the API key (never pass the key itself).")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"socialsim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    pass
+
+
+# -- printing ---------------------------------------------------------------------------------
+
+
+def print_dialogue(d: Any, *, show_thoughts: bool = True) -> None:
+    from rich.markup import escape
+
+    p = d.persona
+    head = f"[bold]Dialogue {d.id}[/] · persona {d.persona_id}"
+    if p is not None:
+        head += f" ({p.name}, {p.age}, {p.occupation}) · {p.problem_type.value} / {p.emotion_type.value}"
+    console.rule(head)
+    for t in d.turns:
+        if t.speaker == "seeker":
+            layer = ["surface", "context", "core"][t.disclosure_layer or 0]
+            flag = " [red](role fallback)[/]" if t.role_fallback else ""
+            console.print(f"[cyan]Seeker[/] [dim]({layer}){flag}[/]: {escape(t.text)}")
+        else:
+            console.print(f"[green]Supporter[/] [magenta][{escape(t.strategy.value)}][/]: {escape(t.text)}")
+            if show_thoughts and t.thought is not None:
+                th = t.thought
+                console.print(
+                    f"   [dim]thought: {escape(th.emotion)} {th.intensity}/5 · cause: {escape(th.cause)} · "
+                    f"needs: {escape(th.need)} · why: {escape(th.rationale)}[/]"
+                )
+    status = d.status if d.status == "ok" else f"[red]{d.status}: {escape(d.failure_reason or '')}[/]"
+    console.print(
+        f"[dim]end: {d.end_reason} · status: {status} · tokens: {d.usage.prompt_tokens}+{d.usage.completion_tokens}[/]"
+    )
+
+
+def _progress_hook(quiet: bool):  # type: ignore[no-untyped-def]
+    from socialsim.simulate.progress import RunProgress
+
+    return None if quiet else RunProgress(console=err_console)
+
+
+def _summary_table(summary: dict[str, Any]) -> Table:
+    table = Table(title="Run summary", show_header=True)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for k, v in summary.items():
+        table.add_row(k, "" if v is None else str(v))
+    return table
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    n: Annotated[int, typer.Option(min=1, max=12, help="How many dialogues to simulate.")] = 3,
+    max_turns: Annotated[int, typer.Option(min=1, max=20, help="Supporter turns per dialogue at most.")] = 4,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder to create (default: ./socialsim-demo-TIMESTAMP).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Simulate a few short dialogues on the embedded model and print them.
+
+    Uses the first personas of the built-in bank, the embedded SmolLM2-135M model (proves the
+    wiring; it is too small for good data), and writes a run folder with dialogues.jsonl and
+    esconv.json.
+    """
+    from socialsim.schema import BackendConfig, ExecutionConfig
+
+    out = out or Path(f"socialsim-demo-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    sim = _sim_config("default", n, seed, "sequential", max_turns, BackendConfig(kind="local"))
+    result = _run(out, sim, ExecutionConfig(), resume=False, quiet=quiet)
+    from socialsim.schema import read_dialogues
+
+    for d in read_dialogues(result.exports["jsonl"]):
+        print_dialogue(d)
+    console.print(f"\nWrote {result.exports['jsonl']} ({n} dialogues) and {result.exports['esconv']}.")
+    console.print(
+        f"[dim]wall {result.wall_s:.1f}s · {result.stats['calls']} calls · "
+        f"{result.stats['completion_tokens']} tokens out[/]"
+    )
+
+
+# -- simulate ---------------------------------------------------------------------------------
+
+
+def _sim_config(personas: str, n: int, seed: int, sampling: str, max_turns: int, backend: Any, **kw: Any):  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from socialsim.agents.prompts import Prompts
+    from socialsim.errors import validation_message
+    from socialsim.personas.bank import load_personas
+    from socialsim.schema import SimulationConfig
+    from socialsim.simulate.engine import file_sha256, personas_path
+
+    path = personas_path(personas)
+    load_personas(path)  # validate now: one clear line for a bad file, before anything is written
+    try:
+        return SimulationConfig(
+            backend=backend,
+            personas=personas if personas == "default" else str(Path(personas).resolve()),
+            personas_sha256=file_sha256(path),
+            n=n,
+            seed=seed,
+            sampling=sampling,
+            max_turns=max_turns,
+            templates_digest=Prompts().source_digest(),
+            **kw,
+        )
+    except ValidationError as e:
+        raise UserError(validation_message("options", None, e)) from None
+
+
+def _run(out: Path, sim: Any, ex: Any, *, resume: bool, quiet: bool, store: Any = None):  # type: ignore[no-untyped-def]
+    from socialsim.simulate.engine import run_simulation
+    from socialsim.simulate.store import RunStore
+
+    if store is None:
+        store = RunStore.create(out, sim.model_dump(mode="json"), sim.config_hash())
+    hook = _progress_hook(quiet)
+    try:
+        if hook is not None:
+            with hook:
+                result = run_simulation(store, sim, ex, on_progress=hook.update)
+        else:
+            result = run_simulation(store, sim, ex)
+    finally:
+        store.close()
+    if result.live.stopped:
+        err_console.print(
+            f"[yellow]Stopped: {result.live.stopped}. Continue with: socialsim simulate --resume {out}[/]"
+        )
+    return result
+
+
+@app.command()
+def simulate(
+    personas: Annotated[
+        str, typer.Option(help="Persona bank: a JSONL file (one persona per line) or 'default' for the built-in bank.")
+    ] = "default",
+    n: Annotated[int | None, typer.Option(help="Number of dialogues to simulate.")] = None,
+    backend: BackendOpt = "local",
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    model_path: ModelPathOpt = None,
+    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
+    structured: Annotated[
+        str,
+        typer.Option(
+            help="Structured-output mode for the supporter's thought: auto (try json_schema, "
+            "then llama.cpp json_object+schema, then prompt-only), json_schema, json_object, off."
+        ),
+    ] = "auto",
+    out: Annotated[Path | None, typer.Option(help="Run folder to create (must not hold a run yet).")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue the run in this folder where it stopped (Ctrl-C, kill, budget).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="With --resume: accept options that differ from the run's config.")
+    ] = False,
+    seed: Annotated[
+        int | None, typer.Option(help="Run seed: persona sampling and per-dialogue seeds derive from it.")
+    ] = None,
+    sampling: Annotated[
+        str | None, typer.Option(help="Persona sampling: stratified (by problem type), uniform, sequential.")
+    ] = None,
+    max_turns: Annotated[int | None, typer.Option(help="Supporter turns per dialogue at most (default 8).")] = None,
+    concurrency: Annotated[
+        int, typer.Option(help="LLM calls in flight at once (the embedded model always runs one).")
+    ] = 8,
+    rpm: Annotated[int | None, typer.Option(help="Requests-per-minute limit.")] = None,
+    tpm: Annotated[int | None, typer.Option(help="Tokens-per-minute limit.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds before one HTTP call times out (it is then retried).")] = 60.0,
+    max_attempts: Annotated[int, typer.Option(help="Attempts per call on 429/5xx/timeouts before giving up.")] = 5,
+    max_cost: Annotated[
+        float | None, typer.Option(help="Stop cleanly before the estimated cost passes this many USD.")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Stop cleanly before this many tokens (in+out) are used.")
+    ] = None,
+    price_in: Annotated[float, typer.Option(help="USD per million input tokens, for the cost estimate.")] = 0.0,
+    price_out: Annotated[float, typer.Option(help="USD per million output tokens, for the cost estimate.")] = 0.0,
+    cache: Annotated[bool, typer.Option(help="Answer identical calls from the per-call cache.")] = True,
+    cache_path: Annotated[
+        Path | None, typer.Option(help="Cache file (default ~/.cache/socialsim/calls.sqlite or $SOCIALSIM_CACHE_DIR).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress display.")] = False,
+) -> None:
+    """Simulate N dialogues into a run folder (SQLite store + dialogues.jsonl + esconv.json).
+
+    Example on a local vLLM server (`vllm serve Qwen/Qwen2.5-7B-Instruct`):
+
+      socialsim simulate --backend openai --base-url http://127.0.0.1:8000/v1
+      --model Qwen/Qwen2.5-7B-Instruct --n 500 --concurrency 64 --out runs/qwen7b
+
+    Stopped runs (Ctrl-C, kill, --max-cost) continue with: socialsim simulate --resume runs/qwen7b
+    """
+    from pydantic import ValidationError
+
+    from socialsim.errors import validation_message
+    from socialsim.schema import BackendConfig, ExecutionConfig, SimulationConfig
+    from socialsim.simulate.store import RunStore
+
+    try:
+        ex = ExecutionConfig(
+            concurrency=concurrency,
+            rpm=rpm,
+            tpm=tpm,
+            timeout_s=timeout,
+            max_attempts=max_attempts,
+            max_cost=max_cost,
+            max_tokens=max_tokens,
+            price_in_per_m=price_in,
+            price_out_per_m=price_out,
+            cache=cache,
+            cache_path=str(cache_path) if cache_path else None,
+        )
+        bcfg = BackendConfig(
+            kind=backend,
+            base_url=base_url,
+            model=model,  # type: ignore[arg-type]
+            model_path=str(model_path) if model_path else None,
+            structured=structured,  # type: ignore[arg-type]
+        )
+    except ValidationError as e:
+        raise UserError(validation_message("options", None, e)) from None
+    if resume is not None:
+        if out is not None and Path(out) != Path(resume):
+            raise UserError("give either --out (new run) or --resume DIR (continue a run), not both")
+        store = RunStore.open(resume)
+        try:
+            sim = SimulationConfig.model_validate(store.manifest["config"])
+        except ValidationError as e:
+            store.close()
+            raise UserError(validation_message(Path(resume) / "manifest.json", None, e)) from None
+        asked = {
+            "n": n,
+            "seed": seed,
+            "sampling": sampling,
+            "max_turns": max_turns,
+        }
+        diffs = [f"{k} {getattr(sim, k)} → {v}" for k, v in asked.items() if v is not None and getattr(sim, k) != v]
+        if backend != sim.backend.kind or (
+            backend == "openai" and (base_url, model) != (sim.backend.base_url, sim.backend.model)
+        ):
+            diffs.append(f"backend {sim.backend.kind}:{sim.backend.model} → {backend}:{model}")
+        from socialsim.simulate.engine import file_sha256, personas_path
+
+        if personas not in ("default", sim.personas) and str(Path(personas).resolve()) != sim.personas:
+            diffs.append(f"personas {sim.personas} → {personas}")
+        if file_sha256(personas_path(sim.personas)) != sim.personas_sha256:
+            diffs.append(f"persona file {sim.personas} changed since the run started")
+        if diffs and not force:
+            store.close()
+            raise UserError(
+                f"{resume}: resuming with a different config ({'; '.join(diffs)}); "
+                "drop those options, or add --force to continue anyway"
+            )
+        if diffs and force:
+            updates = {k: v for k, v in asked.items() if v is not None}
+            sim = sim.model_copy(update=updates)
+        result = _run(Path(resume), sim, ex, resume=True, quiet=quiet, store=store)
+    else:
+        if out is None:
+            raise UserError("--out DIR is required (the run folder to create), or --resume DIR")
+        if n is None:
+            raise UserError("--n is required: how many dialogues to simulate")
+        sim = _sim_config(
+            personas,
+            n,
+            0 if seed is None else seed,
+            sampling or "stratified",
+            8 if max_turns is None else max_turns,
+            bcfg,
+        )
+        result = _run(out, sim, ex, resume=False, quiet=quiet)
+    console.print(_summary_table(result.summary))
+    console.print(f"Dialogues: {result.exports['jsonl']}\nESConv JSON: {result.exports['esconv']}")
+
+
+def main() -> None:
+    """Entry point: run the app, turning `UserError` into one line and exit code 2."""
+    try:
+        app()
+    except UserError as e:
+        err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: finished dialogues are saved; continue with --resume", markup=False)
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,38 @@
+"""Errors that reach the user as one clear line (and exit code 2 from the CLI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+
+class UserError(Exception):
+    """Bad input or an unusable setting: the CLI prints the message on one line and exits 2."""
+
+
+class BackendError(UserError):
+    """The LLM backend could not be reached or refused the request after bounded retries."""
+
+
+class StructuredOutputError(Exception):
+    """Model output stayed unparseable after repair and bounded retries."""
+
+    def __init__(self, message: str, raw: str = "") -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
+def validation_message(path: Path | str, lineno: int | None, err: Exception) -> str:
+    """One line naming file, line and the first offending field of a validation error."""
+    where = f"{path}:{lineno}" if lineno is not None else f"{path}"
+    if isinstance(err, ValidationError):
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(record)"
+        msg = first["msg"]
+        if first["type"] == "missing":
+            msg = "required field is missing"
+        more = len(err.errors()) - 1
+        extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        return f"{where}: field '{field}': {msg}{extra}. Fix this record and run again."
+    return f"{where}: {str(err).splitlines()[0]}"

@@ -1,0 +1,87 @@
+"""The one backend protocol every stage shares, and the request/response types it speaks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from socialsim.schema import Usage
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat-completion call. Everything that can change the output is a field here."""
+
+    messages: tuple[tuple[str, str], ...]
+    temperature: float = 0.7
+    max_tokens: int = 256
+    seed: int | None = None
+    top_p: float = 0.95
+    repeat_penalty: float = 1.1
+    json_schema: dict[str, Any] | None = None
+    stop: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, messages: list[Message], **kw: Any) -> ChatRequest:
+        return cls(messages=tuple((m["role"], m["content"]) for m in messages), **kw)
+
+    def message_dicts(self) -> list[Message]:
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+    def cache_key(self, backend_identity: dict[str, Any]) -> str:
+        """A hash of the backend identity and every field of the request."""
+        payload = {
+            "backend": backend_identity,
+            "messages": self.messages,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "top_p": self.top_p,
+            "repeat_penalty": self.repeat_penalty,
+            "json_schema": self.json_schema,
+            "stop": self.stop,
+        }
+        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Completion:
+    text: str
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float = 0.0
+    finish_reason: str | None = None
+    cached: bool = False
+
+
+class TransientError(Exception):
+    """A failure worth retrying (429, 5xx, timeout, connection reset)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """An LLM that answers chat requests.
+
+    Implementations raise `TransientError` for failures worth retrying and
+    `socialsim.errors.BackendError` for permanent ones; retries, caching and limits are
+    added around any backend by `socialsim.llm.client.LLM`.
+    """
+
+    kind: str
+    model: str
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies this backend's outputs (kind, model, endpoint or model-file hash)."""
+        ...
+
+    async def complete(self, request: ChatRequest) -> Completion: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,252 @@
+"""`LLM`: any backend plus the per-call cache, retries, rate limits, budget and usage tracking."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from socialsim.errors import BackendError
+from socialsim.llm.base import Backend, ChatRequest, Completion, TransientError
+from socialsim.schema import Usage
+
+
+class BudgetExceeded(Exception):
+    """A call would pass --max-cost or --max-tokens; the run stops cleanly and can resume."""
+
+
+@dataclass
+class Price:
+    """US dollars per million tokens."""
+
+    input_per_m: float = 0.0
+    output_per_m: float = 0.0
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input_per_m + completion_tokens * self.output_per_m) / 1e6
+
+
+@dataclass
+class Stats:
+    calls: int = 0
+    cached: int = 0
+    retries: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "cached_calls": self.cached,
+            "retries": self.retries,
+            "errors": self.errors,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost_usd": round(self.cost, 6),
+        }
+
+
+class CallCache:
+    """SQLite store of completions keyed by `ChatRequest.cache_key` (WAL, safe across processes)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, text TEXT NOT NULL,"
+            " prompt_tokens INT, completion_tokens INT, finish_reason TEXT, created REAL)"
+        )
+        self._db.commit()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Completion | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT text, prompt_tokens, completion_tokens, finish_reason FROM calls WHERE key=?",
+                (key,),
+            ).fetchone()
+        if row is None:
+            return None
+        return Completion(
+            text=row[0],
+            usage=Usage(prompt_tokens=row[1], completion_tokens=row[2]),
+            finish_reason=row[3],
+            cached=True,
+        )
+
+    def put(self, key: str, c: Completion) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO calls VALUES (?,?,?,?,?,?)",
+                (key, c.text, c.usage.prompt_tokens, c.usage.completion_tokens, c.finish_reason, time.time()),
+            )
+            self._db.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class RateLimiter:
+    """Requests-per-minute and tokens-per-minute over a sliding 60 s window."""
+
+    def __init__(self, rpm: int | None = None, tpm: int | None = None) -> None:
+        self.rpm, self.tpm = rpm, tpm
+        self._events: deque[tuple[float, int]] = deque()
+        self._tokens = 0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, tokens: int) -> None:
+        if not self.rpm and not self.tpm:
+            return
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                while self._events and now - self._events[0][0] >= 60.0:
+                    self._tokens -= self._events.popleft()[1]
+                ok_r = not self.rpm or len(self._events) < self.rpm
+                ok_t = not self.tpm or self._tokens + tokens <= self.tpm or not self._events
+                if ok_r and ok_t:
+                    self._events.append((now, tokens))
+                    self._tokens += tokens
+                    return
+                await asyncio.sleep(max(0.01, 60.0 - (now - self._events[0][0])))
+
+
+def _estimate_prompt_tokens(request: ChatRequest) -> int:
+    return sum(len(c) for _, c in request.messages) // 3 + 8
+
+
+class LLM:
+    """The object every stage calls. Thread-safe for asyncio use from one event loop."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        cache: CallCache | None = None,
+        concurrency: int = 8,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        max_attempts: int = 5,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        price: Price | None = None,
+        max_cost: float | None = None,
+        max_tokens: int | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.backend = backend
+        self.cache = cache
+        self.concurrency = concurrency
+        self._sem: asyncio.Semaphore | None = None
+        self.limiter = RateLimiter(rpm, tpm)
+        self.max_attempts = max_attempts
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.price = price or Price()
+        self.max_cost = max_cost
+        self.max_tokens = max_tokens
+        self.stats = Stats()
+        self._identity = backend.identity()
+        self._reserved_tokens = 0
+        self._reserved_cost = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend.kind}:{self.backend.model}"
+
+    # -- budget -------------------------------------------------------------------------------
+    def _reserve(self, request: ChatRequest) -> tuple[int, float]:
+        p = _estimate_prompt_tokens(request)
+        tokens = p + request.max_tokens
+        cost = self.price.cost(p, request.max_tokens)
+        used_tokens = self.stats.prompt_tokens + self.stats.completion_tokens
+        if self.max_tokens is not None and used_tokens + self._reserved_tokens + tokens > self.max_tokens:
+            raise BudgetExceeded(f"token budget {self.max_tokens} reached")
+        if self.max_cost is not None and self.stats.cost + self._reserved_cost + cost > self.max_cost:
+            raise BudgetExceeded(f"cost budget ${self.max_cost} reached")
+        self._reserved_tokens += tokens
+        self._reserved_cost += cost
+        return tokens, cost
+
+    def _release(self, tokens: int, cost: float) -> None:
+        self._reserved_tokens -= tokens
+        self._reserved_cost -= cost
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        backoff = min(self.backoff_max_s, self.backoff_base_s * 2 ** (state.attempt_number - 1))
+        wait = random.uniform(0, backoff)  # full jitter
+        if isinstance(exc, TransientError) and exc.retry_after is not None:
+            wait = max(wait, exc.retry_after)
+        return wait
+
+    def _count_retry(self, state: RetryCallState) -> None:
+        self.stats.retries += 1
+
+    # -- calls ----------------------------------------------------------------------------------
+    async def complete(self, request: ChatRequest) -> Completion:
+        key = request.cache_key(self._identity) if self.cache is not None else None
+        if key is not None:
+            hit = self.cache.get(key)  # type: ignore[union-attr]
+            if hit is not None:
+                self.stats.calls += 1
+                self.stats.cached += 1
+                return hit
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.concurrency)
+        tokens, cost = self._reserve(request)
+        try:
+            async with self._sem:
+                await self.limiter.acquire(tokens)
+                result = await self._with_retries(request)
+        finally:
+            self._release(tokens, cost)
+        self.stats.calls += 1
+        self.stats.prompt_tokens += result.usage.prompt_tokens
+        self.stats.completion_tokens += result.usage.completion_tokens
+        self.stats.cost += self.price.cost(result.usage.prompt_tokens, result.usage.completion_tokens)
+        if key is not None:
+            self.cache.put(key, result)  # type: ignore[union-attr]
+        return result
+
+    async def _with_retries(self, request: ChatRequest) -> Completion:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            before_sleep=self._count_retry,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self.backend.complete(request)
+        except TransientError as e:
+            self.stats.errors += 1
+            raise BackendError(
+                f"{e} — gave up after {self.max_attempts} attempts; check that the server is "
+                "running and --base-url is right"
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+        if self.cache is not None:
+            self.cache.close()

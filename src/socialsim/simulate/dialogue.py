@@ -1,0 +1,90 @@
+"""One seeker–supporter conversation, from the seeker's opening to goodbye, cap or failure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from socialsim.agents.disclosure import DisclosureState
+from socialsim.agents.prompts import Prompts
+from socialsim.agents.seeker import Seeker, says_goodbye
+from socialsim.agents.supporter import Supporter
+from socialsim.errors import StructuredOutputError
+from socialsim.llm.client import LLM
+from socialsim.schema import Dialogue, Persona
+
+
+@dataclass(frozen=True)
+class DialogueConfig:
+    max_turns: int = 8
+    """Cap on supporter turns; the seeker answers each."""
+    feel_heard_after: int = 2
+    """Supporter turns after the core worry is out before the seeker feels heard and says goodbye."""
+    seeker_temperature: float = 0.8
+    supporter_temperature: float = 0.7
+    max_regenerations: int = 2
+    parse_attempts: int = 3
+
+
+async def simulate_dialogue(
+    llm: LLM,
+    persona: Persona,
+    *,
+    seed: int,
+    dialogue_id: str,
+    config: DialogueConfig | None = None,
+    prompts: Prompts | None = None,
+    supporter_llm: LLM | None = None,
+) -> Dialogue:
+    """Simulate one dialogue. Unparseable model output ends it with status ``failed``; backend
+    and budget errors propagate to the caller (the dialogue is then not recorded)."""
+    cfg = config or DialogueConfig()
+    prompts = prompts or Prompts()
+    sup_llm = supporter_llm or llm
+    seeker = Seeker(
+        llm,
+        persona,
+        prompts,
+        seed=seed,
+        temperature=cfg.seeker_temperature,
+        max_regenerations=cfg.max_regenerations,
+    )
+    supporter = Supporter(
+        sup_llm,
+        prompts,
+        seed=seed,
+        temperature=cfg.supporter_temperature,
+        parse_attempts=cfg.parse_attempts,
+    )
+    d = Dialogue(
+        id=dialogue_id,
+        persona_id=persona.id,
+        persona=persona,
+        backend=sup_llm.backend.kind,
+        model=sup_llm.backend.model,
+        seed=seed,
+    )
+    state = DisclosureState()
+    core_at: int | None = None
+    try:
+        d.turns.append(await seeker.speak(d.turns, layer=0, goodbye=False, turn_index=0))
+        for i in range(cfg.max_turns):
+            sup_turn = await supporter.respond(d.turns, turn_index=i)
+            d.turns.append(sup_turn)
+            assert sup_turn.strategy is not None
+            layer = state.update(sup_turn.strategy)
+            if layer == 2 and core_at is None:
+                core_at = i
+            goodbye = core_at is not None and i - core_at >= cfg.feel_heard_after
+            last = i == cfg.max_turns - 1
+            seek_turn = await seeker.speak(d.turns, layer=layer, goodbye=goodbye, turn_index=i + 1)
+            d.turns.append(seek_turn)
+            if goodbye or (layer == 2 and says_goodbye(seek_turn.text)):
+                d.end_reason = "seeker_goodbye"
+                break
+            if last:
+                d.end_reason = "turn_cap"
+    except StructuredOutputError as e:
+        d.status = "failed"
+        d.end_reason = "failure"
+        d.failure_reason = str(e)
+    return d

@@ -1,0 +1,253 @@
+"""The corpus engine: many dialogues in flight on one backend, each committed to the run store
+when it finishes; resumable, budgeted, with live progress."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from socialsim.agents.common import derive_seed
+from socialsim.agents.prompts import Prompts
+from socialsim.errors import UserError
+from socialsim.llm import LLM, BudgetExceeded, CallCache, Price, make_backend
+from socialsim.personas.bank import default_bank_path, load_personas, sample_personas
+from socialsim.schema import Dialogue, ExecutionConfig, Persona, SimulationConfig
+from socialsim.simulate.dialogue import DialogueConfig, simulate_dialogue
+from socialsim.simulate.store import RunStore
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    try:
+        with Path(path).open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except FileNotFoundError:
+        raise UserError(f"{path}: persona file not found") from None
+    return h.hexdigest()
+
+
+def personas_path(spec: str) -> Path:
+    return default_bank_path() if spec == "default" else Path(spec)
+
+
+def default_cache_path() -> Path:
+    import os
+
+    base = os.environ.get("SOCIALSIM_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "socialsim"
+    )
+    return Path(base) / "calls.sqlite"
+
+
+def build_llm(sim: SimulationConfig, ex: ExecutionConfig) -> LLM:
+    b = sim.backend
+    backend = make_backend(
+        b.kind,
+        base_url=b.base_url,
+        model=b.model,
+        model_path=b.model_path,
+        timeout_s=ex.timeout_s,
+        structured=b.structured,
+    )
+    cache = None
+    if ex.cache:
+        cache = CallCache(Path(ex.cache_path) if ex.cache_path else default_cache_path())
+    concurrency = 1 if b.kind == "local" else ex.concurrency
+    return LLM(
+        backend,
+        cache=cache,
+        concurrency=concurrency,
+        rpm=ex.rpm,
+        tpm=ex.tpm,
+        max_attempts=ex.max_attempts,
+        price=Price(ex.price_in_per_m, ex.price_out_per_m),
+        max_cost=ex.max_cost,
+        max_tokens=ex.max_tokens,
+    )
+
+
+@dataclass
+class Plan:
+    """Dialogue ``idx`` plays ``personas[idx]`` with seed ``seeds[idx]``; derived from the config."""
+
+    personas: list[Persona]
+    seeds: list[int]
+    ids: list[str]
+
+
+def make_plan(sim: SimulationConfig, bank: list[Persona]) -> Plan:
+    chosen = sample_personas(bank, sim.n, seed=sim.seed, mode=sim.sampling)
+    h = sim.config_hash()[:8]
+    seeds = [derive_seed(sim.seed, "dialogue", i) for i in range(sim.n)]
+    return Plan(chosen, seeds, [f"{h}-{i:06d}" for i in range(sim.n)])
+
+
+@dataclass
+class Live:
+    """Figures the progress display and the summary read."""
+
+    total: int = 0
+    ok: int = 0
+    failed: int = 0
+    in_flight: int = 0
+    turns: int = 0
+    skipped: int = 0
+    stopped: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class RunResult:
+    root: Path
+    live: Live
+    stats: dict[str, Any]
+    wall_s: float
+    exports: dict[str, Path]
+    summary: dict[str, Any]
+
+
+ProgressHook = Callable[[Live, LLM], None]
+
+
+async def _run_pending(
+    store: RunStore,
+    sim: SimulationConfig,
+    ex: ExecutionConfig,
+    llm: LLM,
+    plan: Plan,
+    pending: list[int],
+    live: Live,
+    prompts: Prompts,
+    on_progress: ProgressHook | None,
+) -> None:
+    dcfg = DialogueConfig(
+        max_turns=sim.max_turns,
+        feel_heard_after=sim.feel_heard_after,
+        seeker_temperature=sim.seeker_temperature,
+        supporter_temperature=sim.supporter_temperature,
+    )
+    queue = iter(pending)
+    stop = asyncio.Event()
+    width = ex.dialogues_in_flight or max(2, 2 * llm.concurrency)
+
+    async def worker() -> None:
+        while not stop.is_set():
+            idx = next(queue, None)
+            if idx is None:
+                return
+            live.in_flight += 1
+            try:
+                d: Dialogue = await simulate_dialogue(
+                    llm,
+                    plan.personas[idx],
+                    seed=plan.seeds[idx],
+                    dialogue_id=plan.ids[idx],
+                    config=dcfg,
+                    prompts=prompts,
+                )
+            except BudgetExceeded as e:
+                live.stopped = str(e)
+                stop.set()
+                return
+            finally:
+                live.in_flight -= 1
+            store.commit(idx, d)
+            live.turns += len(d.turns)
+            if d.status == "ok":
+                live.ok += 1
+            else:
+                live.failed += 1
+
+    async def ticker() -> None:
+        while True:
+            if on_progress:
+                on_progress(live, llm)
+            await asyncio.sleep(0.25)
+
+    tick = asyncio.create_task(ticker())
+    try:
+        workers = [asyncio.create_task(worker()) for _ in range(min(width, max(1, len(pending))))]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+    finally:
+        tick.cancel()
+        if on_progress:
+            on_progress(live, llm)
+
+
+def run_simulation(
+    store: RunStore,
+    sim: SimulationConfig,
+    ex: ExecutionConfig,
+    *,
+    on_progress: ProgressHook | None = None,
+    llm: LLM | None = None,
+) -> RunResult:
+    """Simulate every dialogue of the plan not yet in the store, then export from the store."""
+    bank = load_personas(personas_path(sim.personas))
+    plan = make_plan(sim, bank)
+    done = store.done_indices()
+    pending = [i for i in range(sim.n) if i not in done]
+    counts = store.counts()
+    live = Live(total=sim.n, ok=counts["ok"], failed=counts["failed"], turns=counts["turns"], skipped=len(done))
+    own_llm = llm is None
+    llm = llm or build_llm(sim, ex)
+    prompts = Prompts()
+    t0 = time.monotonic()
+
+    async def main() -> None:
+        try:
+            await _run_pending(store, sim, ex, llm, plan, pending, live, prompts, on_progress)
+        finally:
+            if own_llm:
+                await llm.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        wall = time.monotonic() - t0
+        _store_stats(store, llm, live, wall)
+    exports = store.export()
+    return RunResult(store.root, live, llm.stats.as_dict(), wall, exports, store.get_meta("summary"))
+
+
+def _store_stats(store: RunStore, llm: LLM, live: Live, wall: float) -> None:
+    runs = store.get_meta("sessions", [])
+    session = {
+        "wall_s": round(wall, 3),
+        "stopped": live.stopped,
+        **llm.stats.as_dict(),
+    }
+    runs.append(session)
+    store.set_meta("sessions", runs)
+    total: dict[str, Any] = {k: 0 for k in session if k not in ("stopped",)}
+    for r in runs:
+        for k in total:
+            total[k] = round(total[k] + (r.get(k) or 0), 6)
+    counts = store.counts()
+    summary = {
+        "dialogues_total": live.total,
+        "dialogues_ok": counts["ok"],
+        "dialogues_failed": counts["failed"],
+        "dialogues_pending": live.total - counts["ok"] - counts["failed"],
+        "turns": counts["turns"],
+        "stopped": live.stopped,
+        **total,
+    }
+    store.set_meta("summary", summary)
+    import json
+
+    from socialsim.simulate.store import _atomic_write
+
+    _atomic_write(store.root / "summary.json", json.dumps(summary, indent=2) + "\n")

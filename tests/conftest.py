@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+ESCONV_DIR = SHARED / "data" / "esconv"
+
+
+def persona_dict(**over):
+    d = {
+        "id": "t-maya",
+        "name": "Maya",
+        "age": 19,
+        "gender": "woman",
+        "occupation": "student",
+        "problem_type": "academic pressure",
+        "emotion_type": "anxiety",
+        "initial_intensity": 4,
+        "situation": "I have finals next week and I can't focus at all.",
+        "disclosure": {
+            "surface": "I'm just really stressed about school.",
+            "context": "My finals start Monday and I failed a midterm, so I need an A to keep my scholarship.",
+            "core": "I'm scared my parents will see I'm not as smart as they think.",
+        },
+    }
+    d.update(over)
+    return d
+
+
+@pytest.fixture
+def persona_data():
+    return persona_dict()
+
+
+@pytest.fixture
+def persona_file(tmp_path):
+    p = tmp_path / "personas.jsonl"
+    rows = [
+        persona_dict(),
+        persona_dict(
+            id="t-tom",
+            name="Tom",
+            age=45,
+            gender="man",
+            occupation="bus driver",
+            problem_type="job crisis",
+            emotion_type="fear",
+        ),
+    ]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return p
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOCIALSIM_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_cli(*args, env=None, cwd=None, timeout=900):
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "socialsim.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=e,
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+class LoadTarget:
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "socialsim.testing.load_target", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self.proc.stdout.readline()
+        assert line.startswith("PORT "), line
+        self.port = int(line.split()[1])
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=5) as r:
+            return json.loads(r.read())
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def load_target():
+    started: list[LoadTarget] = []
+
+    def start(*args: str) -> LoadTarget:
+        t = LoadTarget(*args)
+        started.append(t)
+        return t
+
+    yield start
+    for t in started:
+        t.close()
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    """llama-cpp-python's own OpenAI-compatible server on 127.0.0.1, serving the embedded GGUF."""
+    pytest.importorskip("llama_cpp.server")
+    from socialsim.llm.local import default_model_path
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(default_model_path()),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--n_threads",
+            "2",
+            "--model_alias",
+            "smollm2",
+            "--interrupt_requests",
+            "False",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("llama_cpp.server exited: " + proc.stderr.read()[-2000:])
+        try:
+            with urllib.request.urlopen(url + "/models", timeout=2):
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("llama_cpp.server did not start in 120 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def local_backend():
+    from socialsim.llm.local import LocalBackend
+
+    return LocalBackend()
