@@ -65,6 +65,18 @@ def _root(
     pass
 
 
+_OPTION_NAMES = {"kind": "--backend", "max_cost": "--max-cost", "max_tokens": "--max-tokens", "n": "--n",
+                 "price_in_per_m": "--price-in", "price_out_per_m": "--price-out", "timeout_s": "--timeout"}
+
+
+def options_message(err: Any) -> str:
+    """One line naming the command-line option a validation error is about."""
+    first = err.errors()[0]
+    field = str(first["loc"][-1]) if first["loc"] else "?"
+    opt = _OPTION_NAMES.get(field, "--" + field.replace("_", "-"))
+    return f"option {opt}: {first['msg']} (got {first.get('input')!r}); see --help"
+
+
 # -- printing ---------------------------------------------------------------------------------
 
 
@@ -152,7 +164,6 @@ def _sim_config(personas: str, n: int, seed: int, sampling: str, max_turns: int,
     from pydantic import ValidationError
 
     from socialsim.agents.prompts import Prompts
-    from socialsim.errors import validation_message
     from socialsim.personas.bank import load_personas
     from socialsim.schema import SimulationConfig
     from socialsim.simulate.engine import file_sha256, personas_path
@@ -172,22 +183,28 @@ def _sim_config(personas: str, n: int, seed: int, sampling: str, max_turns: int,
             **kw,
         )
     except ValidationError as e:
-        raise UserError(validation_message("options", None, e)) from None
+        raise UserError(options_message(e)) from None
 
 
 def _run(out: Path, sim: Any, ex: Any, *, resume: bool, quiet: bool, store: Any = None):  # type: ignore[no-untyped-def]
-    from socialsim.simulate.engine import run_simulation
+    from socialsim.simulate.engine import build_llm, run_simulation
     from socialsim.simulate.store import RunStore
 
+    try:
+        llm = build_llm(sim, ex)  # bad backend settings fail here, before anything is written
+    except UserError:
+        if store is not None:
+            store.close()
+        raise
     if store is None:
         store = RunStore.create(out, sim.model_dump(mode="json"), sim.config_hash())
     hook = _progress_hook(quiet)
     try:
         if hook is not None:
             with hook:
-                result = run_simulation(store, sim, ex, on_progress=hook.update)
+                result = run_simulation(store, sim, ex, on_progress=hook.update, llm=llm)
         else:
-            result = run_simulation(store, sim, ex)
+            result = run_simulation(store, sim, ex, llm=llm)
     finally:
         store.close()
     if result.live.stopped:
@@ -287,7 +304,7 @@ def simulate(
             structured=structured,  # type: ignore[arg-type]
         )
     except ValidationError as e:
-        raise UserError(validation_message("options", None, e)) from None
+        raise UserError(options_message(e)) from None
     if resume is not None:
         if out is not None and Path(out) != Path(resume):
             raise UserError("give either --out (new run) or --resume DIR (continue a run), not both")

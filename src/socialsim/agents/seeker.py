@@ -23,7 +23,8 @@ _SUPPORTER_VOICE: list[tuple[str, re.Pattern[str]]] = [
         ("ai", r"\bas an? (ai|language model|assistant|counse?llor|therapist|supporter)\b"),
         ("asks-feelings", r"\bhow (are|do) you (feel|feeling)\b"),
         ("role-label", r"^\s*(supporter|assistant|counse?llor)\s*:"),
-        ("welcome", r"\b(glad|happy) (that )?you('re| are) here\b|\bwhat brings you\b"),
+        ("welcome", r"\b(glad|happy) (that )?(you('re| are)|to have you) here\b|\bwhat brings you\b"),
+        ("sympathy-2", r"\bsorry (for|about) your\b|\b(what )?you('re| are) going through\b"),
         ("reassurance", r"\byou('re| are) (safe|not alone)\b|\bdon'?t hesitate\b|\breach out\b"),
         ("availability", r"\bi('ll| will) (always )?be (there|here)\b|\bhere for (you|whatever)\b"),
         ("understanding", r"\bi (completely |totally )?understand\b"),
@@ -42,9 +43,30 @@ def supporter_voice(text: str) -> str | None:
         if rx.search(text):
             return name
     # a seeker talks about themself: mostly "I/my", not mostly "you/your"
-    if len(_SECOND.findall(text)) > len(_FIRST.findall(text)) + 1:
+    if len(_SECOND.findall(text)) > len(_FIRST.findall(text)):
         return "second-person"
     return None
+
+
+_WORD = re.compile(r"[a-z]{4,}")
+_STOP = frozenset(
+    "that this with have have been just about what when your they them their there then than from "
+    "will would could should really feel feeling like know think make much more some very even also "
+    "into only over because while where which being were does done dont cant things thing something "
+    "anything nothing always never still back want going need said tell talk sure okay".split()
+)
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def off_topic(text: str, persona: Persona, layer: int) -> bool:
+    """True when a seeker utterance shares no content word with what the persona may say so far
+    (situation and opened layers): the model has wandered off the persona's story."""
+    allowed = persona.situation + " " + " ".join(persona.disclosure.layer(i) for i in range(layer + 1))
+    words = content_words(text)
+    return bool(words) and not (words & content_words(allowed))
 
 
 def says_goodbye(text: str) -> bool:
@@ -109,7 +131,11 @@ class Seeker:
             c = await self.llm.complete(req)
             completions.append(c)
             candidate = clean_utterance(c.text, max_sentences=2)
-            if len(candidate) >= 2 and supporter_voice(candidate) is None:
+            if (
+                len(candidate) >= 2
+                and supporter_voice(candidate) is None
+                and (goodbye or not off_topic(candidate, self.persona, layer))
+            ):
                 text, fallback = candidate, False
                 break
         if fallback:

@@ -218,7 +218,7 @@ def run_simulation(
     finally:
         wall = time.monotonic() - t0
         _store_stats(store, llm, live, wall)
-    exports = store.export()
+        exports = store.export()  # the exports always mirror the store, also after an abort
     return RunResult(store.root, live, llm.stats.as_dict(), wall, exports, store.get_meta("summary"))
 
 
