@@ -121,12 +121,13 @@ def load_target():
 
 
 @pytest.fixture(scope="session")
-def llama_server():
+def llama_server(tmp_path_factory):
     """llama-cpp-python's own OpenAI-compatible server on 127.0.0.1, serving the embedded GGUF."""
     pytest.importorskip("llama_cpp.server")
     from socialsim.llm.local import default_model_path
 
     port = free_port()
+    log = (tmp_path_factory.mktemp("llama-server") / "server.log").open("w+")  # a pipe would fill and block it
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -147,15 +148,16 @@ def llama_server():
             "--interrupt_requests",
             "False",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.time() + 120
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError("llama_cpp.server exited: " + proc.stderr.read()[-2000:])
+            log.seek(0)
+            raise RuntimeError("llama_cpp.server exited: " + log.read()[-2000:])
         try:
             with urllib.request.urlopen(url + "/models", timeout=2):
                 break

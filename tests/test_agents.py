@@ -94,8 +94,11 @@ def test_templates_render_and_hide_unopened_layers():
         emotion="anxiety", intensity=4, cause="finals.", need="comfort.", strategy=S.QUESTION, rationale="explore"
     )
     rm = sup.reply_messages(hist, th)
-    assert "Question" in rm[0]["content"] and rm[1] == {"role": "user", "content": "hi"}
-    assert rm[2]["role"] == "assistant"
+    assert rm[1] == {"role": "user", "content": "hi"} and rm[2]["role"] == "assistant"
+    assert rm[-1]["role"] == "system" and "Question" in rm[-1]["content"] and "finals." in rm[-1]["content"]
+    # the stable prefix (system prompt + history) does not depend on this turn's thought
+    other = th.model_copy(update={"strategy": S.REFLECTION})
+    assert sup.reply_messages(hist, other)[:-1] == rm[:-1]
 
 
 def test_template_override_folder(tmp_path):
@@ -111,3 +114,16 @@ def test_missing_template_variable_is_an_error():
 
     with pytest.raises(jinja2.UndefinedError):
         Prompts().render("supporter_reply.j2")
+
+
+def test_off_topic_and_narration_checks():
+    from socialsim.agents.seeker import narrates, off_topic
+
+    p = Persona.model_validate(persona_dict())
+    assert not off_topic("School is just a lot right now.", p, 0)
+    assert off_topic("The weather in Spain is lovely and the beaches are sunny.", p, 0)
+    assert not off_topic("My scholarship depends on these finals.", p, 1)  # context words once layer 1 is open
+    assert narrates("Maya is a little guarded and says nothing.", p)
+    assert narrates("I'm so sorry, Maya.", p)
+    assert not narrates("Hi, I'm Maya. School is a lot.", p)
+    assert clean_utterance("Maya Lopez: school is hard") == "school is hard"

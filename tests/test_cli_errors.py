@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from conftest import persona_dict, run_cli
 
 
@@ -27,8 +28,10 @@ def _write(tmp_path, rows, name="p.jsonl"):
     "rows,needles",
     [
         ([persona_dict(), "{not json"], [":2:", "not valid JSON"]),
-        ([persona_dict(), {k: v for k, v in persona_dict(id="b").items() if k != "situation"}],
-         [":2:", "field 'situation'", "missing"]),
+        (
+            [persona_dict(), {k: v for k, v in persona_dict(id="b").items() if k != "situation"}],
+            [":2:", "field 'situation'", "missing"],
+        ),
         ([persona_dict(problem_type="space travel")], [":1:", "field 'problem_type'"]),
         ([persona_dict(disclosure={"surface": "abc", "context": "defg"})], [":1:", "field 'disclosure.core'"]),
         ([persona_dict(), persona_dict()], [":2:", "duplicate id"]),
@@ -43,18 +46,35 @@ def test_bad_persona_file(tmp_path, rows, needles):
 
 
 def test_missing_and_empty_persona_file(tmp_path):
-    _one_line_error(run_cli("simulate", "--personas", tmp_path / "nope.jsonl", "--n", "1", "--out", tmp_path / "r"),
-                    "not found")
+    _one_line_error(
+        run_cli("simulate", "--personas", tmp_path / "nope.jsonl", "--n", "1", "--out", tmp_path / "r"), "not found"
+    )
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
     _one_line_error(run_cli("simulate", "--personas", empty, "--n", "1", "--out", tmp_path / "r"), "empty")
 
 
 def test_unknown_backend_and_missing_options(tmp_path, persona_file):
-    _one_line_error(run_cli("simulate", "--personas", persona_file, "--n", "1", "--out", tmp_path / "r",
-                            "--backend", "magic"), "backend")
-    _one_line_error(run_cli("simulate", "--personas", persona_file, "--n", "1", "--out", tmp_path / "r",
-                            "--backend", "openai", "--model", "m"), "--base-url")
+    _one_line_error(
+        run_cli("simulate", "--personas", persona_file, "--n", "1", "--out", tmp_path / "r", "--backend", "magic"),
+        "backend",
+    )
+    _one_line_error(
+        run_cli(
+            "simulate",
+            "--personas",
+            persona_file,
+            "--n",
+            "1",
+            "--out",
+            tmp_path / "r",
+            "--backend",
+            "openai",
+            "--model",
+            "m",
+        ),
+        "--base-url",
+    )
     _one_line_error(run_cli("simulate", "--personas", persona_file, "--out", tmp_path / "r"), "--n")
 
 
@@ -62,9 +82,27 @@ def test_unreachable_base_url(tmp_path, persona_file):
     from conftest import free_port
 
     out = tmp_path / "run"
-    r = run_cli("simulate", "--personas", persona_file, "--n", "2", "--out", out, "--backend", "openai",
-                "--base-url", f"http://127.0.0.1:{free_port()}/v1", "--model", "m", "--max-attempts", "3",
-                "--timeout", "2", "-q", timeout=120)
+    r = run_cli(
+        "simulate",
+        "--personas",
+        persona_file,
+        "--n",
+        "2",
+        "--out",
+        out,
+        "--backend",
+        "openai",
+        "--base-url",
+        f"http://127.0.0.1:{free_port()}/v1",
+        "--model",
+        "m",
+        "--max-attempts",
+        "3",
+        "--timeout",
+        "2",
+        "-q",
+        timeout=120,
+    )
     _one_line_error(r, "cannot connect", "gave up after 3 attempts")
     # the run folder is kept and resumable; no dialogue was half-written
     assert (out / "manifest.json").exists()

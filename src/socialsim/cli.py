@@ -65,8 +65,15 @@ def _root(
     pass
 
 
-_OPTION_NAMES = {"kind": "--backend", "max_cost": "--max-cost", "max_tokens": "--max-tokens", "n": "--n",
-                 "price_in_per_m": "--price-in", "price_out_per_m": "--price-out", "timeout_s": "--timeout"}
+_OPTION_NAMES = {
+    "kind": "--backend",
+    "max_cost": "--max-cost",
+    "max_tokens": "--max-tokens",
+    "n": "--n",
+    "price_in_per_m": "--price-in",
+    "price_out_per_m": "--price-out",
+    "timeout_s": "--timeout",
+}
 
 
 def options_message(err: Any) -> str:

@@ -16,7 +16,9 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big") & 0x7FFFFFFF
 
 
-_PREFIX = re.compile(r"^\s*(?:\*\*)?(?:seeker|supporter|user|assistant|me|you|[A-Z][a-z]+)\s*(?:\*\*)?\s*:\s*")
+_PREFIX = re.compile(
+    r"^\s*(?:\*\*)?(?:seeker|supporter|user|assistant|me|you|[A-Z][\w'-]+(?: [A-Z][\w'-]+){0,2})\s*(?:\*\*)?\s*:\s*"
+)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 

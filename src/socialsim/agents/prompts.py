@@ -16,6 +16,7 @@ TEMPLATE_NAMES = (
     "seeker_opening.txt",
     "supporter_thought.j2",
     "supporter_thought_user.j2",
+    "supporter_system.j2",
     "supporter_reply.j2",
     "strategies.json",
 )

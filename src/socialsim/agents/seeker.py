@@ -69,6 +69,17 @@ def off_topic(text: str, persona: Persona, layer: int) -> bool:
     return bool(words) and not (words & content_words(allowed))
 
 
+def narrates(text: str, persona: Persona) -> bool:
+    """True when the seeker names itself other than in an introduction ("I'm Maya"): the model is
+    narrating about the persona or addressing it, not speaking as it."""
+    first = persona.name.split()[0]
+    for m in re.finditer(rf"\b{re.escape(first)}\b", text):
+        before = text[max(0, m.start() - 12) : m.start()].lower()
+        if not re.search(r"(i'?m|i am|name is|it'?s)\s*$", before):
+            return True
+    return False
+
+
 def says_goodbye(text: str) -> bool:
     return bool(_GOODBYE.search(text))
 
@@ -134,6 +145,7 @@ class Seeker:
             if (
                 len(candidate) >= 2
                 and supporter_voice(candidate) is None
+                and not narrates(candidate, self.persona)
                 and (goodbye or not off_topic(candidate, self.persona, layer))
             ):
                 text, fallback = candidate, False

@@ -37,15 +37,18 @@ class Supporter:
         ]
 
     def reply_messages(self, history: list[Turn], thought: SupporterThought) -> list[dict[str, str]]:
+        """Fixed system prompt, the conversation, then a closing system note with this turn's
+        thought and strategy (the stable prefix lets llama.cpp reuse its prompt cache)."""
         strategy = {"label": thought.strategy.value, "definition": self.prompts.strategies[thought.strategy]}
-        system = self.prompts.render("supporter_reply.j2", thought=thought, strategy=strategy)
-        msgs = [{"role": "system", "content": system}]
+        msgs = [{"role": "system", "content": self.prompts.render("supporter_system.j2")}]
         for t in history:
             role = "user" if t.speaker == "seeker" else "assistant"
             if msgs[-1]["role"] == role:
                 msgs[-1]["content"] += " " + t.text
             else:
                 msgs.append({"role": role, "content": t.text})
+        note = self.prompts.render("supporter_reply.j2", thought=thought, strategy=strategy)
+        msgs.append({"role": "system", "content": note})
         return msgs
 
     async def respond(self, history: list[Turn], *, turn_index: int) -> Turn:

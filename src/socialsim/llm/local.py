@@ -52,6 +52,7 @@ class LocalBackend:
         *,
         n_ctx: int = 4096,
         n_threads: int | None = None,
+        prompt_cache_mb: int = 1024,
     ) -> None:
         self.model_path = Path(model_path) if model_path else default_model_path()
         if not self.model_path.is_file():
@@ -59,6 +60,7 @@ class LocalBackend:
         self.model = DEFAULT_MODEL_NAME if model_path is None else self.model_path.stem
         self.n_ctx = n_ctx
         self.n_threads = n_threads or min(4, os.cpu_count() or 2)
+        self.prompt_cache_mb = prompt_cache_mb
         self._llm: Any = None
         self._thread_lock = threading.Lock()
         self._lock: asyncio.Lock | None = None
@@ -79,6 +81,12 @@ class LocalBackend:
                 n_threads=self.n_threads,
                 verbose=False,
             )
+            if self.prompt_cache_mb > 0:
+                # keeps model states by prompt prefix, so interleaved seeker/thought/reply prompts
+                # that extend earlier ones skip re-reading their shared prefix
+                from llama_cpp import LlamaRAMCache
+
+                self._llm.set_cache(LlamaRAMCache(capacity_bytes=self.prompt_cache_mb << 20))
         return self._llm
 
     def _run(self, request: ChatRequest) -> Completion:
