@@ -253,6 +253,13 @@ def simulate(
         str | None, typer.Option(help="Persona sampling: stratified (by problem type), uniform, sequential.")
     ] = None,
     max_turns: Annotated[int | None, typer.Option(help="Supporter turns per dialogue at most (default 8).")] = None,
+    http_client: Annotated[
+        str,
+        typer.Option(
+            help="HTTP client for --backend openai: 'openai' (the official SDK) or 'aiohttp' (leaner, "
+            "for high-throughput runs against fast servers)."
+        ),
+    ] = "openai",
     concurrency: Annotated[
         int, typer.Option(help="LLM calls in flight at once (the embedded model always runs one).")
     ] = 8,
@@ -291,6 +298,8 @@ def simulate(
 
     try:
         ex = ExecutionConfig(
+            http_client=http_client,  # type: ignore[arg-type]
+            api_key_env=api_key_env,
             concurrency=concurrency,
             rpm=rpm,
             tpm=tpm,

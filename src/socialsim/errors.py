@@ -15,6 +15,10 @@ class BackendError(UserError):
     """The LLM backend could not be reached or refused the request after bounded retries."""
 
 
+class RetriesExhausted(BackendError):
+    """Transient failures (429, 5xx, timeouts, resets) outlasted the bounded retries of one call."""
+
+
 class StructuredOutputError(Exception):
     """Model output stayed unparseable after repair and bounded retries."""
 

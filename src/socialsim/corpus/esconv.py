@@ -66,11 +66,17 @@ def to_esconv(d: Dialogue) -> dict[str, Any]:
 def write_esconv(dialogues: Iterable[Dialogue], path: str | Path) -> int:
     """Write an ESConv-format JSON list atomically. Returns the number of dialogues."""
     path = Path(path)
-    items = [to_esconv(d) for d in dialogues]
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(items, ensure_ascii=False, indent=1), encoding="utf-8")
+    n = 0
+    with tmp.open("w", encoding="utf-8") as f:  # streamed: a corpus never has to fit in memory
+        f.write("[")
+        for d in dialogues:
+            f.write(",\n" if n else "\n")
+            f.write(json.dumps(to_esconv(d), ensure_ascii=False))
+            n += 1
+        f.write("\n]\n" if n else "]\n")
     tmp.replace(path)
-    return len(items)
+    return n
 
 
 def esconv_json_schema() -> dict[str, Any]:

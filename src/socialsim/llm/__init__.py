@@ -44,6 +44,11 @@ def make_backend(
             raise UserError("--base-url is required with --backend openai, e.g. http://127.0.0.1:8000/v1")
         from socialsim.llm.openai_backend import OpenAIBackend
 
-        kw: dict[str, Any] = {"api_key_env": api_key_env, "timeout_s": timeout_s, "structured": structured}
+        kw: dict[str, Any] = {
+            "api_key_env": api_key_env,
+            "timeout_s": timeout_s,
+            "structured": structured,
+            "transport": http_client,
+        }
         return OpenAIBackend(base_url, model or "", **kw)
     raise UserError(f"unknown backend {kind!r}: use 'local' or 'openai'")

@@ -14,7 +14,7 @@ from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from socialsim.errors import BackendError
+from socialsim.errors import RetriesExhausted
 from socialsim.llm.base import Backend, ChatRequest, Completion, TransientError
 from socialsim.schema import Usage
 
@@ -37,6 +37,7 @@ class Price:
 @dataclass
 class Stats:
     calls: int = 0
+    ok_calls: int = 0
     cached: int = 0
     retries: int = 0
     errors: int = 0
@@ -104,8 +105,9 @@ class CallCache:
 class RateLimiter:
     """Requests-per-minute and tokens-per-minute over a sliding 60 s window."""
 
-    def __init__(self, rpm: int | None = None, tpm: int | None = None) -> None:
+    def __init__(self, rpm: int | None = None, tpm: int | None = None, window_s: float = 60.0) -> None:
         self.rpm, self.tpm = rpm, tpm
+        self.window_s = window_s
         self._events: deque[tuple[float, int]] = deque()
         self._tokens = 0
         self._lock = asyncio.Lock()
@@ -116,7 +118,7 @@ class RateLimiter:
         async with self._lock:
             while True:
                 now = time.monotonic()
-                while self._events and now - self._events[0][0] >= 60.0:
+                while self._events and now - self._events[0][0] >= self.window_s:
                     self._tokens -= self._events.popleft()[1]
                 ok_r = not self.rpm or len(self._events) < self.rpm
                 ok_t = not self.tpm or self._tokens + tokens <= self.tpm or not self._events
@@ -124,7 +126,7 @@ class RateLimiter:
                     self._events.append((now, tokens))
                     self._tokens += tokens
                     return
-                await asyncio.sleep(max(0.01, 60.0 - (now - self._events[0][0])))
+                await asyncio.sleep(max(0.005, self.window_s - (now - self._events[0][0])))
 
 
 def _estimate_prompt_tokens(request: ChatRequest) -> int:
@@ -166,6 +168,9 @@ class LLM:
         self._identity = backend.identity()
         self._reserved_tokens = 0
         self._reserved_cost = 0.0
+        # spent in earlier sessions of the same run: budgets hold for the whole run
+        self.prior_tokens = 0
+        self.prior_cost = 0.0
 
     @property
     def name(self) -> str:
@@ -176,10 +181,10 @@ class LLM:
         p = _estimate_prompt_tokens(request)
         tokens = p + request.max_tokens
         cost = self.price.cost(p, request.max_tokens)
-        used_tokens = self.stats.prompt_tokens + self.stats.completion_tokens
+        used_tokens = self.prior_tokens + self.stats.prompt_tokens + self.stats.completion_tokens
         if self.max_tokens is not None and used_tokens + self._reserved_tokens + tokens > self.max_tokens:
             raise BudgetExceeded(f"token budget {self.max_tokens} reached")
-        if self.max_cost is not None and self.stats.cost + self._reserved_cost + cost > self.max_cost:
+        if self.max_cost is not None and self.prior_cost + self.stats.cost + self._reserved_cost + cost > self.max_cost:
             raise BudgetExceeded(f"cost budget ${self.max_cost} reached")
         self._reserved_tokens += tokens
         self._reserved_cost += cost
@@ -219,6 +224,7 @@ class LLM:
         finally:
             self._release(tokens, cost)
         self.stats.calls += 1
+        self.stats.ok_calls += 1
         self.stats.prompt_tokens += result.usage.prompt_tokens
         self.stats.completion_tokens += result.usage.completion_tokens
         self.stats.cost += self.price.cost(result.usage.prompt_tokens, result.usage.completion_tokens)
@@ -240,7 +246,7 @@ class LLM:
                     return await self.backend.complete(request)
         except TransientError as e:
             self.stats.errors += 1
-            raise BackendError(
+            raise RetriesExhausted(
                 f"{e} — gave up after {self.max_attempts} attempts; check that the server is "
                 "running and --base-url is right"
             ) from None

@@ -1,5 +1,11 @@
 """OpenAI-compatible HTTP backend (vLLM, SGLang, Ollama, llama.cpp server, OpenAI, DeepSeek).
 
+Two interchangeable transports (request processors) speak the same protocol:
+
+- ``openai``: the official ``openai`` async client (the reference client);
+- ``aiohttp``: a lean client on one kept-alive ``aiohttp`` session, for large runs where the
+  client's own CPU per call becomes the ceiling (see ``bench/``).
+
 Structured output: ``structured="auto"`` first asks for OpenAI's ``json_schema`` response format;
 if the server rejects it (llama.cpp's server answers 500), it falls back to llama.cpp's
 ``json_object`` + ``schema`` form, then to prompt-only JSON. Output is always validated by the
@@ -8,12 +14,11 @@ caller with pydantic, so a server that ignores the format is still safe.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from typing import Any, Literal
-
-import openai
 
 from socialsim.errors import BackendError, UserError
 from socialsim.llm.base import ChatRequest, Completion, TransientError
@@ -22,19 +27,39 @@ from socialsim.schema import Usage
 log = logging.getLogger(__name__)
 
 StructuredMode = Literal["auto", "json_schema", "json_object", "off"]
+Transport = Literal["openai", "aiohttp"]
 _FALLBACK: dict[str, str] = {"json_schema": "json_object", "json_object": "off"}
 
 
 def _retry_after(headers: Any) -> float | None:
-    if headers is None:
-        return None
-    value = headers.get("retry-after")
+    value = headers.get("retry-after") if headers is not None else None
     if value is None:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+def _short(text: str, n: int = 160) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= n else line[: n - 1] + "…"
+
+
+def _rejects_format(e: _HTTPStatus) -> bool:
+    """Did the server refuse the response_format itself? 400/422 are about the request; a 5xx only
+    when its message names the format (llama.cpp's server answers 500 with a validation error),
+    so a transient 500 is retried, never taken as a reason to drop structured output."""
+    if e.status in (400, 422):
+        return True
+    msg = e.message.lower()
+    return e.status in (500, 501) and any(w in msg for w in ("response_format", "json_schema", "schema"))
+
+
+class _HTTPStatus(Exception):
+    def __init__(self, status: int, message: str, headers: Any = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers
 
 
 class OpenAIBackend:
@@ -48,96 +73,159 @@ class OpenAIBackend:
         api_key_env: str = "OPENAI_API_KEY",
         timeout_s: float = 60.0,
         structured: StructuredMode = "auto",
+        transport: Transport = "openai",
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise UserError(f"--base-url {base_url!r} must start with http:// or https://")
         if not model:
             raise UserError("--model is required with --backend openai (the name the server serves)")
+        if transport not in ("openai", "aiohttp"):
+            raise UserError(f"--http-client {transport!r}: use 'openai' or 'aiohttp'")
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeout_s = timeout_s
+        self.transport = transport
         self.structured_mode: str = "json_schema" if structured == "auto" else structured
         self._auto = structured == "auto"
-        key = os.environ.get(api_key_env) or "sk-no-key-needed"
-        self._client = openai.AsyncOpenAI(base_url=self.base_url, api_key=key, timeout=timeout_s, max_retries=0)
+        self._key = os.environ.get(api_key_env) or "sk-no-key-needed"
+        self._client: Any = None
+        self._session: Any = None
 
     def identity(self) -> dict[str, Any]:
         return {"kind": self.kind, "model": self.model, "base_url": self.base_url}
 
+    # -- request ------------------------------------------------------------------------------
     def _response_format(self, schema: dict[str, Any]) -> dict[str, Any] | None:
         if self.structured_mode == "json_schema":
-            return {
-                "type": "json_schema",
-                "json_schema": {"name": schema.get("title", "output"), "schema": schema},
-            }
+            return {"type": "json_schema", "json_schema": {"name": schema.get("title", "output"), "schema": schema}}
         if self.structured_mode == "json_object":
             return {"type": "json_object", "schema": schema}
         return None
 
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": request.message_dicts(),
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "max_tokens": request.max_tokens,
+            # llama.cpp-style servers read repeat_penalty; others ignore unknown body fields
+            "repeat_penalty": request.repeat_penalty,
+        }
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if request.json_schema is not None:
+            fmt = self._response_format(request.json_schema)
+            if fmt is not None:
+                body["response_format"] = fmt
+        return body
+
     async def complete(self, request: ChatRequest) -> Completion:
         while True:
-            kwargs: dict[str, Any] = {
-                "model": self.model,
-                "messages": request.message_dicts(),
-                "temperature": request.temperature,
-                "top_p": request.top_p,
-                "max_tokens": request.max_tokens,
-            }
-            if request.seed is not None:
-                kwargs["seed"] = request.seed
-            if request.stop:
-                kwargs["stop"] = list(request.stop)
-            # llama.cpp-style servers read repeat_penalty; others ignore unknown body fields.
-            kwargs["extra_body"] = {"repeat_penalty": request.repeat_penalty}
-            fmt = self._response_format(request.json_schema) if request.json_schema else None
-            if fmt is not None:
-                kwargs["response_format"] = fmt
+            body = self.body(request)
             start = time.perf_counter()
             try:
-                resp = await self._client.chat.completions.create(**kwargs)
-            except openai.APIStatusError as e:
-                if fmt is not None and self._auto and e.status_code in (400, 422, 500, 501):
+                data = await (self._post_openai(body) if self.transport == "openai" else self._post_aiohttp(body))
+            except _HTTPStatus as e:
+                if "response_format" in body and self._auto and _rejects_format(e):
                     nxt = _FALLBACK.get(self.structured_mode)
                     if nxt:
                         log.warning(
                             "server rejected response_format %s (HTTP %s); falling back to %s",
                             self.structured_mode,
-                            e.status_code,
+                            e.status,
                             nxt,
                         )
                         self.structured_mode = nxt
                         continue
-                if e.status_code == 429 or e.status_code >= 500:
+                if e.status in (408, 409, 429) or e.status >= 500:
                     raise TransientError(
-                        f"HTTP {e.status_code} from {self.base_url}",
-                        retry_after=_retry_after(e.response.headers),
+                        f"HTTP {e.status} from {self.base_url}", retry_after=_retry_after(e.headers)
                     ) from None
-                raise BackendError(f"{self.base_url} answered HTTP {e.status_code}: {_short(e.message)}") from None
-            except (openai.APIResponseValidationError, ValueError) as e:
-                raise TransientError(f"malformed response from {self.base_url} ({e.__class__.__name__})") from None
-            except openai.APITimeoutError:
-                raise TransientError(f"timed out after {self.timeout_s}s at {self.base_url}") from None
-            except openai.APIConnectionError as e:
-                raise TransientError(f"cannot connect to {self.base_url} ({_short(str(e.__cause__ or e))})") from None
-            latency = time.perf_counter() - start
-            if not resp.choices:
-                raise TransientError(f"{self.base_url} returned no choices")
-            choice = resp.choices[0]
-            usage = resp.usage
+                hint = " (check the API key variable, --api-key-env)" if e.status in (401, 403) else ""
+                hint = hint or (" (check --model)" if e.status == 404 else "")
+                raise BackendError(f"{self.base_url} answered HTTP {e.status}: {_short(e.message)}{hint}") from None
+            return self._parse(data, time.perf_counter() - start)
+
+    def _parse(self, data: Any, latency: float) -> Completion:
+        try:
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+            usage = data.get("usage") or {}
             return Completion(
-                text=choice.message.content or "",
+                text=text,
                 usage=Usage(
-                    prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                    completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+                    prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                    completion_tokens=int(usage.get("completion_tokens") or 0),
                 ),
                 latency_s=latency,
-                finish_reason=choice.finish_reason,
+                finish_reason=choice.get("finish_reason"),
             )
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError):
+            raise TransientError(f"malformed completion from {self.base_url}") from None
+
+    # -- transports ---------------------------------------------------------------------------
+    async def _post_openai(self, body: dict[str, Any]) -> Any:
+        import openai
+
+        if self._client is None:
+            self._client = openai.AsyncOpenAI(
+                base_url=self.base_url, api_key=self._key, timeout=self.timeout_s, max_retries=0
+            )
+        known = {k: v for k, v in body.items() if k != "repeat_penalty"}
+        try:
+            resp = await self._client.chat.completions.create(
+                **known, extra_body={"repeat_penalty": body["repeat_penalty"]}
+            )
+        except openai.APIStatusError as e:
+            raise _HTTPStatus(e.status_code, e.message, e.response.headers) from None
+        except openai.APITimeoutError:
+            raise TransientError(f"timed out after {self.timeout_s}s at {self.base_url}") from None
+        except openai.APIConnectionError as e:
+            raise TransientError(f"cannot connect to {self.base_url} ({_short(str(e.__cause__ or e))})") from None
+        except (openai.APIResponseValidationError, ValueError) as e:
+            raise TransientError(f"malformed response from {self.base_url} ({e.__class__.__name__})") from None
+        return resp.model_dump()
+
+    async def _post_aiohttp(self, body: dict[str, Any]) -> Any:
+        import asyncio
+
+        import aiohttp
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+                headers={"Authorization": f"Bearer {self._key}"},
+            )
+        try:
+            async with self._session.post(f"{self.base_url}/chat/completions", json=body) as resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    try:
+                        message = json.loads(raw)["error"]["message"]
+                    except (ValueError, KeyError, TypeError):
+                        message = raw[:200].decode("utf-8", "replace")
+                    raise _HTTPStatus(resp.status, str(message), resp.headers)
+        except TimeoutError:
+            raise TransientError(f"timed out after {self.timeout_s}s at {self.base_url}") from None
+        except asyncio.TimeoutError:  # noqa: UP041 - aiohttp raises this alias on older loops
+            raise TransientError(f"timed out after {self.timeout_s}s at {self.base_url}") from None
+        except aiohttp.ClientConnectionError as e:
+            raise TransientError(f"cannot connect to {self.base_url} ({_short(str(e))})") from None
+        except aiohttp.ClientError as e:
+            raise TransientError(f"HTTP error at {self.base_url} ({_short(str(e))})") from None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise TransientError(f"malformed response from {self.base_url} (not JSON)") from None
 
     async def aclose(self) -> None:
-        await self._client.close()
-
-
-def _short(text: str, n: int = 160) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= n else line[: n - 1] + "…"
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from socialsim.agents.common import derive_seed
 from socialsim.agents.prompts import Prompts
-from socialsim.errors import UserError
+from socialsim.errors import RetriesExhausted, UserError
 from socialsim.llm import LLM, BudgetExceeded, CallCache, Price, make_backend
 from socialsim.personas.bank import default_bank_path, load_personas, sample_personas
 from socialsim.schema import Dialogue, ExecutionConfig, Persona, SimulationConfig
@@ -54,6 +54,8 @@ def build_llm(sim: SimulationConfig, ex: ExecutionConfig) -> LLM:
         model_path=b.model_path,
         timeout_s=ex.timeout_s,
         structured=b.structured,
+        http_client=ex.http_client,
+        api_key_env=ex.api_key_env,
     )
     cache = None
     if ex.cache:
@@ -74,18 +76,23 @@ def build_llm(sim: SimulationConfig, ex: ExecutionConfig) -> LLM:
 
 @dataclass
 class Plan:
-    """Dialogue ``idx`` plays ``personas[idx]`` with seed ``seeds[idx]``; derived from the config."""
+    """Dialogue ``idx`` plays ``personas[idx]`` with `seed(idx)` and id `dialogue_id(idx)`; all
+    derived from the config, so a resumed run recomputes the same plan."""
 
     personas: list[Persona]
-    seeds: list[int]
-    ids: list[str]
+    run_seed: int
+    prefix: str
+
+    def seed(self, idx: int) -> int:
+        return derive_seed(self.run_seed, "dialogue", idx)
+
+    def dialogue_id(self, idx: int) -> str:
+        return f"{self.prefix}-{idx:06d}"
 
 
 def make_plan(sim: SimulationConfig, bank: list[Persona]) -> Plan:
     chosen = sample_personas(bank, sim.n, seed=sim.seed, mode=sim.sampling)
-    h = sim.config_hash()[:8]
-    seeds = [derive_seed(sim.seed, "dialogue", i) for i in range(sim.n)]
-    return Plan(chosen, seeds, [f"{h}-{i:06d}" for i in range(sim.n)])
+    return Plan(chosen, sim.seed, sim.config_hash()[:8])
 
 
 @dataclass
@@ -96,6 +103,7 @@ class Live:
     ok: int = 0
     failed: int = 0
     in_flight: int = 0
+    deferred: int = 0
     turns: int = 0
     skipped: int = 0
     stopped: str | None = None
@@ -113,6 +121,7 @@ class RunResult:
 
 
 ProgressHook = Callable[[Live, LLM], None]
+MAX_CONSECUTIVE_GIVEUPS = 3
 
 
 async def _run_pending(
@@ -121,7 +130,7 @@ async def _run_pending(
     ex: ExecutionConfig,
     llm: LLM,
     plan: Plan,
-    pending: list[int],
+    pending: Iterator[int],
     live: Live,
     prompts: Prompts,
     on_progress: ProgressHook | None,
@@ -135,8 +144,10 @@ async def _run_pending(
     queue = iter(pending)
     stop = asyncio.Event()
     width = ex.dialogues_in_flight or max(2, 2 * llm.concurrency)
+    giveups = 0
 
     async def worker() -> None:
+        nonlocal giveups
         while not stop.is_set():
             idx = next(queue, None)
             if idx is None:
@@ -146,8 +157,8 @@ async def _run_pending(
                 d: Dialogue = await simulate_dialogue(
                     llm,
                     plan.personas[idx],
-                    seed=plan.seeds[idx],
-                    dialogue_id=plan.ids[idx],
+                    seed=plan.seed(idx),
+                    dialogue_id=plan.dialogue_id(idx),
                     config=dcfg,
                     prompts=prompts,
                 )
@@ -155,8 +166,17 @@ async def _run_pending(
                 live.stopped = str(e)
                 stop.set()
                 return
+            except RetriesExhausted:
+                # one call outlasted its retries: leave this dialogue for --resume, unless the
+                # server has never answered or keeps failing; then stop the run with the error
+                giveups += 1
+                if llm.stats.ok_calls == 0 or giveups >= MAX_CONSECUTIVE_GIVEUPS:
+                    raise
+                live.deferred += 1
+                continue
             finally:
                 live.in_flight -= 1
+            giveups = 0
             store.commit(idx, d)
             live.turns += len(d.turns)
             if d.status == "ok":
@@ -172,7 +192,7 @@ async def _run_pending(
 
     tick = asyncio.create_task(ticker())
     try:
-        workers = [asyncio.create_task(worker()) for _ in range(min(width, max(1, len(pending))))]
+        workers = [asyncio.create_task(worker()) for _ in range(width)]
         try:
             await asyncio.gather(*workers)
         except BaseException:
@@ -198,11 +218,14 @@ def run_simulation(
     bank = load_personas(personas_path(sim.personas))
     plan = make_plan(sim, bank)
     done = store.done_indices()
-    pending = [i for i in range(sim.n) if i not in done]
+    pending = (i for i in range(sim.n) if i not in done)
     counts = store.counts()
     live = Live(total=sim.n, ok=counts["ok"], failed=counts["failed"], turns=counts["turns"], skipped=len(done))
     own_llm = llm is None
     llm = llm or build_llm(sim, ex)
+    prior = store.get_meta("summary") or {}
+    llm.prior_tokens = int(prior.get("prompt_tokens", 0)) + int(prior.get("completion_tokens", 0))
+    llm.prior_cost = float(prior.get("cost_usd", 0.0))
     prompts = Prompts()
     t0 = time.monotonic()
 
@@ -227,11 +250,12 @@ def _store_stats(store: RunStore, llm: LLM, live: Live, wall: float) -> None:
     session = {
         "wall_s": round(wall, 3),
         "stopped": live.stopped,
+        "deferred": live.deferred,
         **llm.stats.as_dict(),
     }
     runs.append(session)
     store.set_meta("sessions", runs)
-    total: dict[str, Any] = {k: 0 for k in session if k not in ("stopped",)}
+    total: dict[str, Any] = {k: 0 for k in session if k not in ("stopped", "deferred")}
     for r in runs:
         for k in total:
             total[k] = round(total[k] + (r.get(k) or 0), 6)
@@ -243,6 +267,7 @@ def _store_stats(store: RunStore, llm: LLM, live: Live, wall: float) -> None:
         "dialogues_pending": live.total - counts["ok"] - counts["failed"],
         "turns": counts["turns"],
         "stopped": live.stopped,
+        "deferred_this_session": live.deferred,
         **total,
     }
     store.set_meta("summary", summary)

@@ -39,7 +39,9 @@ class RunProgress:
         elapsed = max(1e-6, time.monotonic() - self._t0)
         done = live.ok + live.failed
         info = (
-            f"ok {live.ok} · failed {live.failed} · in flight {live.in_flight} · turns {live.turns} · "
+            f"ok {live.ok} · failed {live.failed} · in flight {live.in_flight}"
+            + (f" · deferred {live.deferred}" if live.deferred else "")
+            + f" · turns {live.turns} · "
             f"{(s.calls) / elapsed:.1f} calls/s · tok {s.prompt_tokens}/{s.completion_tokens}"
             f" · cached {s.cached} · retries {s.retries} · ${s.cost:.4f}"
         )

@@ -69,6 +69,7 @@ class Target:
         self.stats: dict[str, Any] = {
             "requests": 0,
             "served": 0,
+            "late": 0,
             "active": 0,
             "max_active": 0,
             **{f"fault_{f}": 0 for f in FAULTS},
@@ -118,7 +119,7 @@ class Target:
         if fault == "malformed":
             return web.Response(text='{"id": "x", "choices": [', content_type="application/json")
         content = self._content(body)
-        self.stats["served"] += 1
+        self.stats["late" if fault == "slow" else "served"] += 1
         prompt_tokens = sum(len(m.get("content", "")) for m in body.get("messages", [])) // 4
         return web.json_response(
             {
