@@ -118,6 +118,8 @@ def test_faults_are_retried_within_bounds_and_budget_holds(tmp_path, persona_fil
         budget,
         "--concurrency",
         "2",
+        "--dialogues-in-flight",
+        "2",
         "--http-client",
         client,
     )
@@ -140,6 +142,8 @@ def test_faults_are_retried_within_bounds_and_budget_holds(tmp_path, persona_fil
         "--max-tokens",
         budget * 2,
         "--concurrency",
+        "2",
+        "--dialogues-in-flight",
         "2",
         "--timeout",
         "1",

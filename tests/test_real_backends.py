@@ -55,8 +55,9 @@ def test_embedded_model_is_deterministic_for_a_seed(local_backend):
     assert a == b and a.strip()
 
 
-def test_http_backend_dialogue_against_llama_cpp_server(llama_server):
-    backend = make_backend("openai", base_url=llama_server, model="smollm2")
+@pytest.mark.parametrize("client", ["openai", "aiohttp"])
+def test_http_backend_dialogue_against_llama_cpp_server(llama_server, client):
+    backend = make_backend("openai", base_url=llama_server, model="smollm2", http_client=client)
     llm = LLM(backend, concurrency=2)
     p = Persona.model_validate(persona_dict())
 

@@ -256,13 +256,17 @@ def simulate(
     http_client: Annotated[
         str,
         typer.Option(
-            help="HTTP client for --backend openai: 'openai' (the official SDK) or 'aiohttp' (leaner, "
-            "for high-throughput runs against fast servers)."
+            help="HTTP client for --backend openai: 'aiohttp' (lean; ~0.7 ms CPU per call) or 'openai' "
+            "(the official SDK; ~2.6 ms per call, which caps throughput near 400 calls/s per core)."
         ),
-    ] = "openai",
+    ] = "aiohttp",
     concurrency: Annotated[
         int, typer.Option(help="LLM calls in flight at once (the embedded model always runs one).")
     ] = 8,
+    dialogues_in_flight: Annotated[
+        int | None,
+        typer.Option(help="Dialogues simulated at once (default 8 x --concurrency; 2 for the embedded model)."),
+    ] = None,
     rpm: Annotated[int | None, typer.Option(help="Requests-per-minute limit.")] = None,
     tpm: Annotated[int | None, typer.Option(help="Tokens-per-minute limit.")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds before one HTTP call times out (it is then retried).")] = 60.0,
@@ -301,6 +305,7 @@ def simulate(
             http_client=http_client,  # type: ignore[arg-type]
             api_key_env=api_key_env,
             concurrency=concurrency,
+            dialogues_in_flight=dialogues_in_flight,
             rpm=rpm,
             tpm=tpm,
             timeout_s=timeout,

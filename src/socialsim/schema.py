@@ -364,7 +364,7 @@ class ExecutionConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     concurrency: int = Field(default=8, ge=1, description="LLM calls in flight at once.")
-    http_client: Literal["openai", "aiohttp"] = "openai"
+    http_client: Literal["openai", "aiohttp"] = "aiohttp"
     api_key_env: str = "OPENAI_API_KEY"
     dialogues_in_flight: int | None = Field(default=None, ge=1)
     rpm: int | None = Field(default=None, ge=1)

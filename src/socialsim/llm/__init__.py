@@ -30,7 +30,7 @@ def make_backend(
     api_key_env: str = "OPENAI_API_KEY",
     timeout_s: float = 60.0,
     structured: str = "auto",
-    http_client: str = "openai",
+    http_client: str = "aiohttp",
 ) -> Backend:
     """Build a backend by name: ``local`` (embedded GGUF) or ``openai`` (any compatible server)."""
     from socialsim.errors import UserError

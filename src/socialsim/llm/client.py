@@ -253,6 +253,12 @@ class LLM:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:
+        """Close the backend's connections and the cache."""
         await self.backend.aclose()
+        self.close()
+
+    def close(self) -> None:
+        """Close the cache (the backend's connections close with `aclose` in their own loop)."""
         if self.cache is not None:
             self.cache.close()
+            self.cache = None

@@ -133,6 +133,10 @@ class LocalBackend:
         return self._run(request)
 
     async def aclose(self) -> None:
+        """Release the asyncio lock of this loop; the model stays loaded for reuse (`unload`)."""
+        self._lock = None
+
+    def unload(self) -> None:
         with self._thread_lock:
             if self._llm is not None:
                 close = getattr(self._llm, "close", None)

@@ -143,7 +143,9 @@ async def _run_pending(
     )
     queue = iter(pending)
     stop = asyncio.Event()
-    width = ex.dialogues_in_flight or max(2, 2 * llm.concurrency)
+    # more dialogues in flight than call slots: each dialogue is a chain of dependent calls, so
+    # a full pipeline needs several chains per slot (measured in bench/bench_engine.py)
+    width = ex.dialogues_in_flight or (2 if llm.concurrency == 1 else 8 * llm.concurrency)
     giveups = 0
 
     async def worker() -> None:
@@ -233,8 +235,8 @@ def run_simulation(
         try:
             await _run_pending(store, sim, ex, llm, plan, pending, live, prompts, on_progress)
         finally:
-            if own_llm:
-                await llm.aclose()
+            # connections belong to this event loop: release them here (they reopen lazily)
+            await llm.backend.aclose()
 
     try:
         asyncio.run(main())
@@ -242,6 +244,8 @@ def run_simulation(
         wall = time.monotonic() - t0
         _store_stats(store, llm, live, wall)
         exports = store.export()  # the exports always mirror the store, also after an abort
+        if own_llm:
+            llm.close()
     return RunResult(store.root, live, llm.stats.as_dict(), wall, exports, store.get_meta("summary"))
 
 
