@@ -5,7 +5,6 @@ Every bad input ends as one line on stderr and exit code 2 (see `socialsim.error
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -382,14 +381,9 @@ def simulate(
 
 def main() -> None:
     """Entry point: run the app, turning `UserError` into one line and exit code 2."""
-    try:
-        app()
-    except UserError as e:
-        err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted: finished dialogues are saved; continue with --resume", markup=False)
-        sys.exit(130)
+    from socialsim.cli_util import run_app
+
+    run_app(app)
 
 
 if __name__ == "__main__":  # pragma: no cover
