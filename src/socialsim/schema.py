@@ -329,7 +329,7 @@ class BackendConfig(BaseModel):
     """Which LLM answers. Every field here can change the output, so all are hashed."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["local", "openai"] = "local"
+    kind: Literal["local", "openai", "hf"] = "local"
     base_url: str | None = None
     model: str | None = None
     model_path: str | None = None

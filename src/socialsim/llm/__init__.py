@@ -32,7 +32,8 @@ def make_backend(
     structured: str = "auto",
     http_client: str = "aiohttp",
 ) -> Backend:
-    """Build a backend by name: ``local`` (embedded GGUF) or ``openai`` (any compatible server)."""
+    """Build a backend by name: ``local`` (embedded GGUF, or another GGUF at `model_path`),
+    ``openai`` (any compatible server) or ``hf`` (a transformers model folder at `model_path`)."""
     from socialsim.errors import UserError
 
     if kind == "local":
@@ -51,4 +52,10 @@ def make_backend(
             "transport": http_client,
         }
         return OpenAIBackend(base_url, model or "", **kw)
-    raise UserError(f"unknown backend {kind!r}: use 'local' or 'openai'")
+    if kind == "hf":
+        if not model_path:
+            raise UserError("--model-path is required with --backend hf (a transformers model folder)")
+        from socialsim.llm.hf import HFBackend
+
+        return HFBackend(model_path)
+    raise UserError(f"unknown backend {kind!r}: use 'local', 'openai' or 'hf'")

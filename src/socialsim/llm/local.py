@@ -41,6 +41,22 @@ def _file_fingerprint(path: Path) -> str:
     return f"{st.st_size}-{h.hexdigest()[:16]}"
 
 
+def _lean_ram_cache(capacity_bytes: int) -> Any:
+    """llama-cpp-python's RAM prompt cache without its hidden cost: each saved state also copies
+    the logits buffer (up to n_batch x vocab floats, ~100 MB for SmolLM2), uncounted against the
+    capacity; 20 states took the demo to 7 GB RSS. Sampling happens inside llama.cpp's sampler
+    (logits_all is off), so those logits are never read: keep a zero-cost all-zero view instead."""
+    import numpy as np
+    from llama_cpp import LlamaRAMCache
+
+    class LeanRAMCache(LlamaRAMCache):
+        def __setitem__(self, key: Any, value: Any) -> None:
+            value.scores = np.broadcast_to(np.zeros((), dtype=np.single), value.scores.shape)
+            super().__setitem__(key, value)
+
+    return LeanRAMCache(capacity_bytes=capacity_bytes)
+
+
 class LocalBackend:
     """One llama.cpp model instance; calls run in a worker thread, one at a time."""
 
@@ -52,7 +68,7 @@ class LocalBackend:
         *,
         n_ctx: int = 4096,
         n_threads: int | None = None,
-        prompt_cache_mb: int = 1024,
+        prompt_cache_mb: int = 256,
     ) -> None:
         self.model_path = Path(model_path) if model_path else default_model_path()
         if not self.model_path.is_file():
@@ -84,9 +100,7 @@ class LocalBackend:
             if self.prompt_cache_mb > 0:
                 # keeps model states by prompt prefix, so interleaved seeker/thought/reply prompts
                 # that extend earlier ones skip re-reading their shared prefix
-                from llama_cpp import LlamaRAMCache
-
-                self._llm.set_cache(LlamaRAMCache(capacity_bytes=self.prompt_cache_mb << 20))
+                self._llm.set_cache(_lean_ram_cache(self.prompt_cache_mb << 20))
         return self._llm
 
     def _run(self, request: ChatRequest) -> Completion:

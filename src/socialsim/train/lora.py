@@ -1,0 +1,233 @@
+"""LoRA supervised fine-tuning of a supporter with transformers + peft + trl.
+
+CPU facts this follows (measured, see README): bf16 makes CPU training 10–15x slower, so it is off;
+gradient checkpointing is off for small models; a GGUF base is loaded dequantized once and kept as
+safetensors in a cache folder; ``use_cache`` is set back to True before the merged model is saved.
+On a GPU the same command trains a 7B model (``--bf16`` and a larger ``--batch-size``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from socialsim.errors import UserError
+
+# ChatML (SmolLM2's format) with generation markers, so the loss covers only supporter replies.
+CHATML_WITH_GENERATION = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}"
+    "{{ '<|im_start|>assistant\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
+    "{{ '\n' }}"
+    "{% else %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 30
+    learning_rate: float = 2e-4
+    batch_size: int = 2
+    grad_accum: int = 1
+    max_length: int = 256
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    save_steps: int = 10
+    seed: int = 0
+    bf16: bool = False
+    assistant_only_loss: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _cache_root() -> Path:
+    base = os.environ.get("SOCIALSIM_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "socialsim"
+    )
+    return Path(base) / "models"
+
+
+def resolve_base_model(spec: str | Path) -> Path:
+    """A folder transformers can load. ``embedded`` is the shipped SmolLM2 GGUF; a ``.gguf`` file is
+    dequantized once into safetensors under the cache folder and reused afterwards."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if str(spec) == "embedded":
+        from socialsim.llm.local import default_model_path
+
+        spec = default_model_path()
+    path = Path(spec)
+    if not path.exists():
+        raise UserError(f"--base-model {spec}: not found; give a model folder, a .gguf file or 'embedded'")
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise UserError(f"--base-model {path}: no config.json; not a transformers model folder")
+        return path
+    if path.suffix != ".gguf":
+        raise UserError(f"--base-model {path}: expected a model folder or a .gguf file")
+    st = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}:{st.st_size}:{int(st.st_mtime)}".encode()).hexdigest()[:16]
+    target = _cache_root() / f"{path.stem}-{key}"
+    if (target / "config.json").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    model = AutoModelForCausalLM.from_pretrained(
+        str(path.parent), gguf_file=path.name, quantization_config=GgufConfig(gguf_file=path.name, dequantize=True)
+    )
+    tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    model.config.quantization_config = None
+    tmp = target.with_name(target.name + ".tmp")
+    model.save_pretrained(str(tmp))
+    tok.save_pretrained(str(tmp))
+    tmp.rename(target)
+    return target
+
+
+def _load_split(data: Path, name: str) -> list[dict[str, Any]]:
+    f = data / f"{name}.jsonl"
+    if not f.exists():
+        return []
+    rows = []
+    for lineno, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{f}:{lineno}: not valid JSON ({e.msg})") from None
+        msgs = row.get("messages") if isinstance(row, dict) else None
+        if (
+            not isinstance(msgs, list)
+            or not msgs
+            or not all(isinstance(m, dict) and {"role", "content"} <= m.keys() for m in msgs)
+        ):
+            raise UserError(f"{f}:{lineno}: field 'messages': expected a list of {{role, content}} messages")
+        if msgs[-1]["role"] != "assistant":
+            raise UserError(f"{f}:{lineno}: field 'messages': the last message must be the assistant's reply")
+        rows.append({"messages": msgs})
+    return rows
+
+
+def train_lora(data: str | Path, base_model: str | Path, out: str | Path, cfg: TrainConfig | None = None) -> dict:
+    """Train (or resume) LoRA SFT; saves ``adapter/``, ``merged/``, ``train_log.jsonl``, ``train.json``."""
+    cfg = cfg or TrainConfig()
+    data, out = Path(data), Path(out)
+    if not data.is_dir():
+        raise UserError(f"--data {data}: not a folder; make one with `socialsim export RUN --format sft --out DIR`")
+    train_rows = _load_split(data, "train")
+    if not train_rows:
+        raise UserError(f"--data {data}: no train.jsonl with examples; make one with `socialsim export`")
+    valid_rows = _load_split(data, "valid")
+    base = resolve_base_model(base_model)
+    out.mkdir(parents=True, exist_ok=True)
+    state_file = out / "train_config.json"
+    wanted = {"data": str(data.resolve()), "base": str(base), **asdict(cfg)}
+    if state_file.exists():
+        had = json.loads(state_file.read_text())
+        diff = {
+            k
+            for k in ("data", "base", "lora_r", "lora_alpha", "max_length", "learning_rate")
+            if had.get(k) != wanted.get(k)
+        }
+        if diff:
+            raise UserError(
+                f"{out}: holds a training run with other settings ({', '.join(sorted(diff))}); choose a new --out"
+            )
+    state_file.write_text(json.dumps(wanted, indent=2) + "\n")
+
+    import datasets
+    import torch
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig, SFTTrainer
+
+    torch.manual_seed(cfg.seed)
+    tok = AutoTokenizer.from_pretrained(str(base))
+    if cfg.assistant_only_loss:
+        tok.chat_template = CHATML_WITH_GENERATION
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.bfloat16 if cfg.bf16 else torch.float32)
+    log_path = out / "train_log.jsonl"
+
+    class LossLog(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
+            if logs and ("loss" in logs or "eval_loss" in logs):
+                with log_path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+    args = SFTConfig(
+        output_dir=str(out / "checkpoints"),
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        logging_steps=1,
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        bf16=cfg.bf16,
+        gradient_checkpointing=False,
+        use_cpu=not torch.cuda.is_available(),
+        report_to=[],
+        max_length=cfg.max_length,
+        packing=False,
+        assistant_only_loss=cfg.assistant_only_loss,
+        seed=cfg.seed,
+        eval_strategy="no",
+        disable_tqdm=False,
+    )
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(train_rows),
+        eval_dataset=datasets.Dataset.from_list(valid_rows) if valid_rows else None,
+        processing_class=tok,
+        peft_config=lora,
+        callbacks=[LossLog()],
+    )
+    last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").exists() else None
+    t0 = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=last)
+    wall = time.perf_counter() - t0
+    eval_loss = None
+    if valid_rows:
+        eval_loss = trainer.evaluate().get("eval_loss")
+    trainer.model.save_pretrained(str(out / "adapter"))
+    tok.save_pretrained(str(out / "adapter"))
+    merged = trainer.model.merge_and_unload()
+    merged.config.use_cache = True
+    merged.save_pretrained(str(out / "merged"))
+    tok.save_pretrained(str(out / "merged"))
+    losses = [json.loads(x)["loss"] for x in log_path.read_text().splitlines() if '"loss"' in x]
+    summary = {
+        "steps": result.global_step,
+        "resumed_from": last,
+        "wall_s": round(wall, 1),
+        "s_per_step": round(wall / max(1, result.global_step - (int(last.rsplit("-", 1)[1]) if last else 0)), 2),
+        "train_examples": len(train_rows),
+        "valid_examples": len(valid_rows),
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        "losses": losses,
+        "eval_loss": eval_loss,
+        "base_model": str(base),
+    }
+    (out / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

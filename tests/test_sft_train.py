@@ -1,0 +1,154 @@
+"""SFT export and real LoRA steps on the embedded SmolLM2 (transformers + peft + trl, CPU)."""
+
+import json
+
+import pytest
+
+from conftest import persona_dict, run_cli
+from socialsim.corpus.sft import export_sft, in_valid, sft_examples, split_prefix
+from socialsim.schema import Dialogue, Persona, Strategy, SupporterThought, Turn, write_jsonl
+
+SEEKER = [
+    "I can't sleep before my exams.",
+    "It started when my grades dropped last month.",
+    "I'm afraid I'll disappoint my parents.",
+    "Thank you, bye.",
+]
+SUPPORTER = [
+    ("It sounds like the exams are weighing on you.", Strategy.REFLECTION),
+    ("When did the sleepless nights begin?", Strategy.QUESTION),
+    ("Your worth is more than your grades, and you are working hard.", Strategy.AFFIRMATION),
+]
+
+
+def dialogue(i, status="ok"):
+    p = Persona.model_validate(persona_dict())
+    turns = []
+    for k, s in enumerate(SEEKER):
+        turns.append(Turn(speaker="seeker", text=s, disclosure_layer=min(k, 2)))
+        if k < len(SUPPORTER):
+            text, st = SUPPORTER[k]
+            th = SupporterThought(
+                emotion="anxiety", intensity=4, cause="exams", need="to be heard", strategy=st, rationale="fits"
+            )
+            turns.append(Turn(speaker="supporter", text=text, strategy=st, thought=th))
+    return Dialogue(
+        id=f"d{i}",
+        persona_id=p.id,
+        persona=p,
+        backend="t",
+        model="t",
+        seed=i,
+        turns=turns,
+        end_reason="seeker_goodbye",
+        status=status,
+    )
+
+
+def test_sft_examples_shape_and_prefixes():
+    ex = list(sft_examples(dialogue(0)))
+    assert len(ex) == 3
+    first = ex[0]["messages"]
+    assert [m["role"] for m in first] == ["system", "user", "assistant"]
+    assert first[-1]["content"] == "[Reflection of feelings] It sounds like the exams are weighing on you."
+    assert [m["role"] for m in ex[2]["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+    ]
+    plain = list(sft_examples(dialogue(0), with_strategy=False))[1]["messages"][-1]["content"]
+    assert plain == "When did the sleepless nights begin?"
+    withthought = list(sft_examples(dialogue(0), with_thought=True))[0]["messages"][-1]["content"]
+    reply, st, th = split_prefix(withthought)
+    assert st is Strategy.REFLECTION and th["cause"] == "exams" and reply.startswith("It sounds like")
+    assert split_prefix("[Questions] How are you?") == ("How are you?", Strategy.QUESTION, None)
+    assert split_prefix("No prefix here.") == ("No prefix here.", None, None)
+    assert list(sft_examples(dialogue(1, status="failed"))) == []
+
+
+def test_export_splits_by_dialogue_and_writes_all_formats(tmp_path):
+    ds = [dialogue(i) for i in range(30)] + [dialogue(99, status="failed")]
+    meta = export_sft(ds, tmp_path / "sft", valid_fraction=0.3, formats=("sft", "parquet", "hf"))
+    train = [json.loads(x) for x in (tmp_path / "sft" / "train.jsonl").read_text().splitlines()]
+    valid = [json.loads(x) for x in (tmp_path / "sft" / "valid.jsonl").read_text().splitlines()]
+    assert len(train) + len(valid) == 90 and meta["skipped_failed_dialogues"] == 1
+    tr_ids, va_ids = {r["dialogue_id"] for r in train}, {r["dialogue_id"] for r in valid}
+    assert tr_ids and va_ids and not tr_ids & va_ids
+    assert all(in_valid(i, 0.3) for i in va_ids)
+    import datasets
+
+    dd = datasets.load_from_disk(str(tmp_path / "sft" / "hf"))
+    assert dd["train"].num_rows == len(train)
+    assert datasets.Dataset.from_parquet(str(tmp_path / "sft" / "valid.parquet")).num_rows == len(valid)
+
+
+def test_export_cli_and_bad_input(tmp_path):
+    src = tmp_path / "d.jsonl"
+    write_jsonl([dialogue(i) for i in range(6)], src)
+    r = run_cli("export", src, "--out", tmp_path / "e", "--format", "sft", "--format", "esconv")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "e" / "train.jsonl").exists() and (tmp_path / "e" / "esconv.json").exists()
+    r = run_cli("export", src, "--out", tmp_path / "e")
+    assert r.returncode == 2 and "already holds an export" in r.stderr
+    r = run_cli("export", tmp_path / "missing.jsonl", "--out", tmp_path / "f")
+    assert r.returncode == 2 and "not found" in r.stderr and not (tmp_path / "f").exists()
+    r = run_cli("export", src, "--out", tmp_path / "g", "--format", "xml")
+    assert r.returncode == 2 and "--format" in r.stderr
+
+
+def test_train_bad_input(tmp_path):
+    r = run_cli("train", "--data", tmp_path / "nope", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "--data" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "train.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    r = run_cli("train", "--data", d, "--out", tmp_path / "o")
+    assert r.returncode == 2 and "train.jsonl:1: field 'messages'" in r.stderr
+    (d / "train.jsonl").write_text(
+        '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
+    )
+    r = run_cli("train", "--data", d, "--out", tmp_path / "o", "--base-model", tmp_path / "missing.gguf")
+    assert r.returncode == 2 and "--base-model" in r.stderr
+
+
+@pytest.mark.slow
+def test_lora_steps_reduce_loss_resume_and_reload(tmp_path):
+    from socialsim.train.lora import TrainConfig, train_lora
+
+    export_sft([dialogue(i) for i in range(8)], tmp_path / "sft", valid_fraction=0.0)
+    cfg = TrainConfig(max_steps=4, save_steps=2, max_length=128, learning_rate=5e-4)
+    s1 = train_lora(tmp_path / "sft", "embedded", tmp_path / "out", cfg)
+    assert s1["steps"] == 4 and s1["resumed_from"] is None
+    cfg.max_steps = 8
+    s2 = train_lora(tmp_path / "sft", "embedded", tmp_path / "out", cfg)  # resumes from checkpoint-4
+    assert s2["resumed_from"].endswith("checkpoint-4") and s2["steps"] == 8
+    losses = s2["losses"]
+    assert len(losses) == 8
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3  # the loss goes down
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(s2["base_model"])
+    tuned = PeftModel.from_pretrained(base, str(tmp_path / "out" / "adapter"))
+    assert any("lora" in n for n, _ in tuned.named_parameters())
+    merged = AutoModelForCausalLM.from_pretrained(str(tmp_path / "out" / "merged"))
+    assert merged.config.use_cache is True
+    with torch.no_grad():
+        ids = torch.tensor([[1, 2, 3, 4]])
+        assert torch.allclose(tuned(ids).logits, merged(ids).logits, atol=1e-3)
+
+    import asyncio
+
+    from socialsim.llm import LLM, ChatRequest, make_backend
+
+    llm = LLM(make_backend("hf", model_path=tmp_path / "out" / "merged"))
+    c = asyncio.run(
+        llm.complete(ChatRequest.of([{"role": "user", "content": "I can't sleep."}], seed=1, max_tokens=16))
+    )
+    assert c.text.strip() and c.usage.completion_tokens > 0
