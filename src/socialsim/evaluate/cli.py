@@ -1,0 +1,573 @@
+"""Commands of the evaluation sub-app: ``evaluate``, ``filter`` and ``respond-metrics``.
+
+Run as ``python -m socialsim.evaluate.cli COMMAND ...``. The command functions are plain typer
+functions, so the main CLI can register them at top level::
+
+    from socialsim.evaluate.cli import evaluate_cmd, filter_cmd, respond_metrics_cmd
+    app.command("evaluate")(evaluate_cmd)
+    app.command("filter")(filter_cmd)
+    app.command("respond-metrics")(respond_metrics_cmd)
+
+Bad input ends as one line ``error: ...`` on stderr and exit code 2 (`socialsim.errors.UserError`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from socialsim.errors import UserError
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    help=(
+        "Evaluate emotional-support corpora side by side with ESConv: corpus metrics, an LLM judge "
+        "(pointwise and order-swapped pairwise), response metrics (BLEU, ROUGE-L, Distinct, F1), "
+        "an HTML report, and filtering by thresholds."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# -- shared options --------------------------------------------------------------------------------
+
+CorpusArg = Annotated[
+    Path,
+    typer.Argument(
+        metavar="RUN_OR_FILE",
+        help="A run folder (with manifest.json), a dialogues JSONL, an ESConv JSON (e.g. ESConv.json or "
+        "a run's esconv.json) or ESConv's TSV training format (e.g. devWithStrategy_short.tsv). The format "
+        "is recognised from the content.",
+        show_default=False,
+    ),
+]
+JudgeBackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        "-b",
+        help="Who judges. 'local': the embedded SmolLM2-135M in-process (proves the wiring; far too small "
+        "to judge well). 'openai': any OpenAI-compatible server at --base-url (vLLM, SGLang, Ollama, "
+        "llama.cpp server, OpenAI, DeepSeek); use a strong model for real judgements.",
+    ),
+]
+BaseUrlOpt = Annotated[str | None, typer.Option(help="Server URL for --backend openai, e.g. http://127.0.0.1:8000/v1.")]
+ModelOpt = Annotated[str | None, typer.Option(help="Judge model name the server serves (--backend openai).")]
+ModelPathOpt = Annotated[
+    Path | None, typer.Option(help="Another GGUF file for --backend local (default: SmolLM2-135M-Instruct).")
+]
+ApiKeyEnvOpt = Annotated[
+    str, typer.Option(help="Name of the environment variable holding the API key (never pass the key itself).")
+]
+ConcurrencyOpt = Annotated[
+    int, typer.Option(min=1, help="Judge calls in flight at once (the embedded model always runs one).")
+]
+CacheOpt = Annotated[
+    bool,
+    typer.Option(help="Answer identical judge calls from the per-call cache (a rerun re-judges nothing)."),
+]
+CachePathOpt = Annotated[
+    Path | None,
+    typer.Option(help="Cache file (default ~/.cache/socialsim/calls.sqlite or $SOCIALSIM_CACHE_DIR/calls.sqlite)."),
+]
+RubricOpt = Annotated[
+    str,
+    typer.Option(
+        help="Judge rubric: 'esconv' (ESConv's human-evaluation dimensions: fluency, identification, "
+        "comforting, suggestion, overall) or 'esc-eval' (ESC-Eval's: fluency, diversity, empathy, suggestion "
+        "effectiveness, humanoid, emotional knowledge, overall preference). Scores are 1-5 with a reason."
+    ),
+]
+JudgeCharsOpt = Annotated[
+    int,
+    typer.Option(
+        min=200,
+        help="Longest transcript (characters) the judge sees per dialogue; longer dialogues keep their "
+        "beginning and end. Lower it for small-context judges.",
+    ),
+]
+SeedOpt = Annotated[int, typer.Option(help="Seed for sampling dialogues and pairs, and for the judge's calls.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+def build_judge_llm(
+    backend: str,
+    base_url: str | None,
+    model: str | None,
+    model_path: Path | None,
+    api_key_env: str,
+    concurrency: int,
+    cache: bool,
+    cache_path: Path | None,
+) -> Any:
+    """The `LLM` that judges: a backend from `make_backend`, the per-call cache, the concurrency limit."""
+    from socialsim.llm import LLM, CallCache, make_backend
+    from socialsim.simulate.engine import default_cache_path
+
+    if backend not in ("local", "openai"):
+        raise UserError(f"option --backend: unknown backend {backend!r}: use 'local' or 'openai'")
+    if backend == "openai" and not model:
+        raise UserError("option --model: required with --backend openai (the judge model the server serves)")
+    b = make_backend(backend, base_url=base_url, model=model, model_path=model_path, api_key_env=api_key_env)
+    call_cache = CallCache(cache_path or default_cache_path()) if cache else None
+    return LLM(b, cache=call_cache, concurrency=1 if backend == "local" else concurrency)
+
+
+def _check_choice(option: str, value: str, choices: tuple[str, ...] | list[str]) -> None:
+    if value not in choices:
+        raise UserError(f"option {option}: {value!r} is not one of {', '.join(choices)}")
+
+
+def _unique_names(corpora: list[Any]) -> None:
+    seen: dict[str, int] = {}
+    for c in corpora:
+        if c.name in seen:
+            seen[c.name] += 1
+            c.name = f"{c.name} ({seen[c.name]})"
+        else:
+            seen[c.name] = 1
+
+
+def _metrics_table(metrics: list[Any]) -> Table:
+    from socialsim.evaluate.metrics import table_rows
+
+    table = Table(title="Corpus metrics", show_header=True, show_lines=False)
+    table.add_column("metric", style="bold")
+    for m in metrics:
+        table.add_column(m.name, overflow="fold")
+    for label, cells in table_rows(metrics):
+        table.add_row(label, *cells)
+    return table
+
+
+def _judge_tables(results: Any) -> list[Table]:
+    from socialsim.evaluate.judge import pairwise_summary, pointwise_summary
+
+    out = []
+    point = pointwise_summary(results.pointwise)
+    if point:
+        dims = list(dict.fromkeys(d for s in point.values() for d in s["dimensions"]))
+        t = Table(title=f"Judge scores ({results.rubric}, mean 1-5)")
+        t.add_column("corpus")
+        t.add_column("judged", justify="right")
+        t.add_column("failed", justify="right")
+        for d in dims:
+            t.add_column(d, justify="right")
+        for name, s in point.items():
+            means = [f"{s['dimensions'][d]['mean']:.2f}" if d in s["dimensions"] else "n/a" for d in dims]
+            t.add_row(name, str(s["judged"]), str(s["failed"]), *means)
+        out.append(t)
+    pair = pairwise_summary(results.pairwise)
+    if pair["pairs"]:
+        t = Table(title=f"Pairwise: {pair['label']} ({pair['pairs']} pairs, both orders, {pair['failed']} failed)")
+        for col in ("dimension", "win", "tie", "loss", "inconsistent"):
+            t.add_column(col, justify="right" if col != "dimension" else "left")
+        for dim, c in pair["dimensions"].items():
+            t.add_row(dim, str(c["win"]), str(c["tie"]), str(c["loss"]), str(c["inconsistent"]))
+        out.append(t)
+    return out
+
+
+def _write_judgements(results: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for r in [*results.pointwise, *results.pairwise]:
+            f.write(json.dumps(r.as_dict(), ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def _default_report_dir(path: Path) -> Path:
+    if path.is_dir():
+        return path / "report"
+    return Path.cwd() / f"{path.stem}-report"
+
+
+# -- evaluate ---------------------------------------------------------------------------------------
+
+
+def evaluate_cmd(
+    path: CorpusArg,
+    reference: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--reference",
+            "-r",
+            help="A corpus to compare with, in any format RUN_OR_FILE takes; repeat for more. The first is THE "
+            "reference: strategy Jensen-Shannon divergence is measured against it and --judge compares "
+            "RUN_OR_FILE with it pairwise. E.g. -r ../shared/data/esconv/FailedESConv.json.",
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for report.html (self-contained: open it in any browser), report.json (the table and "
+            "the data behind every figure) and, with --judge, judgements.jsonl. Default: RUN/report for a run, "
+            "else ./<name>-report."
+        ),
+    ] = None,
+    diversity: Annotated[
+        str,
+        typer.Option(
+            help="Across-dialogue diversity: 'embedding' (mean pairwise cosine distance of MiniLM dialogue "
+            "embeddings, higher = more varied), 'self-bleu' (mean BLEU-4 of each dialogue against the others, "
+            "lower = more varied), 'both', or 'none' (fastest)."
+        ),
+    ] = "both",
+    sample: Annotated[
+        int,
+        typer.Option(
+            min=2,
+            help="Diversity is computed on a seeded sample of at most this many dialogues per corpus (both "
+            "measures cost more than linear time; embeddings run about 50 utterances/s on 2 CPU cores).",
+        ),
+    ] = 100,
+    judge: Annotated[
+        bool,
+        typer.Option(
+            "--judge/--no-judge",
+            help="Also score dialogues with an LLM judge (see --rubric, --judge-n, --backend) and, with "
+            "--reference, compare RUN_OR_FILE with the reference pairwise in both orders.",
+        ),
+    ] = False,
+    rubric: RubricOpt = "esconv",
+    judge_n: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Dialogues judged per corpus (a seeded sample), and pairs compared with the reference. Each "
+            "pair costs two judge calls.",
+        ),
+    ] = 10,
+    pairwise: Annotated[
+        bool, typer.Option(help="With --judge and --reference: also judge pairs (both orders, win/tie/loss).")
+    ] = True,
+    judge_chars: JudgeCharsOpt = 4000,
+    backend: JudgeBackendOpt = "local",
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    model_path: ModelPathOpt = None,
+    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
+    concurrency: ConcurrencyOpt = 8,
+    cache: CacheOpt = True,
+    cache_path: CachePathOpt = None,
+    samples: Annotated[
+        int, typer.Option(min=0, help="Sample dialogues per corpus shown in the report (HTML-escaped).")
+    ] = 2,
+    seed: SeedOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Measure a corpus (and references) side by side; optionally judge it; write an HTML + JSON report.
+
+    Example, a run against ESConv material:
+
+      evaluate runs/qwen7b -r ../shared/data/esconv/FailedESConv.json
+      -r ../shared/data/esconv/devWithStrategy_short.tsv --report runs/qwen7b/report
+
+    With a judge on a vLLM server:
+
+      evaluate runs/qwen7b -r ESConv.json --judge --backend openai
+      --base-url http://127.0.0.1:8000/v1 --model Qwen/Qwen2.5-72B-Instruct --judge-n 50
+    """
+    from socialsim.evaluate.metrics import DIVERSITY_CHOICES, compare
+    from socialsim.evaluate.readers import load_corpus
+    from socialsim.evaluate.report import build_report, write_report
+    from socialsim.evaluate.rubrics import RUBRICS
+
+    _check_choice("--diversity", diversity, DIVERSITY_CHOICES)
+    _check_choice("--rubric", rubric, list(RUBRICS))
+    refs = list(reference or [])
+    llm = None
+    if judge:  # settle the backend before any slow work
+        llm = build_judge_llm(backend, base_url, model, model_path, api_key_env, concurrency, cache, cache_path)
+    try:
+        corpora = [load_corpus(path)] + [load_corpus(r) for r in refs]
+        _unique_names(corpora)
+        metrics = compare(corpora, reference_index=1 if refs else None, diversity=diversity, sample=sample, seed=seed)
+        console.print(_metrics_table(metrics))
+        results = None
+        if llm is not None:
+            results = _judge(llm, corpora, rubric, judge_n, pairwise and bool(refs), judge_chars, seed, quiet)
+            for t in _judge_tables(results):
+                console.print(t)
+    finally:
+        if llm is not None:
+            llm.close()
+    out_dir = report or _default_report_dir(path)
+    settings = {
+        "corpus": str(path),
+        "references": [str(r) for r in refs],
+        "diversity": diversity,
+        "diversity_sample": sample,
+        "seed": seed,
+        "judge": judge,
+    }
+    if judge:
+        settings.update(
+            {"rubric": rubric, "judge_n": judge_n, "backend": backend, "model": model, "judge_chars": judge_chars}
+        )
+    page, data = build_report(metrics, corpora, judge=results, samples=samples, settings=settings)
+    paths = write_report(out_dir, page, data)
+    if results is not None:
+        _write_judgements(results, out_dir / "judgements.jsonl")
+        if results.failures():
+            err_console.print(
+                f"[yellow]{results.failures()} judge verdicts stayed unparseable; they are listed in the report "
+                f"and in {out_dir / 'judgements.jsonl'}[/]"
+            )
+    console.print(f"Report: {paths['html']}\nData: {paths['json']}")
+    if results is not None:
+        console.print(f"Judgements: {out_dir / 'judgements.jsonl'}")
+
+
+def _judge(
+    llm: Any,
+    corpora: list[Any],
+    rubric: str,
+    n: int,
+    pairwise: bool,
+    judge_chars: int,
+    seed: int,
+    quiet: bool,
+) -> Any:
+    from socialsim.evaluate.judge import Judge, make_pairs, run_judge
+    from socialsim.evaluate.metrics import sample_indices
+
+    items = []
+    for c in corpora:
+        for i in sample_indices(len(c.dialogues), n, seed):
+            items.append((c.name, c.dialogues[i]))
+    pairs = []
+    if pairwise and len(corpora) > 1:
+        a, b = corpora[0], corpora[1]
+        keyed_a = [(d, m.problem_type) for d, m in zip(a.dialogues, a.meta, strict=True)]
+        keyed_b = [(d, m.problem_type) for d, m in zip(b.dialogues, b.meta, strict=True)]
+        for i, j in make_pairs(keyed_a, keyed_b, n, seed):
+            pairs.append(((a.name, a.dialogues[i]), (b.name, b.dialogues[j])))
+    judge = Judge(llm, rubric, transcript_chars=judge_chars, seed=seed)
+    return run_judge(judge, items, pairs, progress=not quiet, console=err_console)
+
+
+# -- filter -----------------------------------------------------------------------------------------
+
+
+def filter_cmd(
+    path: CorpusArg,
+    out: Annotated[
+        Path, typer.Option(help="JSONL file for the kept dialogues (one Dialogue a line).", show_default=False)
+    ],
+    rejects: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSONL file for dropped dialogues with their reasons (default: OUT's name + .rejects.jsonl)."
+        ),
+    ] = None,
+    min_turns: Annotated[
+        int | None, typer.Option(min=0, help="Drop dialogues with fewer supporter turns than this.")
+    ] = None,
+    max_turns: Annotated[
+        int | None, typer.Option(min=0, help="Drop dialogues with more supporter turns than this.")
+    ] = None,
+    keep_failed: Annotated[
+        bool, typer.Option(help="Keep dialogues with status 'failed' (dropped by default).")
+    ] = False,
+    min_strategies: Annotated[
+        int | None,
+        typer.Option(min=0, max=8, help="Drop dialogues whose supporter used fewer distinct ESConv strategies."),
+    ] = None,
+    min_disclosure: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=2,
+            help="Drop dialogues whose seeker did not reach this layer: 0 surface, 1 context, 2 core worry "
+            "(simulated dialogues only).",
+        ),
+    ] = None,
+    max_role_fallbacks: Annotated[
+        int | None,
+        typer.Option(min=0, help="Drop dialogues with more seeker turns that fell back to the persona's words."),
+    ] = None,
+    min_score: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Judge threshold DIMENSION=VALUE (1-5), repeatable, e.g. --min-score overall=4 --min-score "
+            "empathy=3; 'mean' is the mean of all dimensions. Needs --judgements or --judge.",
+        ),
+    ] = None,
+    judgements: Annotated[
+        Path | None,
+        typer.Option(help="judgements.jsonl written by `evaluate --judge` (scores are matched by dialogue id)."),
+    ] = None,
+    judge: Annotated[
+        bool, typer.Option("--judge/--no-judge", help="Judge every dialogue now (pointwise) for --min-score.")
+    ] = False,
+    rubric: RubricOpt = "esconv",
+    judge_chars: JudgeCharsOpt = 4000,
+    backend: JudgeBackendOpt = "local",
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    model_path: ModelPathOpt = None,
+    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
+    concurrency: ConcurrencyOpt = 8,
+    cache: CacheOpt = True,
+    cache_path: CachePathOpt = None,
+    seed: SeedOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Keep the dialogues that pass every threshold; write them (JSONL) and the rejects with their reasons.
+
+    Example: keep simulated dialogues with at least 3 supporter turns and 3 strategies whose seeker
+    reached the core worry, judged overall 4 or better:
+
+      filter runs/qwen7b --out kept.jsonl --min-turns 3 --min-strategies 3 --min-disclosure 2
+      --judgements runs/qwen7b/report/judgements.jsonl --min-score overall=4
+    """
+    from socialsim.evaluate.filter import Thresholds, filter_corpus, load_judgements, parse_min_scores, write_filtered
+    from socialsim.evaluate.readers import load_corpus
+    from socialsim.evaluate.rubrics import RUBRICS
+
+    _check_choice("--rubric", rubric, list(RUBRICS))
+    th = Thresholds(
+        min_turns=min_turns,
+        max_turns=max_turns,
+        drop_failed=not keep_failed,
+        min_strategies=min_strategies,
+        min_disclosure=min_disclosure,
+        max_role_fallbacks=max_role_fallbacks,
+        min_scores=parse_min_scores(list(min_score or [])),
+    )
+    if min_turns is not None and max_turns is not None and min_turns > max_turns:
+        raise UserError(f"option --min-turns: {min_turns} is above --max-turns {max_turns}")
+    if judge and judgements is not None:
+        raise UserError("give either --judgements FILE or --judge, not both")
+    if not out.parent.is_dir():
+        raise UserError(f"option --out: folder {out.parent} does not exist")
+    scores = load_judgements(judgements) if judgements is not None else None
+    llm = None
+    if judge:
+        llm = build_judge_llm(backend, base_url, model, model_path, api_key_env, concurrency, cache, cache_path)
+    try:
+        corpus = load_corpus(path)
+        if llm is not None:
+            from socialsim.evaluate.judge import Judge, run_judge
+
+            j = Judge(llm, rubric, transcript_chars=judge_chars, seed=seed)
+            res = run_judge(j, [(corpus.name, d) for d in corpus.dialogues], progress=not quiet, console=err_console)
+            scores = {r.dialogue_id: r.as_dict() for r in res.pointwise}
+            jpath = out.with_name(out.stem + ".judgements.jsonl")
+            _write_judgements(res, jpath)
+            console.print(f"Judgements: {jpath}")
+    finally:
+        if llm is not None:
+            llm.close()
+    result = filter_corpus(corpus, th, scores)
+    kept_path, rej_path = write_filtered(result, out, rejects)
+    table = Table(title=f"Filter: {corpus.name}")
+    table.add_column("figure")
+    table.add_column("dialogues", justify="right")
+    table.add_row("read", str(len(corpus.dialogues)))
+    table.add_row("kept", str(len(result.kept)))
+    table.add_row("dropped", str(len(result.rejects)))
+    for reason, n in result.reason_counts().most_common():
+        table.add_row(f"  {reason}", str(n))
+    console.print(table)
+    console.print(f"Kept: {kept_path}\nRejects: {rej_path}")
+
+
+# -- respond-metrics --------------------------------------------------------------------------------
+
+
+def respond_metrics_cmd(
+    hypotheses: Annotated[
+        Path,
+        typer.Argument(
+            metavar="HYPOTHESES",
+            help='The chatbot\'s responses: JSONL with {"response": ...} per line (optional "line": the TSV '
+            'line it answers, "strategy": its ESConv strategy, "reference": a reference of its own), or plain '
+            "text with one response a line. A leading [Strategy] tag is stripped and read as the strategy.",
+            show_default=False,
+        ),
+    ],
+    references: Annotated[
+        Path | None,
+        typer.Option(
+            help="ESConv TSV whose last turn per line is the reference (e.g. devWithStrategy_short.tsv). "
+            "Hypotheses align by their 'line' field, else by order (counts must match). Omit when every "
+            "hypothesis carries its own 'reference'."
+        ),
+    ] = None,
+    tokenize: Annotated[
+        str,
+        typer.Option(
+            help="Tokenizer for every metric (after lowercasing): 'nltk' = the ESConv papers' word_tokenize "
+            "(Treebank; comparable with published ESConv numbers), '13a' = sacrebleu's default, 'simple' = "
+            "words and punctuation."
+        ),
+    ] = "nltk",
+    out: Annotated[Path | None, typer.Option(help="Also write the metrics as JSON to this file.")] = None,
+) -> None:
+    """Score responses against references: BLEU-1..4, ROUGE-L, Distinct-1/2, unigram F1 (x100).
+
+    BLEU is corpus-level sacrebleu BLEU with 'exp' smoothing (= NLTK's method3 used by the ESConv
+    code) on lowercased tokens; ROUGE-L is rouge-score's F-measure. See
+    socialsim.evaluate.response_metrics for every detail.
+
+    Example: respond-metrics responses.jsonl --references ../shared/data/esconv/devWithStrategy_short.tsv
+    """
+    from socialsim.evaluate.readers import read_tsv_examples
+    from socialsim.evaluate.response_metrics import align, read_hypotheses, response_metrics
+    from socialsim.evaluate.text import TOKENIZERS
+
+    _check_choice("--tokenize", tokenize, TOKENIZERS)
+    hyps = read_hypotheses(hypotheses)
+    examples = read_tsv_examples(references) if references is not None else None
+    h, r, pred, gold = align(hyps, examples, path=hypotheses)
+    m = response_metrics(
+        h,
+        r,
+        tokenize=tokenize,
+        predicted_strategies=pred,
+        reference_strategies=gold if examples is not None else None,
+    )
+    table = Table(title=f"Response metrics ({m.n} responses, x100)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in m.bleu.items():
+        table.add_row(f"BLEU-{k}", f"{v:.2f}")
+    table.add_row("ROUGE-L (F)", f"{m.rouge_l:.2f}")
+    for k, v in m.distinct.items():
+        table.add_row(f"Distinct-{k}", f"{v:.2f}")
+    table.add_row("unigram F1", f"{m.unigram_f1:.2f}")
+    table.add_row("tokens / response (hyp / ref)", f"{m.hypothesis_tokens:.1f} / {m.reference_tokens:.1f}")
+    if m.strategy_accuracy is not None:
+        table.add_row("strategy accuracy", f"{m.strategy_accuracy:.2f}")
+    console.print(table)
+    console.print(f"[dim]{m.signature}[/]", highlight=False)
+    if out is not None:
+        if not out.parent.is_dir():
+            raise UserError(f"option --out: folder {out.parent} does not exist")
+        out.write_text(json.dumps(m.as_dict(), indent=2) + "\n", encoding="utf-8")
+        console.print(f"Wrote {out}")
+
+
+app.command("evaluate")(evaluate_cmd)
+app.command("filter")(filter_cmd)
+app.command("respond-metrics")(respond_metrics_cmd)
+
+
+def main() -> None:
+    from socialsim.cli_util import run_app
+
+    run_app(app)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
