@@ -523,6 +523,15 @@ def train(
     )
 
 
+# -- other stages: their commands live beside their code ----------------------------------------------
+
+from socialsim.evaluate.cli import evaluate_cmd, filter_cmd, respond_metrics_cmd  # noqa: E402
+
+app.command("evaluate")(evaluate_cmd)
+app.command("filter")(filter_cmd)
+app.command("respond-metrics")(respond_metrics_cmd)
+
+
 def main() -> None:
     """Entry point: run the app, turning `UserError` into one line and exit code 2."""
     from socialsim.cli_util import run_app
