@@ -1,0 +1,469 @@
+"""``personas``: list, show, validate, inspect, import and build persona banks.
+
+Run as ``python -m socialsim.personas.cli ...`` (or, once wired in, ``socialsim personas ...``).
+Bad input ends as one line on stderr (``error: file:line: field '...': ...``) and exit code 2,
+and no output file is written.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from socialsim.errors import UserError
+
+app = typer.Typer(
+    help=(
+        "Persona banks: the help-seekers the simulator plays. List, show and validate a bank, see what it "
+        "covers and how diverse it is, import personas from ESConv, ESC-Eval role cards, CSV or JSONL, and "
+        "build new ones with an LLM. FILE may be 'default' for the built-in bank of 127 personas."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+FileArg = Annotated[
+    str,
+    typer.Argument(
+        help="Persona file: JSONL (one persona per line) or a JSON array of personas; 'default' for the built-in bank.",
+        show_default=False,
+    ),
+]
+
+
+def _path(spec: str) -> Path:
+    from socialsim.personas.bank import default_bank_path
+
+    return default_bank_path() if spec == "default" else Path(spec)
+
+
+def _load(spec: str) -> list[Any]:
+    from socialsim.personas.bank import load_personas
+
+    return load_personas(_path(spec))
+
+
+def _quiet_model_loading() -> None:
+    # the embedding model's weight-loading bar would interleave with our own output
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+# -- list / show / validate ------------------------------------------------------------------------------
+
+
+@app.command("list")
+def list_(
+    file: FileArg,
+    problem: Annotated[
+        str | None, typer.Option(help="Only personas with this problem type, e.g. 'grief' or 'job crisis'.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Show at most this many rows.")] = None,
+) -> None:
+    """One row per persona: id, name, age, gender, occupation, problem type, emotion and intensity."""
+    personas = _load(file)
+    if problem is not None:
+        personas = [p for p in personas if p.problem_type.value == problem.strip().lower()]
+    shown = personas[:limit] if limit else personas
+    t = Table(title=f"{file}: {len(personas)} personas", header_style="bold")
+    for col in ("id", "name", "age", "gender", "occupation", "problem type", "emotion", "int."):
+        t.add_column(col, justify="right" if col in ("age", "int.") else "left", overflow="fold")
+    for p in shown:
+        t.add_row(
+            escape(p.id),
+            escape(p.name),
+            str(p.age),
+            escape(p.gender),
+            escape(p.occupation),
+            p.problem_type.value,
+            p.emotion_type.value,
+            str(p.initial_intensity),
+        )
+    console.print(t)
+    if len(shown) < len(personas):
+        console.print(f"[dim]… {len(personas) - len(shown)} more (raise --limit)[/]")
+
+
+@app.command()
+def show(
+    persona_id: Annotated[str, typer.Argument(metavar="ID", help="The persona's id (see `list`).", show_default=False)],
+    file: Annotated[
+        str, typer.Option("--file", "-f", help="Persona file to look in; 'default' is the built-in bank.")
+    ] = "default",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the persona as one JSON line instead.")] = False,
+) -> None:
+    """Print one persona in full: who they are, their situation and their three disclosure layers."""
+    import difflib
+
+    personas = _load(file)
+    by_id = {p.id: p for p in personas}
+    if persona_id not in by_id:
+        close = [i for i in by_id if i.startswith(persona_id)][:3] or difflib.get_close_matches(
+            persona_id, list(by_id), n=3
+        )
+        hint = f"did you mean {', '.join(close)}?" if close else f"ids look like {personas[0].id}"
+        raise UserError(f"{_path(file)}: no persona with id {persona_id!r}; {hint} (see `list {file}`)")
+    p = by_id[persona_id]
+    if as_json:
+        print(p.model_dump_json(exclude_none=True))
+        return
+    console.rule(f"[bold]{escape(p.id)}[/]")
+    rows: list[tuple[str, str]] = [
+        ("who", f"{p.name}, {p.age}, {p.gender}, {p.occupation}"),
+        ("problem", f"{p.problem_type.value} · {p.emotion_type.value} {p.initial_intensity}/5 · {p.experience_type}"),
+        ("situation", p.situation),
+        ("0 surface", p.disclosure.surface),
+        ("1 context", p.disclosure.context),
+        ("2 core", p.disclosure.core),
+    ]
+    for key in ("life_stage", "locale", "talk_style"):
+        if getattr(p, key):
+            rows.append((key.replace("_", " "), getattr(p, key)))
+    if p.personality:
+        rows.append(("personality", ", ".join(f"{k} {v.value}" for k, v in p.personality.model_dump().items())))
+    for key in ("coping_tried", "support_preferences"):
+        if getattr(p, key):
+            rows.append((key.replace("_", " "), "; ".join(getattr(p, key))))
+    if p.risk != "none":
+        rows.append(("risk", p.risk))
+    t = Table(show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold cyan", no_wrap=True)
+    t.add_column()
+    for k, v in rows:
+        t.add_row(k, escape(str(v)))
+    console.print(t)
+
+
+@app.command()
+def validate(file: FileArg) -> None:
+    """Check every persona against the schema (and that ids are unique). Exit 0 when all are valid;
+    otherwise one line naming file, line and field, and exit 2."""
+    from socialsim.personas.stats import coverage
+
+    personas = _load(file)
+    c = coverage(personas)
+    console.print(
+        f"{_path(file)}: {len(personas)} personas, all valid · {len(c.problems)} problem types, "
+        f"{len(c.emotions)} emotions, {len([b for b in c.age_bands if c.age_bands[b]])} age bands"
+    )
+
+
+# -- stats -----------------------------------------------------------------------------------------------
+
+
+@app.command()
+def stats(
+    file: FileArg,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Also write a PNG: a problem-type × emotion heatmap with age-band and gender bars."),
+    ] = None,
+    embeddings: Annotated[
+        bool,
+        typer.Option(
+            help="Measure diversity (mean pairwise embedding distance) and list near-duplicates, with "
+            "all-MiniLM-L6-v2 on CPU (a few seconds per hundred personas). --no-embeddings: coverage only."
+        ),
+    ] = True,
+    top: Annotated[int, typer.Option(min=1, help="Rows shown in the occupation and locale tables.")] = 15,
+) -> None:
+    """Coverage tables (problem type × emotion, age band, gender, occupation, locale, risk,
+    intensity), diversity and near-duplicate pairs of a persona file."""
+    from socialsim.personas.stats import bank_stats, coverage_tables, plot_stats
+
+    personas = _load(file)
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise UserError(f"option --plot: {plot}: give a .png file name")
+    _quiet_model_loading()
+    s = bank_stats(personas, source=str(file), with_embeddings=embeddings)
+    tables = coverage_tables(s, top_occupations=top)
+    # the problem × emotion matrix needs ~140 columns; wrapping it would make it unreadable
+    Console(width=max(console.width, 150), force_terminal=console.is_terminal).print(tables[0])
+    for t in tables[1:]:
+        console.print(t)
+    c = s.coverage
+    missing = c.missing_problems()
+    console.print(
+        f"problem types covered: {27 - len(missing)}/27"
+        + (f" (missing: {', '.join(missing)})" if missing else "")
+        + f" · age bands covered: {6 - len(c.missing_age_bands())}/6"
+    )
+    if s.diversity is not None:
+        d = s.diversity
+        console.print(
+            "diversity (mean pairwise cosine distance of situation + disclosure layers): "
+            f"[bold]{d.mean_distance:.4f}[/]"
+            f" · most similar pair {d.most_similar[0] if d.most_similar else '-'} / "
+            f"{d.most_similar[1] if d.most_similar else '-'} at {d.max_similarity:.3f}"
+        )
+        if d.near_duplicates:
+            console.print(f"[red]near-duplicates (similarity ≥ {d.threshold}): {len(d.near_duplicates)} pairs[/]")
+            for a, b, sim in d.near_duplicates[:50]:
+                console.print(f"  {escape(a)} ~ {escape(b)}  {sim:.3f}")
+        else:
+            console.print(f"near-duplicates (similarity ≥ {d.threshold}): none")
+    if plot is not None:
+        console.print(f"plot: {plot_stats(s, plot)}")
+
+
+# -- import ----------------------------------------------------------------------------------------------
+
+
+@app.command("import")
+def import_(
+    src: Annotated[Path, typer.Argument(help="The file to import from.", show_default=False)],
+    source_format: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="Source format. esconv: ESConv's JSON (one persona seed per dialogue; layers from the seeker's "
+            "own messages; demographics 'unknown'). rolecards: ESC-Eval-style cards, blocks of 'Age: …', "
+            "'Gender: …', 'Occupation: …', 'Problem: …' lines separated by blank lines (or ESC-Eval's JSON with "
+            "the card under 'base'). csv: a header of persona field names (disclosure.surface, "
+            "disclosure.context, disclosure.core; lists separated by ';'). jsonl: persona JSON lines.",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="The persona JSONL file to write.", show_default=False)],
+    force: Annotated[bool, typer.Option(help="Replace --out if it already exists.")] = False,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            help="Leave bad records out (each is listed, none silently) instead of stopping at the first one."
+        ),
+    ] = False,
+    placeholder_age: Annotated[
+        int,
+        typer.Option(
+            help="Age written when the source gives none (the schema needs a number); such personas are marked in "
+            "life_stage and counted as age 'unknown' by `stats`."
+        ),
+    ] = 30,
+    id_prefix: Annotated[
+        str | None,
+        typer.Option(help="Prefix of generated ids (default: esconv-<file name> or card-<file name>)."),
+    ] = None,
+    fallback_problem_type: Annotated[
+        str | None,
+        typer.Option(
+            help="rolecards: problem type for cards without a 'Problem type:' line that no keyword rule matches "
+            "(without it such a card is an error)."
+        ),
+    ] = None,
+    fallback_emotion: Annotated[
+        str | None,
+        typer.Option(help="rolecards: emotion for cards without an 'Emotion:' line that no keyword rule matches."),
+    ] = None,
+) -> None:
+    """Import personas from another format into a validated persona JSONL file.
+
+    Every record is validated; the first bad one stops the import with one line naming file,
+    line (or record) and field, and nothing is written. What a source lacks is filled by fixed
+    rules, and the fills are counted in the summary (see socialsim.personas.importers).
+
+      python -m socialsim.personas.cli import --from esconv ../shared/data/esconv/FailedESConv.json
+      --out esconv_seeds.jsonl --skip-invalid
+    """
+    from socialsim.personas.importers import IMPORT_KINDS, import_personas, write_personas
+
+    if source_format not in IMPORT_KINDS:
+        raise UserError(f"option --from: unknown format {source_format!r}; use one of {', '.join(IMPORT_KINDS)}")
+    if out.exists() and not force:
+        raise UserError(f"{out}: already exists; choose another --out or add --force to replace it")
+    if out.resolve() == src.resolve():
+        raise UserError(f"{out}: --out is the source file; choose another --out")
+    result = import_personas(
+        source_format,
+        src,
+        placeholder_age=placeholder_age,
+        id_prefix=id_prefix,
+        fallback_problem_type=fallback_problem_type,
+        fallback_emotion=fallback_emotion,
+        skip_invalid=skip_invalid,
+    )
+    n = write_personas(result.personas, out)
+    console.print(f"Imported {n} personas from {src} ({source_format}) into {out}.")
+    if result.notes:
+        t = Table(title="Filled in by rule (the source does not give these)", header_style="bold")
+        t.add_column("what")
+        t.add_column("personas", justify="right")
+        for what, k in result.notes.most_common():
+            t.add_row(escape(what), str(k))
+        console.print(t)
+    if result.skipped:
+        err_console.print(f"[yellow]Skipped {len(result.skipped)} invalid records:[/]")
+        for line in result.skipped:
+            err_console.print(f"  skipped: {line}", markup=False, highlight=False)
+
+
+# -- build -----------------------------------------------------------------------------------------------
+
+
+@app.command()
+def build(
+    n: Annotated[int, typer.Option("--n", min=1, help="How many persona slots the plan has.", show_default=False)],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Persona JSONL to write. Next to it: OUT.progress.json (the build's config) and OUT.rejects.jsonl "
+            "(slots that stayed invalid, with every attempt's reason). Run the same command again to resume.",
+            show_default=False,
+        ),
+    ],
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            "-b",
+            help="'local': the embedded SmolLM2-135M (proves the pipeline; its personas are poor). 'openai': any "
+            "OpenAI-compatible server at --base-url (vLLM, SGLang, Ollama, llama.cpp server, OpenAI).",
+        ),
+    ] = "local",
+    base_url: Annotated[
+        str | None, typer.Option(help="Server URL for --backend openai, e.g. http://127.0.0.1:8000/v1.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name the server serves (--backend openai).")] = None,
+    model_path: Annotated[
+        Path | None, typer.Option(help="Another GGUF file for --backend local (default: SmolLM2-135M-Instruct).")
+    ] = None,
+    api_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the API key (never pass the key itself).")
+    ] = "OPENAI_API_KEY",
+    seed: Annotated[
+        int, typer.Option(help="Plan seed: which problem type, emotion, age and gender each slot gets, and call seeds.")
+    ] = 0,
+    attempts: Annotated[
+        int, typer.Option(min=1, max=20, help="Tries per slot before it is written to the rejects file.")
+    ] = 3,
+    temperature: Annotated[
+        float, typer.Option(min=0.0, max=2.0, help="Sampling temperature (raised by 0.1 on each retry).")
+    ] = 0.9,
+    dedupe_against_default: Annotated[
+        bool,
+        typer.Option(
+            help="Also reject personas that are near-duplicates of the built-in bank (always checked against the "
+            "output so far). Threshold: cosine similarity 0.92 on situation + disclosure layers."
+        ),
+    ] = True,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Slots generated at once with --backend openai (the embedded model runs one).")
+    ] = 8,
+    id_prefix: Annotated[str | None, typer.Option(help="Persona ids are <prefix>-<slot>; default gen-s<seed>.")] = None,
+    cache: Annotated[
+        bool, typer.Option(help="Answer identical calls from the per-call cache (makes resumes and reruns cheap).")
+    ] = True,
+    cache_path: Annotated[
+        Path | None, typer.Option(help="Cache file (default ~/.cache/socialsim/calls.sqlite or $SOCIALSIM_CACHE_DIR).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds before one HTTP call times out (it is then retried).")] = 60.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Synthesise new personas with an LLM from a seeded plan stratified over problem type ×
+    emotion × age band × gender.
+
+    Each draft is validated (schema, first-person voice, distinct layers, no placeholders, on topic),
+    retried with the reason up to --attempts times, and checked for near-duplicates; slots that
+    stay invalid go to OUT.rejects.jsonl with their reasons. Accepted personas are appended line by
+    line, so a stopped build (Ctrl-C, kill) resumes where it stopped when run again with the same --out.
+
+      python -m socialsim.personas.cli build --n 200 --backend openai --base-url http://127.0.0.1:8000/v1
+      --model Qwen/Qwen2.5-7B-Instruct --out personas/qwen200.jsonl
+    """
+    from socialsim.embeddings import NEAR_DUPLICATE_THRESHOLD
+    from socialsim.llm import LLM, CallCache, make_backend
+    from socialsim.personas.builder import build_personas, progress_path
+    from socialsim.simulate.engine import default_cache_path
+
+    if out.exists() and not progress_path(out).exists():
+        raise UserError(
+            f"{out}: exists but has no build progress file ({progress_path(out).name}); it was not written by "
+            "`build`, so it is left alone: choose another --out or move the file away"
+        )
+    _quiet_model_loading()
+    be = make_backend(
+        backend,
+        base_url=base_url,
+        model=model,
+        model_path=model_path,
+        api_key_env=api_key_env,
+        timeout_s=timeout,
+    )
+    llm = LLM(
+        be,
+        cache=CallCache(cache_path or default_cache_path()) if cache else None,
+        concurrency=1 if backend == "local" else concurrency,
+    )
+    try:
+        result = build_personas(
+            llm,
+            n,
+            out,
+            seed,
+            attempts=attempts,
+            temperature=temperature,
+            dedupe_against_default=dedupe_against_default,
+            id_prefix=id_prefix,
+            show_progress=not quiet,
+            console=err_console,
+        )
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: finished personas are saved; run the same command again to resume ({out})")
+        raise typer.Exit(130) from None
+    finally:
+        llm.close()
+        unload = getattr(be, "unload", None)
+        if unload:
+            unload()
+    s = result.stats
+    session = s.session_accepted + s.session_rejected
+    t = Table(title="Persona build", header_style="bold")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    rows = [
+        ("slots in plan", n),
+        ("accepted (in output)", s.accepted),
+        ("rejected (in rejects file)", s.rejected),
+        ("resumed from earlier sessions", s.resumed),
+        ("this session: accepted / rejected", f"{s.session_accepted} / {s.session_rejected}"),
+        ("this session: attempts (retries)", f"{s.attempts} ({s.retries})"),
+        ("rejection rate (slots)", f"{100 * s.session_rejected / session:.0f}%" if session else "-"),
+        ("attempt failure rate", f"{100 * (s.attempts - s.session_accepted) / s.attempts:.0f}%" if s.attempts else "-"),
+        ("slots per minute", f"{60 * session / result.wall_s:.2f}" if result.wall_s and session else "-"),
+        ("accepted per minute", f"{60 * s.session_accepted / result.wall_s:.2f}" if result.wall_s else "-"),
+        ("LLM calls (cached)", f"{result.llm_stats['calls']} ({result.llm_stats['cached_calls']})"),
+        ("tokens in / out", f"{result.llm_stats['prompt_tokens']} / {result.llm_stats['completion_tokens']}"),
+        ("near-duplicate threshold", NEAR_DUPLICATE_THRESHOLD),
+        ("wall seconds", f"{result.wall_s:.1f}"),
+    ]
+    if s.torn_lines_repaired:
+        rows.append(("torn last lines cut on resume", s.torn_lines_repaired))
+    for k, v in rows:
+        t.add_row(k, str(v))
+    console.print(t)
+    if s.reasons:
+        r = Table(title="Why attempts failed (this session)", header_style="bold")
+        r.add_column("reason")
+        r.add_column("attempts", justify="right")
+        for reason, k in sorted(s.reasons.items(), key=lambda kv: -kv[1]):
+            r.add_row(escape(reason), str(k))
+        console.print(r)
+    console.print(f"Personas: {result.out}\nRejects: {result.rejects}\nProgress: {result.progress}")
+
+
+def main() -> None:
+    """Entry point: run the app; a `UserError` becomes one line on stderr and exit code 2."""
+    from socialsim.cli_util import run_app
+
+    run_app(app)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
