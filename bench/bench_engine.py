@@ -224,7 +224,7 @@ def bench_rss(small: int = 1000, large: int = 100_000) -> None:
 # -- embedded model ---------------------------------------------------------------------------------
 
 
-def bench_local(n: int = 2, max_turns: int = 2) -> None:
+def bench_local(n: int = 1, max_turns: int = 2) -> None:
     from socialsim.llm.local import LocalBackend
     from socialsim.personas import default_personas
     from socialsim.simulate import DialogueConfig, simulate_dialogue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from socialsim.agents.disclosure import DisclosureState
 from socialsim.agents.prompts import Prompts
@@ -10,7 +11,7 @@ from socialsim.agents.seeker import Seeker, says_goodbye
 from socialsim.agents.supporter import Supporter
 from socialsim.errors import StructuredOutputError
 from socialsim.llm.client import LLM
-from socialsim.schema import Dialogue, Persona
+from socialsim.schema import Dialogue, Persona, Strategy
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,11 @@ async def simulate_dialogue(
     config: DialogueConfig | None = None,
     prompts: Prompts | None = None,
     supporter_llm: LLM | None = None,
+    supporter: Any = None,
 ) -> Dialogue:
     """Simulate one dialogue. Unparseable model output ends it with status ``failed``; backend
-    and budget errors propagate to the caller (the dialogue is then not recorded)."""
+    and budget errors propagate to the caller (the dialogue is then not recorded). `supporter`
+    replaces the thought-first `Supporter` (e.g. a plain chatbot under evaluation)."""
     cfg = config or DialogueConfig()
     prompts = prompts or Prompts()
     sup_llm = supporter_llm or llm
@@ -48,7 +51,7 @@ async def simulate_dialogue(
         temperature=cfg.seeker_temperature,
         max_regenerations=cfg.max_regenerations,
     )
-    supporter = Supporter(
+    supporter = supporter or Supporter(
         sup_llm,
         prompts,
         seed=seed,
@@ -70,8 +73,8 @@ async def simulate_dialogue(
         for i in range(cfg.max_turns):
             sup_turn = await supporter.respond(d.turns, turn_index=i)
             d.turns.append(sup_turn)
-            assert sup_turn.strategy is not None
-            layer = state.update(sup_turn.strategy)
+            # a supporter without a strategy (a plain chatbot under test) earns nothing
+            layer = state.update(sup_turn.strategy or Strategy.OTHERS)
             if layer == 2 and core_at is None:
                 core_at = i
             goodbye = core_at is not None and i - core_at >= cfg.feel_heard_after

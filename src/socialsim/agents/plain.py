@@ -1,0 +1,63 @@
+"""A supporter that is just a chat model: no thought step. Used to evaluate trained chatbots (and
+any backend) as supporters; a leading ``[Strategy]`` tag in its reply is read as its strategy."""
+
+from __future__ import annotations
+
+from socialsim.agents.common import clean_utterance, derive_seed, total_usage
+from socialsim.corpus.sft import DEFAULT_SYSTEM_PROMPT, split_prefix
+from socialsim.errors import StructuredOutputError
+from socialsim.llm.base import ChatRequest
+from socialsim.llm.client import LLM
+from socialsim.schema import Turn
+
+
+def chat_messages(history: list[Turn], system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> list[dict[str, str]]:
+    """The SFT export's format: system prompt, then seeker = user, supporter = assistant."""
+    msgs = [{"role": "system", "content": system_prompt}]
+    for t in history:
+        role = "user" if t.speaker == "seeker" else "assistant"
+        if msgs[-1]["role"] == role:
+            msgs[-1] = {"role": role, "content": msgs[-1]["content"] + " " + t.text}
+        else:
+            msgs.append({"role": role, "content": t.text})
+    return msgs
+
+
+class PlainSupporter:
+    def __init__(
+        self,
+        llm: LLM,
+        *,
+        seed: int,
+        temperature: float = 0.7,
+        max_tokens: int = 120,
+        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+    ) -> None:
+        self.llm, self.seed = llm, seed
+        self.temperature, self.max_tokens = temperature, max_tokens
+        self.system_prompt = system_prompt
+
+    async def respond(self, history: list[Turn], *, turn_index: int) -> Turn:
+        msgs = chat_messages(history, self.system_prompt)
+        completions = []
+        text, strategy = "", None
+        for attempt in range(2):
+            c = await self.llm.complete(
+                ChatRequest.of(
+                    msgs,
+                    temperature=self.temperature,
+                    max_tokens=self.max_tokens,
+                    seed=derive_seed(self.seed, "plain", turn_index, attempt),
+                )
+            )
+            completions.append(c)
+            reply, strategy, _ = split_prefix(c.text)
+            text = clean_utterance(reply)
+            if len(text) >= 2:
+                break
+        if len(text) < 2:
+            raise StructuredOutputError("supporter reply stayed empty after 2 attempts", raw=completions[-1].text)
+        usage, latency, calls = total_usage(completions)
+        return Turn(
+            speaker="supporter", text=text, strategy=strategy, usage=usage, latency_s=round(latency, 4), calls=calls
+        )
