@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from socialsim.schema import Strategy
+from socialsim.templating import make_env
 
 TEMPLATE_NAMES = (
     "seeker_system.j2",
@@ -26,18 +25,7 @@ class Prompts:
     """Renders the agents' templates. Files in `override_dir` replace the built-in ones by name."""
 
     def __init__(self, override_dir: str | Path | None = None) -> None:
-        loaders: list[jinja2.BaseLoader] = []
-        if override_dir is not None:
-            loaders.append(jinja2.FileSystemLoader(str(override_dir)))
-        loaders.append(jinja2.PackageLoader("socialsim.agents", "templates"))
-        self.env = jinja2.Environment(
-            loader=jinja2.ChoiceLoader(loaders),
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=False,
-            autoescape=False,
-        )
+        self.env = make_env("socialsim.agents", override_dir)
         src, _, _ = self.env.loader.get_source(self.env, "strategies.json")  # type: ignore[union-attr]
         self.strategies = {Strategy(k): v for k, v in json.loads(src).items()}
 

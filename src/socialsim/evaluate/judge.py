@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from pydantic import BaseModel
 
 from socialsim.agents.common import derive_seed
@@ -35,6 +34,7 @@ from socialsim.evaluate.rubrics import dimensions, pairwise_model, rubric_model
 from socialsim.llm.base import ChatRequest
 from socialsim.llm.structured import generate_structured, grammar_schema
 from socialsim.schema import Dialogue
+from socialsim.templating import make_env
 
 OUTCOMES = ("win", "tie", "loss")
 
@@ -43,17 +43,7 @@ class JudgePrompts:
     """The judge's Jinja2 templates (``evaluate/templates``); files in `override_dir` replace them by name."""
 
     def __init__(self, override_dir: str | Path | None = None) -> None:
-        loaders: list[jinja2.BaseLoader] = []
-        if override_dir is not None:
-            loaders.append(jinja2.FileSystemLoader(str(override_dir)))
-        loaders.append(jinja2.PackageLoader("socialsim.evaluate", "templates"))
-        self.env = jinja2.Environment(
-            loader=jinja2.ChoiceLoader(loaders),
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            autoescape=False,
-        )
+        self.env = make_env("socialsim.evaluate", override_dir)
 
     def render(self, name: str, **ctx: Any) -> str:
         return self.env.get_template(name).render(**ctx).strip()
@@ -324,10 +314,6 @@ def run_judge(
 ) -> JudgeResults:
     """Run `Judge.run` in a fresh event loop with a rich progress bar (on `console`, stderr by default)."""
     total = len(items) + 2 * len(pairs)
-    if getattr(judge.llm, "_sem", None) is not None:
-        # `LLM` creates its semaphore lazily in the loop that first calls it; each run here has a
-        # fresh loop, so let it create a new one (a semaphore bound to a closed loop cannot wait).
-        judge.llm._sem = None
 
     async def main() -> JudgeResults:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -85,3 +86,15 @@ class Backend(Protocol):
     async def complete(self, request: ChatRequest) -> Completion: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class StreamingBackend(Backend, Protocol):
+    """A backend that can also stream a reply's text as it is generated.
+
+    ``stream`` yields text pieces; when it ends, it has filled ``info`` (if given) with the joined
+    text, usage (as far as the backend reports it), latency and finish reason. Failures before the
+    first piece raise like `complete`; `socialsim.llm.client.LLM.stream` adds retries around that.
+    """
+
+    def stream(self, request: ChatRequest, info: Completion | None = None) -> AsyncIterator[str]: ...

@@ -8,13 +8,14 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from socialsim.errors import RetriesExhausted
+from socialsim.errors import BackendError, RetriesExhausted
 from socialsim.llm.base import Backend, ChatRequest, Completion, TransientError
 from socialsim.schema import Usage
 
@@ -110,12 +111,17 @@ class RateLimiter:
         self.window_s = window_s
         self._events: deque[tuple[float, int]] = deque()
         self._tokens = 0
-        self._lock = asyncio.Lock()
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
     async def acquire(self, tokens: int) -> None:
         if not self.rpm and not self.tpm:
             return
-        async with self._lock:
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:  # one lock per event loop: an asyncio lock must not cross loops
+            self._locks = {k: v for k, v in self._locks.items() if not k.is_closed()}
+            lock = self._locks[loop] = asyncio.Lock()
+        async with lock:
             while True:
                 now = time.monotonic()
                 while self._events and now - self._events[0][0] >= self.window_s:
@@ -127,6 +133,14 @@ class RateLimiter:
                     self._tokens += tokens
                     return
                 await asyncio.sleep(max(0.005, self.window_s - (now - self._events[0][0])))
+
+
+def _fill(target: Completion, source: Completion) -> None:
+    target.text = source.text
+    target.usage = source.usage
+    target.latency_s = source.latency_s
+    target.finish_reason = source.finish_reason
+    target.cached = source.cached
 
 
 def _estimate_prompt_tokens(request: ChatRequest) -> int:
@@ -157,6 +171,7 @@ class LLM:
         self.cache = cache
         self.concurrency = concurrency
         self._sem: asyncio.Semaphore | None = None
+        self._sem_loop: asyncio.AbstractEventLoop | None = None
         self.limiter = RateLimiter(rpm, tpm)
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
@@ -194,42 +209,71 @@ class LLM:
         self._reserved_tokens -= tokens
         self._reserved_cost -= cost
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        backoff = min(self.backoff_max_s, self.backoff_base_s * 2 ** (state.attempt_number - 1))
-        wait = random.uniform(0, backoff)  # full jitter
+    def _backoff(self, attempt: int, exc: BaseException | None) -> float:
+        """Seconds to wait after failed attempt ``attempt``: full jitter, at least the Retry-After."""
+        backoff = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
+        wait = random.uniform(0, backoff)
         if isinstance(exc, TransientError) and exc.retry_after is not None:
             wait = max(wait, exc.retry_after)
         return wait
 
-    def _count_retry(self, state: RetryCallState) -> None:
-        self.stats.retries += 1
+    def _wait(self, state: RetryCallState) -> float:
+        return self._backoff(state.attempt_number, state.outcome.exception() if state.outcome else None)
 
-    # -- calls ----------------------------------------------------------------------------------
-    async def complete(self, request: ChatRequest) -> Completion:
-        key = request.cache_key(self._identity) if self.cache is not None else None
-        if key is not None:
-            hit = self.cache.get(key)  # type: ignore[union-attr]
-            if hit is not None:
-                self.stats.calls += 1
-                self.stats.cached += 1
-                return hit
-        if self._sem is None:
-            self._sem = asyncio.Semaphore(self.concurrency)
-        tokens, cost = self._reserve(request)
-        try:
-            async with self._sem:
-                await self.limiter.acquire(tokens)
-                result = await self._with_retries(request)
-        finally:
-            self._release(tokens, cost)
+    def _gave_up(self, e: TransientError) -> RetriesExhausted:
+        self.stats.errors += 1
+        return RetriesExhausted(
+            f"{e} — gave up after {self.max_attempts} attempts; "
+            "check that the server is running and --base-url is right"
+        )
+
+    def _cached(self, request: ChatRequest) -> tuple[str | None, Completion | None]:
+        """(cache key or None, the cached completion if there is one; counted as a call)."""
+        if self.cache is None:
+            return None, None
+        key = request.cache_key(self._identity)
+        hit = self.cache.get(key)
+        if hit is not None:
+            self.stats.calls += 1
+            self.stats.cached += 1
+        return key, hit
+
+    def _account(self, result: Completion, key: str | None, *, keep_empty: bool = True) -> None:
+        """Count a finished call and keep it in the cache (an empty one only with ``keep_empty``)."""
         self.stats.calls += 1
         self.stats.ok_calls += 1
         self.stats.prompt_tokens += result.usage.prompt_tokens
         self.stats.completion_tokens += result.usage.completion_tokens
         self.stats.cost += self.price.cost(result.usage.prompt_tokens, result.usage.completion_tokens)
-        if key is not None:
-            self.cache.put(key, result)  # type: ignore[union-attr]
+        if key is not None and self.cache is not None and (result.text or keep_empty):
+            self.cache.put(key, result)
+
+    def _count_retry(self, state: RetryCallState) -> None:
+        self.stats.retries += 1
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        """The concurrency limit of the running event loop: an `LLM` can be used from one loop after
+        another (each CLI stage runs its own), and an asyncio primitive must not cross loops."""
+        loop = asyncio.get_running_loop()
+        if self._sem is None or self._sem_loop is not loop:
+            self._sem = asyncio.Semaphore(self.concurrency)
+            self._sem_loop = loop
+        return self._sem
+
+    # -- calls ----------------------------------------------------------------------------------
+    async def complete(self, request: ChatRequest) -> Completion:
+        key, hit = self._cached(request)
+        if hit is not None:
+            return hit
+        sem = self._semaphore()
+        tokens, cost = self._reserve(request)
+        try:
+            async with sem:
+                await self.limiter.acquire(tokens)
+                result = await self._with_retries(request)
+        finally:
+            self._release(tokens, cost)
+        self._account(result, key)
         return result
 
     async def _with_retries(self, request: ChatRequest) -> Completion:
@@ -245,12 +289,65 @@ class LLM:
                 with attempt:
                     return await self.backend.complete(request)
         except TransientError as e:
-            self.stats.errors += 1
-            raise RetriesExhausted(
-                f"{e} — gave up after {self.max_attempts} attempts; check that the server is "
-                "running and --base-url is right"
-            ) from None
+            raise self._gave_up(e) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def stream(self, request: ChatRequest, info: Completion | None = None) -> AsyncIterator[str]:
+        """Yield a reply's text as the backend generates it; ``info`` (if given) is filled with the
+        joined text, usage, latency and finish reason when the stream ends.
+
+        Same concurrency limit, rate limits and budget as `complete`. Failures before the first piece
+        are retried like `complete`; once text has been yielded a failure raises `BackendError` (the
+        stream cannot be replayed). Cache: a stream that finishes is stored under the request's key as
+        its joined text, exactly like a completion, and a cached request (streamed or completed before)
+        is answered with its whole text as one piece. A backend without ``stream`` is answered by
+        `complete`, as one piece.
+        """
+        info = info if info is not None else Completion(text="")
+        key, hit = self._cached(request)
+        if hit is not None:
+            _fill(info, hit)
+            if hit.text:
+                yield hit.text
+            return
+        backend_stream = getattr(self.backend, "stream", None)
+        if backend_stream is None:
+            c = await self.complete(request)
+            _fill(info, c)
+            if c.text:
+                yield c.text
+            return
+        sem = self._semaphore()
+        tokens, cost = self._reserve(request)
+        part = Completion(text="")
+        try:
+            async with sem:
+                await self.limiter.acquire(tokens)
+                attempt = 0
+                while True:
+                    attempt += 1
+                    part = Completion(text="")
+                    started = False
+                    gen = backend_stream(request, info=part)
+                    try:
+                        async for piece in gen:
+                            started = True
+                            yield piece
+                        break
+                    except TransientError as e:
+                        if started:
+                            self.stats.errors += 1
+                            raise BackendError(f"{e} (the stream broke after it had started)") from None
+                        if attempt >= self.max_attempts:
+                            raise self._gave_up(e) from None
+                        self.stats.retries += 1
+                        await asyncio.sleep(self._backoff(attempt, e))
+                    finally:
+                        await gen.aclose()
+        finally:
+            self._release(tokens, cost)
+        self._account(part, key, keep_empty=False)
+        _fill(info, part)
 
     async def aclose(self) -> None:
         """Close the backend's connections and the cache."""

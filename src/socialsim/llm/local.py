@@ -8,6 +8,7 @@ import importlib.util
 import os
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,22 +104,27 @@ class LocalBackend:
                 self._llm.set_cache(_lean_ram_cache(self.prompt_cache_mb << 20))
         return self._llm
 
+    @staticmethod
+    def _kwargs(request: ChatRequest) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "messages": request.message_dicts(),
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "max_tokens": request.max_tokens,
+            "repeat_penalty": request.repeat_penalty,
+            "stop": list(request.stop) or None,
+        }
+        if request.seed is not None:
+            kwargs["seed"] = request.seed
+        if request.json_schema is not None:
+            # llama-cpp-python's own form; the OpenAI json_schema form is ignored in-process.
+            kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+        return kwargs
+
     def _run(self, request: ChatRequest) -> Completion:
         with self._thread_lock:
             llm = self._load()
-            kwargs: dict[str, Any] = {
-                "messages": request.message_dicts(),
-                "temperature": request.temperature,
-                "top_p": request.top_p,
-                "max_tokens": request.max_tokens,
-                "repeat_penalty": request.repeat_penalty,
-                "stop": list(request.stop) or None,
-            }
-            if request.seed is not None:
-                kwargs["seed"] = request.seed
-            if request.json_schema is not None:
-                # llama-cpp-python's own form; the OpenAI json_schema form is ignored in-process.
-                kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+            kwargs = self._kwargs(request)
             start = time.perf_counter()
             try:
                 out = llm.create_chat_completion(**kwargs)
@@ -145,6 +151,88 @@ class LocalBackend:
 
     def complete_sync(self, request: ChatRequest) -> Completion:
         return self._run(request)
+
+    # -- streaming ------------------------------------------------------------------------------
+    def _stream_worker(
+        self,
+        request: ChatRequest,
+        emit: Callable[[str, Any], None],
+        stop: threading.Event,
+        info: Completion,
+    ) -> None:
+        """Runs in a worker thread: generates with ``stream=True`` and hands each piece to ``emit``."""
+        try:
+            with self._thread_lock:
+                llm = self._load()
+                kwargs = self._kwargs(request)
+                kwargs["stream"] = True
+                start = time.perf_counter()
+                pieces = 0
+                chunks = None
+                try:
+                    chunks = llm.create_chat_completion(**kwargs)
+                    for chunk in chunks:
+                        if stop.is_set():
+                            info.finish_reason = "cancelled"
+                            break
+                        choice = chunk["choices"][0]
+                        if choice.get("finish_reason"):
+                            info.finish_reason = choice["finish_reason"]
+                        piece = (choice.get("delta") or {}).get("content")
+                        if piece:
+                            pieces += 1
+                            emit("text", piece)
+                except ValueError as e:  # e.g. prompt longer than the context
+                    raise BackendError(f"local model refused the request: {e}") from None
+                finally:
+                    close = getattr(chunks, "close", None)
+                    if close is not None:
+                        close()
+                info.latency_s = time.perf_counter() - start
+                # llama.cpp reports no usage when streaming: completion tokens are the pieces seen
+                # (one per token), prompt tokens what the context holds besides them (approximate)
+                info.usage = Usage(prompt_tokens=max(0, int(llm.n_tokens) - pieces), completion_tokens=pieces)
+        except BaseException as e:  # handed to the event loop, raised there
+            emit("error", e)
+        else:
+            emit("done", None)
+
+    async def stream(self, request: ChatRequest, info: Completion | None = None) -> AsyncIterator[str]:
+        """Yield the reply's text as llama.cpp generates it. Generation runs in a worker thread, one
+        request at a time under the same locks as `complete`; closing the iterator early stops it."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        info = info if info is not None else Completion(text="")
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+            stop = threading.Event()
+
+            def emit(kind: str, value: Any) -> None:
+                try:
+                    loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+                except RuntimeError:  # the loop is gone: nobody is listening any more
+                    stop.set()
+
+            worker = loop.run_in_executor(None, self._stream_worker, request, emit, stop, info)
+            pieces: list[str] = []
+            try:
+                while True:
+                    kind, value = await queue.get()
+                    if kind == "text":
+                        pieces.append(value)
+                        yield value
+                    elif kind == "error":
+                        raise value
+                    else:
+                        break
+            finally:
+                stop.set()
+                try:
+                    await asyncio.shield(worker)  # the model is free again before the lock is
+                except Exception:  # its error, if any, was raised above
+                    pass
+                info.text = "".join(pieces)
 
     async def aclose(self) -> None:
         """Release the asyncio lock of this loop; the model stays loaded for reuse (`unload`)."""

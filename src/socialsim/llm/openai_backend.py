@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from socialsim.errors import BackendError, UserError
@@ -60,6 +61,15 @@ class _HTTPStatus(Exception):
     def __init__(self, status: int, message: str, headers: Any = None) -> None:
         super().__init__(message)
         self.status, self.message, self.headers = status, message, headers
+
+    @classmethod
+    def of(cls, status: int, raw: bytes, headers: Any = None) -> _HTTPStatus:
+        """From an error response's body: OpenAI's ``{"error": {"message"}}``, else its first bytes."""
+        try:
+            message = json.loads(raw)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = raw[:200].decode("utf-8", "replace")
+        return cls(status, str(message), headers)
 
 
 class OpenAIBackend:
@@ -140,14 +150,140 @@ class OpenAIBackend:
                         )
                         self.structured_mode = nxt
                         continue
-                if e.status in (408, 409, 429) or e.status >= 500:
-                    raise TransientError(
-                        f"HTTP {e.status} from {self.base_url}", retry_after=_retry_after(e.headers)
-                    ) from None
-                hint = " (check the API key variable, --api-key-env)" if e.status in (401, 403) else ""
-                hint = hint or (" (check --model)" if e.status == 404 else "")
-                raise BackendError(f"{self.base_url} answered HTTP {e.status}: {_short(e.message)}{hint}") from None
+                raise self._status_error(e) from None
             return self._parse(data, time.perf_counter() - start)
+
+    def _status_error(self, e: _HTTPStatus) -> Exception:
+        """A transient error (retried) for 408/409/429/5xx, a permanent `BackendError` otherwise."""
+        if e.status in (408, 409, 429) or e.status >= 500:
+            return TransientError(f"HTTP {e.status} from {self.base_url}", retry_after=_retry_after(e.headers))
+        hint = " (check the API key variable, --api-key-env)" if e.status in (401, 403) else ""
+        hint = hint or (" (check --model)" if e.status == 404 else "")
+        return BackendError(f"{self.base_url} answered HTTP {e.status}: {_short(e.message)}{hint}")
+
+    # -- streaming ------------------------------------------------------------------------------
+    async def stream(self, request: ChatRequest, info: Completion | None = None) -> AsyncIterator[str]:
+        """Yield the reply's text from a streamed (SSE) chat completion, on either transport.
+
+        Asks for ``stream_options.include_usage`` so servers that support it report usage in their last
+        chunk; servers that don't simply ignore it. A server error event inside the stream raises
+        `BackendError`; failures before the first piece raise like `complete` (retried by `LLM`)."""
+        info = info if info is not None else Completion(text="")
+        body = self.body(request)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        start = time.perf_counter()
+        gen = self._stream_openai(body, info) if self.transport == "openai" else self._stream_aiohttp(body, info)
+        pieces: list[str] = []
+        try:
+            async for piece in gen:
+                pieces.append(piece)
+                yield piece
+        except _HTTPStatus as e:
+            raise self._status_error(e) from None
+        finally:
+            await gen.aclose()
+            info.text = "".join(pieces)
+            info.latency_s = time.perf_counter() - start
+
+    def _take_chunk(self, obj: Any, info: Completion) -> str | None:
+        """Read one chat.completion.chunk (a dict); returns its text piece, if any."""
+        if not isinstance(obj, dict):
+            raise TransientError(f"malformed stream chunk from {self.base_url}")
+        if obj.get("error"):
+            err = obj["error"]
+            message = err.get("message", err) if isinstance(err, dict) else err
+            raise BackendError(f"{self.base_url} sent an error in the stream: {_short(str(message))}")
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            info.usage = Usage(
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+            )
+        choices = obj.get("choices") or []
+        if not choices or not isinstance(choices[0], dict):
+            return None
+        choice = choices[0]
+        if choice.get("finish_reason"):
+            info.finish_reason = choice["finish_reason"]
+        delta = choice.get("delta") or {}
+        piece = delta.get("content") if isinstance(delta, dict) else None
+        return piece or None
+
+    async def _stream_openai(self, body: dict[str, Any], info: Completion) -> AsyncIterator[str]:
+        import openai
+
+        client = self._openai_client()
+        known = {k: v for k, v in body.items() if k not in ("repeat_penalty", "stream", "stream_options")}
+        stream = None
+        try:
+            stream = await client.chat.completions.create(
+                **known,
+                stream=True,
+                stream_options=body["stream_options"],
+                extra_body={"repeat_penalty": body["repeat_penalty"]},
+            )
+            async for chunk in stream:
+                piece = self._take_chunk(chunk.model_dump(), info)
+                if piece:
+                    yield piece
+        except openai.APIStatusError as e:
+            raise _HTTPStatus(e.status_code, e.message, e.response.headers) from None
+        except openai.APITimeoutError:
+            raise TransientError(f"timed out after {self.timeout_s}s at {self.base_url}") from None
+        except openai.APIConnectionError as e:
+            raise TransientError(f"cannot connect to {self.base_url} ({_short(str(e.__cause__ or e))})") from None
+        except openai.APIError as e:  # an error event inside the stream
+            raise BackendError(f"{self.base_url} sent an error in the stream: {_short(e.message)}") from None
+        finally:
+            if stream is not None:
+                await stream.close()
+
+    async def _stream_aiohttp(self, body: dict[str, Any], info: Completion) -> AsyncIterator[str]:
+        import aiohttp
+
+        session = self._aiohttp_session()
+        try:
+            async with session.post(f"{self.base_url}/chat/completions", json=body) as resp:
+                if resp.status >= 400:
+                    raise _HTTPStatus.of(resp.status, await resp.read(), resp.headers)
+                if resp.content_type == "application/json":  # the server ignored "stream": one piece
+                    try:
+                        whole = self._parse(json.loads(await resp.read()), 0.0)
+                    except ValueError:
+                        raise TransientError(f"malformed response from {self.base_url} (not JSON)") from None
+                    info.usage, info.finish_reason = whole.usage, whole.finish_reason
+                    if whole.text:
+                        yield whole.text
+                    return
+                # Server-sent events: "data: <json>" lines, blank lines between events, comments
+                # (":") and other fields ignored, "data: [DONE]" at the end.
+                async for raw_line in resp.content:
+                    line = raw_line.strip()
+                    if not line.startswith(b"data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == b"[DONE]":
+                        break
+                    try:
+                        obj = json.loads(data)
+                    except ValueError:
+                        raise TransientError(f"malformed stream chunk from {self.base_url} (not JSON)") from None
+                    piece = self._take_chunk(obj, info)
+                    if piece:
+                        yield piece
+        except (TimeoutError, aiohttp.ClientError) as e:
+            raise self._aiohttp_error(e) from None
+
+    def _aiohttp_error(self, e: BaseException) -> TransientError:
+        """A timeout or aiohttp failure as the retryable error the `LLM` wrapper expects."""
+        import aiohttp
+
+        if isinstance(e, TimeoutError):
+            return TransientError(f"timed out after {self.timeout_s}s at {self.base_url}")
+        if isinstance(e, aiohttp.ClientConnectionError):
+            return TransientError(f"cannot connect to {self.base_url} ({_short(str(e))})")
+        return TransientError(f"HTTP error at {self.base_url} ({_short(str(e))})")
 
     def _parse(self, data: Any, latency: float) -> Completion:
         try:
@@ -167,13 +303,30 @@ class OpenAIBackend:
             raise TransientError(f"malformed completion from {self.base_url}") from None
 
     # -- transports ---------------------------------------------------------------------------
-    async def _post_openai(self, body: dict[str, Any]) -> Any:
+    def _openai_client(self) -> Any:
         import openai
 
         if self._client is None:
             self._client = openai.AsyncOpenAI(
                 base_url=self.base_url, api_key=self._key, timeout=self.timeout_s, max_retries=0
             )
+        return self._client
+
+    def _aiohttp_session(self) -> Any:
+        import aiohttp
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+                headers={"Authorization": f"Bearer {self._key}"},
+            )
+        return self._session
+
+    async def _post_openai(self, body: dict[str, Any]) -> Any:
+        import openai
+
+        self._openai_client()
         known = {k: v for k, v in body.items() if k != "repeat_penalty"}
         try:
             resp = await self._client.chat.completions.create(
@@ -190,33 +343,16 @@ class OpenAIBackend:
         return resp.model_dump()
 
     async def _post_aiohttp(self, body: dict[str, Any]) -> Any:
-        import asyncio
-
         import aiohttp
 
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
-                headers={"Authorization": f"Bearer {self._key}"},
-            )
+        self._aiohttp_session()
         try:
             async with self._session.post(f"{self.base_url}/chat/completions", json=body) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
-                    try:
-                        message = json.loads(raw)["error"]["message"]
-                    except (ValueError, KeyError, TypeError):
-                        message = raw[:200].decode("utf-8", "replace")
-                    raise _HTTPStatus(resp.status, str(message), resp.headers)
-        except TimeoutError:
-            raise TransientError(f"timed out after {self.timeout_s}s at {self.base_url}") from None
-        except asyncio.TimeoutError:  # noqa: UP041 - aiohttp raises this alias on older loops
-            raise TransientError(f"timed out after {self.timeout_s}s at {self.base_url}") from None
-        except aiohttp.ClientConnectionError as e:
-            raise TransientError(f"cannot connect to {self.base_url} ({_short(str(e))})") from None
-        except aiohttp.ClientError as e:
-            raise TransientError(f"HTTP error at {self.base_url} ({_short(str(e))})") from None
+                    raise _HTTPStatus.of(resp.status, raw, resp.headers)
+        except (TimeoutError, aiohttp.ClientError) as e:
+            raise self._aiohttp_error(e) from None
         try:
             return json.loads(raw)
         except ValueError:

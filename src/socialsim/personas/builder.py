@@ -38,7 +38,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from socialsim.agents.common import derive_seed
@@ -47,6 +46,7 @@ from socialsim.llm.base import ChatRequest
 from socialsim.llm.structured import generate_structured, grammar_schema
 from socialsim.personas.stats import AGE_BANDS, persona_text
 from socialsim.schema import EmotionType, Persona, ProblemType
+from socialsim.templating import make_env
 
 #: Genders of the plan with their weights within each block.
 GENDER_WEIGHTS: tuple[tuple[str, int], ...] = (("woman", 2), ("man", 2), ("non-binary", 1))
@@ -261,17 +261,7 @@ class BuilderPrompts:
     """The builder's Jinja2 templates (``personas/templates``), overridable file by file."""
 
     def __init__(self, override_dir: str | Path | None = None) -> None:
-        loaders: list[jinja2.BaseLoader] = []
-        if override_dir is not None:
-            loaders.append(jinja2.FileSystemLoader(str(override_dir)))
-        loaders.append(jinja2.PackageLoader("socialsim.personas", "templates"))
-        self.env = jinja2.Environment(
-            loader=jinja2.ChoiceLoader(loaders),
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            autoescape=False,
-        )
+        self.env = make_env("socialsim.personas", override_dir)
 
     def render(self, name: str, **ctx: Any) -> str:
         return self.env.get_template(name).render(**ctx).strip()
