@@ -250,6 +250,14 @@ class Turn(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     latency_s: float = 0.0
     calls: int = 0
+    risk: Literal["none", "self_harm", "suicide", "harm_to_others"] | None = Field(
+        default=None, description="Seeker turns: the crisis risk the safety rules found (None: not checked)."
+    )
+    risk_reason: str | None = Field(
+        default=None,
+        description="The safety rule behind `risk` (seeker turns); 'protocol:<category>' or "
+        "'output_screen:<rule>' on supporter turns the safety layer wrote or replaced.",
+    )
 
 
 EndReason = Literal["seeker_goodbye", "turn_cap", "failure"]
@@ -350,6 +358,11 @@ class SimulationConfig(BaseModel):
     feel_heard_after: int = Field(default=2, ge=0)
     seeker_temperature: float = Field(default=0.8, ge=0, le=2)
     supporter_temperature: float = Field(default=0.7, ge=0, le=2)
+    safety: bool = Field(
+        default=True,
+        description="Label seeker turns with the crisis rules (Turn.risk); a flagged seeker turn gets the fixed "
+        "crisis-protocol reply instead of a model reply. Changes the corpus, so it is part of the hash.",
+    )
     templates_digest: str = ""
 
     def config_hash(self) -> str:

@@ -37,6 +37,8 @@ def to_esconv(d: Dialogue) -> dict[str, Any]:
                 "role_fallback": t.role_fallback,
                 "usage": t.usage.model_dump(),
                 "latency_s": t.latency_s,
+                "risk": t.risk,
+                "risk_reason": t.risk_reason,
             }
         )
     return {

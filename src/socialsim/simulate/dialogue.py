@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from socialsim.agents.disclosure import DisclosureState
@@ -11,7 +12,13 @@ from socialsim.agents.seeker import Seeker, says_goodbye
 from socialsim.agents.supporter import Supporter
 from socialsim.errors import StructuredOutputError
 from socialsim.llm.client import LLM
-from socialsim.schema import Dialogue, Persona, Strategy
+from socialsim.safety.layer import SafetyLayer, label_seeker_turn
+from socialsim.schema import Dialogue, Persona, Strategy, Turn
+
+
+@lru_cache(maxsize=1)
+def _default_safety() -> SafetyLayer:
+    return SafetyLayer(source="simulate")
 
 
 @dataclass(frozen=True)
@@ -24,6 +31,9 @@ class DialogueConfig:
     supporter_temperature: float = 0.7
     max_regenerations: int = 2
     parse_attempts: int = 3
+    safety: bool = True
+    """Label seeker turns with the crisis rule stage (``Turn.risk``); a flagged seeker turn gets the
+    fixed protocol reply, and supporter replies with means/method content are replaced."""
 
 
 async def simulate_dialogue(
@@ -36,11 +46,18 @@ async def simulate_dialogue(
     prompts: Prompts | None = None,
     supporter_llm: LLM | None = None,
     supporter: Any = None,
+    safety: SafetyLayer | None = None,
 ) -> Dialogue:
     """Simulate one dialogue. Unparseable model output ends it with status ``failed``; backend
     and budget errors propagate to the caller (the dialogue is then not recorded). `supporter`
-    replaces the thought-first `Supporter` (e.g. a plain chatbot under evaluation)."""
+    replaces the thought-first `Supporter` (e.g. a plain chatbot under evaluation).
+
+    Safety (``config.safety``, on by default): every seeker turn gets a ``risk`` label from the rule
+    stage (no LLM classifier, nothing written to an event log: the labels in the dialogue are the
+    record); after a flagged seeker turn the supporter's turn is the fixed crisis protocol (strategy
+    Question, ``risk_reason`` 'protocol:<category>'), with resources for the persona's locale."""
     cfg = config or DialogueConfig()
+    guard = (safety or _default_safety()) if cfg.safety else None
     prompts = prompts or Prompts()
     sup_llm = supporter_llm or llm
     seeker = Seeker(
@@ -68,10 +85,29 @@ async def simulate_dialogue(
     )
     state = DisclosureState()
     core_at: int | None = None
+
+    async def seeker_turn(layer: int, goodbye: bool, turn_index: int) -> None:
+        turn = await seeker.speak(d.turns, layer=layer, goodbye=goodbye, turn_index=turn_index)
+        d.turns.append(turn)
+        if guard is not None:
+            label_seeker_turn(turn, d.turns, guard)
+
+    async def supporter_turn(i: int) -> Turn:
+        if guard is not None:
+            decision = guard.assess_rules(d.turns)
+            if decision.flagged:
+                return guard.protocol_turn(decision, locale=persona.locale)
+        turn = await supporter.respond(d.turns, turn_index=i)
+        if guard is not None:
+            safe, hit = guard.screen(turn.text)
+            if hit is not None:
+                turn.text, turn.risk_reason = safe, f"output_screen:{hit.rule}"
+        return turn
+
     try:
-        d.turns.append(await seeker.speak(d.turns, layer=0, goodbye=False, turn_index=0))
+        await seeker_turn(layer=0, goodbye=False, turn_index=0)
         for i in range(cfg.max_turns):
-            sup_turn = await supporter.respond(d.turns, turn_index=i)
+            sup_turn = await supporter_turn(i)
             d.turns.append(sup_turn)
             # a supporter without a strategy (a plain chatbot under test) earns nothing
             layer = state.update(sup_turn.strategy or Strategy.OTHERS)
@@ -79,8 +115,8 @@ async def simulate_dialogue(
                 core_at = i
             goodbye = core_at is not None and i - core_at >= cfg.feel_heard_after
             last = i == cfg.max_turns - 1
-            seek_turn = await seeker.speak(d.turns, layer=layer, goodbye=goodbye, turn_index=i + 1)
-            d.turns.append(seek_turn)
+            await seeker_turn(layer=layer, goodbye=goodbye, turn_index=i + 1)
+            seek_turn = d.turns[-1]
             if goodbye or (layer == 2 and says_goodbye(seek_turn.text)):
                 d.end_reason = "seeker_goodbye"
                 break

@@ -140,6 +140,7 @@ async def _run_pending(
         feel_heard_after=sim.feel_heard_after,
         seeker_temperature=sim.seeker_temperature,
         supporter_temperature=sim.supporter_temperature,
+        safety=sim.safety,
     )
     queue = iter(pending)
     stop = asyncio.Event()
