@@ -82,7 +82,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_cli(*args, env=None, cwd=None, timeout=900):
+def run_cli(*args, env=None, cwd=None, timeout=900, stdin=None):
+    """`socialsim ARGS` in a subprocess (the installed CLI, as a user runs it)."""
     e = dict(os.environ)
     e.update(env or {})
     return subprocess.run(
@@ -92,7 +93,20 @@ def run_cli(*args, env=None, cwd=None, timeout=900):
         env=e,
         cwd=cwd,
         timeout=timeout,
+        input=stdin,
     )
+
+
+def one_line_error(r, *needles):
+    """Assert the CLI's bad-input contract: exit 2, one line 'error: ...' naming each needle, no traceback."""
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in r.stderr + r.stdout
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
 
 
 class LoadTarget:

@@ -4,18 +4,9 @@ import json
 
 import pytest
 
-from conftest import persona_dict, run_cli
+from conftest import one_line_error, persona_dict, run_cli
 
-
-def _one_line_error(r, *needles):
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in r.stderr + r.stdout
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
+_one_line_error = one_line_error
 
 
 def _write(tmp_path, rows, name="p.jsonl"):

@@ -152,3 +152,33 @@ def test_lora_steps_reduce_loss_resume_and_reload(tmp_path):
         llm.complete(ChatRequest.of([{"role": "user", "content": "I can't sleep."}], seed=1, max_tokens=16))
     )
     assert c.text.strip() and c.usage.completion_tokens > 0
+
+    # the trained model as a chatbot: `socialsim chat --backend hf --mode plain`, as `train` tells users
+    from serve_helpers import run_serve_cli
+
+    hist = tmp_path / "chat.jsonl"
+    r = run_serve_cli(
+        "chat",
+        "--backend",
+        "hf",
+        "--model-path",
+        tmp_path / "out" / "merged",
+        "--mode",
+        "plain",
+        "--reply-max-tokens",
+        "24",
+        "--history",
+        hist,
+        "--safety-log",
+        tmp_path / "events.jsonl",
+        stdin="I can't sleep before my exams.\nI want to kill myself\n",
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    msgs = [json.loads(x) for x in hist.read_text().splitlines()]
+    assert [m["role"] for m in msgs] == ["user", "assistant", "user", "assistant"]
+    normal, crisis = msgs[1], msgs[3]
+    assert len(normal["content"].strip()) >= 2 and not normal["content"].lstrip().startswith("[")
+    assert normal["strategy"] is None or normal["strategy"] in {s.value for s in Strategy}
+    assert normal["protocol"] is False and normal["thought"] is None
+    assert crisis["protocol"] is True and crisis["safety"]["category"] == "suicide"

@@ -15,9 +15,21 @@ from rich.console import Console
 from rich.table import Table
 
 from socialsim import __version__
+from socialsim.cli_options import (
+    ApiKeyEnvOpt,
+    BaseUrlOpt,
+    CacheOpt,
+    CachePathOpt,
+    ModelOpt,
+    ModelPathOpt,
+    QuietOpt,
+    TimeoutOpt,
+    backend_option,
+)
+from socialsim.cli_util import OneLineTyper
 from socialsim.errors import UserError
 
-app = typer.Typer(
+app = OneLineTyper(
     help=(
         "Simulate emotional-support conversations (SocialSim): persona-driven seekers who disclose "
         "layer by layer, and supporters who reason about emotion, cause, need and ESConv strategy "
@@ -30,24 +42,7 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-BackendOpt = Annotated[
-    str,
-    typer.Option(
-        "--backend",
-        "-b",
-        help="'local': the embedded SmolLM2-135M GGUF, in-process. "
-        "'openai': any OpenAI-compatible server (vLLM, SGLang, Ollama, llama.cpp server, "
-        "OpenAI, DeepSeek) at --base-url.",
-    ),
-]
-BaseUrlOpt = Annotated[str | None, typer.Option(help="Server URL for --backend openai, e.g. http://127.0.0.1:8000/v1.")]
-ModelOpt = Annotated[str | None, typer.Option(help="Model name the server serves (--backend openai).")]
-ModelPathOpt = Annotated[
-    Path | None, typer.Option(help="Another GGUF file for --backend local (default: SmolLM2-135M-Instruct).")
-]
-ApiKeyEnvOpt = Annotated[
-    str, typer.Option(help="Name of the environment variable holding the API key (never pass the key itself).")
-]
+SimBackendOpt = backend_option("Who plays the seeker and the supporter.")
 
 
 def _version(value: bool) -> None:
@@ -227,7 +222,7 @@ def simulate(
         str, typer.Option(help="Persona bank: a JSONL file (one persona per line) or 'default' for the built-in bank.")
     ] = "default",
     n: Annotated[int | None, typer.Option(help="Number of dialogues to simulate.")] = None,
-    backend: BackendOpt = "local",
+    backend: SimBackendOpt = "local",
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,
     model_path: ModelPathOpt = None,
@@ -253,6 +248,13 @@ def simulate(
         str | None, typer.Option(help="Persona sampling: stratified (by problem type), uniform, sequential.")
     ] = None,
     max_turns: Annotated[int | None, typer.Option(help="Supporter turns per dialogue at most (default 8).")] = None,
+    safety: Annotated[
+        bool | None,
+        typer.Option(
+            help="Crisis safety labels (default on): each seeker turn gets a risk label from the safety rules, and a "
+            "flagged turn is answered with the fixed crisis protocol instead of a model reply."
+        ),
+    ] = None,
     http_client: Annotated[
         str,
         typer.Option(
@@ -269,7 +271,7 @@ def simulate(
     ] = None,
     rpm: Annotated[int | None, typer.Option(help="Requests-per-minute limit.")] = None,
     tpm: Annotated[int | None, typer.Option(help="Tokens-per-minute limit.")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds before one HTTP call times out (it is then retried).")] = 60.0,
+    timeout: TimeoutOpt = 60.0,
     max_attempts: Annotated[int, typer.Option(help="Attempts per call on 429/5xx/timeouts before giving up.")] = 5,
     max_cost: Annotated[
         float | None, typer.Option(help="Stop cleanly before the estimated cost passes this many USD.")
@@ -279,11 +281,9 @@ def simulate(
     ] = None,
     price_in: Annotated[float, typer.Option(help="USD per million input tokens, for the cost estimate.")] = 0.0,
     price_out: Annotated[float, typer.Option(help="USD per million output tokens, for the cost estimate.")] = 0.0,
-    cache: Annotated[bool, typer.Option(help="Answer identical calls from the per-call cache.")] = True,
-    cache_path: Annotated[
-        Path | None, typer.Option(help="Cache file (default ~/.cache/socialsim/calls.sqlite or $SOCIALSIM_CACHE_DIR).")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live progress display.")] = False,
+    cache: CacheOpt = True,
+    cache_path: CachePathOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Simulate N dialogues into a run folder (SQLite store + dialogues.jsonl + esconv.json).
 
@@ -340,6 +340,7 @@ def simulate(
             "seed": seed,
             "sampling": sampling,
             "max_turns": max_turns,
+            "safety": safety,
         }
         diffs = [f"{k} {getattr(sim, k)} → {v}" for k, v in asked.items() if v is not None and getattr(sim, k) != v]
         if backend != sim.backend.kind or (
@@ -374,6 +375,7 @@ def simulate(
             sampling or "stratified",
             8 if max_turns is None else max_turns,
             bcfg,
+            safety=True if safety is None else safety,
         )
         result = _run(out, sim, ex, resume=False, quiet=quiet)
     console.print(_summary_table(result.summary))
@@ -520,7 +522,7 @@ def train(
     console.print(table)
     console.print(
         f"Adapter: {out / 'adapter'} · merged model: {out / 'merged'} "
-        f"(chat with it: socialsim chat --backend hf --model-path {out / 'merged'})"
+        f"(chat with it: socialsim chat --backend hf --model-path {out / 'merged'} --mode plain)"
     )
 
 
@@ -703,11 +705,14 @@ def chatbot_interactive(
 
 from socialsim.evaluate.cli import evaluate_cmd, filter_cmd, respond_metrics_cmd  # noqa: E402
 from socialsim.personas.cli import app as personas_app  # noqa: E402
+from socialsim.serve.cli import chat_command, serve_command  # noqa: E402
 
 app.add_typer(personas_app, name="personas")
 app.command("evaluate")(evaluate_cmd)
 app.command("filter")(filter_cmd)
 app.command("respond-metrics")(respond_metrics_cmd)
+app.command("serve")(serve_command)
+app.command("chat")(chat_command)
 
 
 def main() -> None:

@@ -21,6 +21,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from socialsim.cli_options import (
+    ApiKeyEnvOpt,
+    BaseUrlOpt,
+    CacheOpt,
+    CachePathOpt,
+    ModelOpt,
+    ModelPathOpt,
+    QuietOpt,
+    backend_option,
+    make_llm,
+)
 from socialsim.errors import UserError
 
 console = Console()
@@ -49,34 +60,12 @@ CorpusArg = Annotated[
         show_default=False,
     ),
 ]
-JudgeBackendOpt = Annotated[
-    str,
-    typer.Option(
-        "--backend",
-        "-b",
-        help="Who judges. 'local': the embedded SmolLM2-135M in-process (proves the wiring; far too small "
-        "to judge well). 'openai': any OpenAI-compatible server at --base-url (vLLM, SGLang, Ollama, "
-        "llama.cpp server, OpenAI, DeepSeek); use a strong model for real judgements.",
-    ),
-]
-BaseUrlOpt = Annotated[str | None, typer.Option(help="Server URL for --backend openai, e.g. http://127.0.0.1:8000/v1.")]
-ModelOpt = Annotated[str | None, typer.Option(help="Judge model name the server serves (--backend openai).")]
-ModelPathOpt = Annotated[
-    Path | None, typer.Option(help="Another GGUF file for --backend local (default: SmolLM2-135M-Instruct).")
-]
-ApiKeyEnvOpt = Annotated[
-    str, typer.Option(help="Name of the environment variable holding the API key (never pass the key itself).")
-]
+JudgeBackendOpt = backend_option(
+    "Who judges (the embedded model proves the wiring but is far too small to judge well; use a strong "
+    "model for real judgements)."
+)
 ConcurrencyOpt = Annotated[
     int, typer.Option(min=1, help="Judge calls in flight at once (the embedded model always runs one).")
-]
-CacheOpt = Annotated[
-    bool,
-    typer.Option(help="Answer identical judge calls from the per-call cache (a rerun re-judges nothing)."),
-]
-CachePathOpt = Annotated[
-    Path | None,
-    typer.Option(help="Cache file (default ~/.cache/socialsim/calls.sqlite or $SOCIALSIM_CACHE_DIR/calls.sqlite)."),
 ]
 RubricOpt = Annotated[
     str,
@@ -95,7 +84,6 @@ JudgeCharsOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed for sampling dialogues and pairs, and for the judge's calls.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
 def build_judge_llm(
@@ -108,17 +96,18 @@ def build_judge_llm(
     cache: bool,
     cache_path: Path | None,
 ) -> Any:
-    """The `LLM` that judges: a backend from `make_backend`, the per-call cache, the concurrency limit."""
-    from socialsim.llm import LLM, CallCache, make_backend
-    from socialsim.simulate.engine import default_cache_path
-
-    if backend not in ("local", "openai"):
-        raise UserError(f"option --backend: unknown backend {backend!r}: use 'local' or 'openai'")
-    if backend == "openai" and not model:
-        raise UserError("option --model: required with --backend openai (the judge model the server serves)")
-    b = make_backend(backend, base_url=base_url, model=model, model_path=model_path, api_key_env=api_key_env)
-    call_cache = CallCache(cache_path or default_cache_path()) if cache else None
-    return LLM(b, cache=call_cache, concurrency=1 if backend == "local" else concurrency)
+    """The `LLM` that judges: the shared backend options, the per-call cache, the concurrency limit."""
+    return make_llm(
+        backend,
+        base_url=base_url,
+        model=model,
+        model_path=model_path,
+        api_key_env=api_key_env,
+        concurrency=concurrency,
+        cache=cache,
+        cache_path=cache_path,
+        require_model="the judge model the server serves",
+    )
 
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...] | list[str]) -> None:

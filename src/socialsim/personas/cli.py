@@ -16,7 +16,23 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from socialsim.cli_options import (
+    ApiKeyEnvOpt,
+    BaseUrlOpt,
+    CacheOpt,
+    CachePathOpt,
+    ModelOpt,
+    ModelPathOpt,
+    QuietOpt,
+    TimeoutOpt,
+    backend_option,
+    make_llm,
+)
 from socialsim.errors import UserError
+
+BuilderBackendOpt = backend_option(
+    "Who writes the personas (the embedded model proves the pipeline; its personas are poor)."
+)
 
 app = typer.Typer(
     help=(
@@ -318,25 +334,11 @@ def build(
             show_default=False,
         ),
     ],
-    backend: Annotated[
-        str,
-        typer.Option(
-            "--backend",
-            "-b",
-            help="'local': the embedded SmolLM2-135M (proves the pipeline; its personas are poor). 'openai': any "
-            "OpenAI-compatible server at --base-url (vLLM, SGLang, Ollama, llama.cpp server, OpenAI).",
-        ),
-    ] = "local",
-    base_url: Annotated[
-        str | None, typer.Option(help="Server URL for --backend openai, e.g. http://127.0.0.1:8000/v1.")
-    ] = None,
-    model: Annotated[str | None, typer.Option(help="Model name the server serves (--backend openai).")] = None,
-    model_path: Annotated[
-        Path | None, typer.Option(help="Another GGUF file for --backend local (default: SmolLM2-135M-Instruct).")
-    ] = None,
-    api_key_env: Annotated[
-        str, typer.Option(help="Environment variable holding the API key (never pass the key itself).")
-    ] = "OPENAI_API_KEY",
+    backend: BuilderBackendOpt = "local",
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    model_path: ModelPathOpt = None,
+    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
     seed: Annotated[
         int, typer.Option(help="Plan seed: which problem type, emotion, age and gender each slot gets, and call seeds.")
     ] = 0,
@@ -357,14 +359,10 @@ def build(
         int, typer.Option(min=1, help="Slots generated at once with --backend openai (the embedded model runs one).")
     ] = 8,
     id_prefix: Annotated[str | None, typer.Option(help="Persona ids are <prefix>-<slot>; default gen-s<seed>.")] = None,
-    cache: Annotated[
-        bool, typer.Option(help="Answer identical calls from the per-call cache (makes resumes and reruns cheap).")
-    ] = True,
-    cache_path: Annotated[
-        Path | None, typer.Option(help="Cache file (default ~/.cache/socialsim/calls.sqlite or $SOCIALSIM_CACHE_DIR).")
-    ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds before one HTTP call times out (it is then retried).")] = 60.0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    cache: CacheOpt = True,
+    cache_path: CachePathOpt = None,
+    timeout: TimeoutOpt = 60.0,
+    quiet: QuietOpt = False,
 ) -> None:
     """Synthesise new personas with an LLM from a seeded plan stratified over problem type ×
     emotion × age band × gender.
@@ -378,9 +376,7 @@ def build(
       --model Qwen/Qwen2.5-7B-Instruct --out personas/qwen200.jsonl
     """
     from socialsim.embeddings import NEAR_DUPLICATE_THRESHOLD
-    from socialsim.llm import LLM, CallCache, make_backend
     from socialsim.personas.builder import build_personas, progress_path
-    from socialsim.simulate.engine import default_cache_path
 
     if out.exists() and not progress_path(out).exists():
         raise UserError(
@@ -388,18 +384,16 @@ def build(
             "`build`, so it is left alone: choose another --out or move the file away"
         )
     _quiet_model_loading()
-    be = make_backend(
+    llm = make_llm(
         backend,
         base_url=base_url,
         model=model,
         model_path=model_path,
         api_key_env=api_key_env,
-        timeout_s=timeout,
-    )
-    llm = LLM(
-        be,
-        cache=CallCache(cache_path or default_cache_path()) if cache else None,
-        concurrency=1 if backend == "local" else concurrency,
+        timeout=timeout,
+        concurrency=concurrency,
+        cache=cache,
+        cache_path=cache_path,
     )
     try:
         result = build_personas(
@@ -419,7 +413,7 @@ def build(
         raise typer.Exit(130) from None
     finally:
         llm.close()
-        unload = getattr(be, "unload", None)
+        unload = getattr(llm.backend, "unload", None)
         if unload:
             unload()
     s = result.stats

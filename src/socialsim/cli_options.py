@@ -1,0 +1,110 @@
+"""Command-line options every socialsim command that talks to a model shares, and the one function
+that turns them into an `LLM`. Each command keeps its own wording for ``--backend`` (who answers:
+the simulator, the judge, the persona builder, the served supporter) through `backend_option`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from socialsim.errors import UserError
+
+BACKEND_KINDS: tuple[str, ...] = ("local", "openai", "hf")
+
+BACKENDS_HELP = (
+    "'local': the embedded SmolLM2-135M GGUF, in-process (or another GGUF at --model-path). "
+    "'openai': any OpenAI-compatible server at --base-url (vLLM, SGLang, Ollama, llama.cpp server, OpenAI, "
+    "DeepSeek). 'hf': a transformers model folder at --model-path (e.g. `socialsim train`'s merged/)."
+)
+
+
+def backend_option(role: str = "") -> Any:
+    """The ``--backend/-b`` option; ``role`` is a sentence put before the list of backends."""
+    return Annotated[str, typer.Option("--backend", "-b", help=f"{role} {BACKENDS_HELP}".strip())]
+
+
+BackendOpt = backend_option()
+BaseUrlOpt = Annotated[str | None, typer.Option(help="Server URL for --backend openai, e.g. http://127.0.0.1:8000/v1.")]
+ModelOpt = Annotated[str | None, typer.Option(help="Model name the server serves (--backend openai).")]
+ModelPathOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="--backend local: another GGUF file (default: SmolLM2-135M-Instruct). "
+        "--backend hf: the transformers model folder."
+    ),
+]
+ApiKeyEnvOpt = Annotated[
+    str, typer.Option(help="Name of the environment variable holding the API key (never pass the key itself).")
+]
+TimeoutOpt = Annotated[float, typer.Option(help="Seconds before one HTTP call times out (it is then retried).")]
+CacheOpt = Annotated[
+    bool, typer.Option(help="Answer identical calls from the per-call cache (makes resumes and reruns cheap).")
+]
+CachePathOpt = Annotated[
+    Path | None,
+    typer.Option(help="Cache file (default ~/.cache/socialsim/calls.sqlite or $SOCIALSIM_CACHE_DIR/calls.sqlite)."),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+
+
+def make_llm(
+    backend: str,
+    *,
+    base_url: str | None = None,
+    model: str | None = None,
+    model_path: Path | str | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
+    timeout: float = 60.0,
+    structured: str = "auto",
+    http_client: str = "aiohttp",
+    concurrency: int = 8,
+    max_attempts: int = 5,
+    cache: bool = False,
+    cache_path: Path | None = None,
+    kinds: tuple[str, ...] = BACKEND_KINDS,
+    require_model: str | None = None,
+) -> Any:
+    """An `LLM` from the shared options: checks them (one-line `UserError`s naming the option), builds
+    the backend, adds the per-call cache when asked. In-process backends run one call at a time.
+    ``require_model``: when set, ``--model`` is required with ``--backend openai`` and this says what for."""
+    from socialsim.llm import LLM, CallCache, make_backend
+
+    if backend not in kinds:
+        raise UserError(f"option --backend: unknown backend {backend!r}: use {', '.join(repr(k) for k in kinds)}")
+    if http_client not in ("aiohttp", "openai"):
+        raise UserError(f"option --http-client: {http_client!r}: use 'aiohttp' or 'openai'")
+    if structured not in ("auto", "json_schema", "json_object", "off"):
+        raise UserError(f"option --structured: {structured!r}: use auto, json_schema, json_object or off")
+    if timeout <= 0:
+        raise UserError(f"option --timeout: must be positive, got {timeout:g}")
+    if not 1 <= max_attempts <= 20:
+        raise UserError(f"option --max-attempts: must be between 1 and 20, got {max_attempts}")
+    if concurrency < 1:
+        raise UserError(f"option --concurrency: must be at least 1, got {concurrency}")
+    if backend == "openai" and require_model and not model:
+        raise UserError(f"option --model: required with --backend openai ({require_model})")
+    if backend == "local" and model_path is not None and not Path(model_path).is_file():
+        raise UserError(f"option --model-path: {model_path}: GGUF file not found")
+    b = make_backend(
+        backend,
+        base_url=base_url,
+        model=model,
+        model_path=model_path,
+        api_key_env=api_key_env,
+        timeout_s=timeout,
+        structured=structured,
+        http_client=http_client,
+    )
+    call_cache = None
+    if cache:
+        from socialsim.simulate.engine import default_cache_path
+
+        call_cache = CallCache(cache_path or default_cache_path())
+    return LLM(
+        b,
+        cache=call_cache,
+        concurrency=concurrency if backend == "openai" else 1,
+        max_attempts=max_attempts,
+    )

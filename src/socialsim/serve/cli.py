@@ -1,0 +1,481 @@
+"""``socialsim serve`` and ``socialsim chat``: typer command functions, also runnable on their own as
+``python -m socialsim.serve.cli serve|chat ...``.
+
+To register them in the main CLI::
+
+    from socialsim.serve.cli import chat_command, serve_command
+    app.command("serve")(serve_command)
+    app.command("chat")(chat_command)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import aclosing
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from socialsim.cli_options import BaseUrlOpt, ModelOpt, ModelPathOpt, TimeoutOpt, backend_option
+from socialsim.cli_util import OneLineTyper
+from socialsim.errors import UserError
+
+app = OneLineTyper(
+    help="Serve the supporter as an OpenAI-compatible endpoint, or chat with it in the terminal.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# -- shared options ---------------------------------------------------------------------------
+
+BackendOpt = backend_option("Who writes the supporter's thought and reply (and classifies risk).")
+UpstreamKeyEnvOpt = Annotated[
+    str, typer.Option(help="Environment variable holding the UPSTREAM server's API key (never the key itself).")
+]
+HttpClientOpt = Annotated[str, typer.Option(help="HTTP client to the upstream server: 'aiohttp' or 'openai'.")]
+StructuredOpt = Annotated[
+    str, typer.Option(help="Structured output for the thought: auto, json_schema, json_object, off.")
+]
+AttemptsOpt = Annotated[int, typer.Option(help="Attempts per upstream call on 429/5xx/timeouts.")]
+LocaleOpt = Annotated[
+    str | None, typer.Option(help="Locale of the crisis resources (en-US, en-GB, de-DE, ...; default: generic).")
+]
+ResourcesOpt = Annotated[
+    Path | None,
+    typer.Option(help="Your own crisis resources JSON (same shape as socialsim/safety/data/resources.json)."),
+]
+ClassifyOpt = Annotated[
+    str,
+    typer.Option(
+        help="When the LLM risk classifier runs: 'ambiguous' (messages the rules find ambiguous), "
+        "'all' (every message the rules do not flag), 'off'."
+    ),
+]
+SafetyLogOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Safety event log, JSONL (default: safety-events.jsonl in $SOCIALSIM_CACHE_DIR or ~/.cache/socialsim)."
+    ),
+]
+LogMessagesOpt = Annotated[
+    bool, typer.Option(help="Also write flagged messages' text to the safety log (default: only a hash).")
+]
+SeedOpt = Annotated[int, typer.Option(help="Seed; replies to the same conversation are reproducible.")]
+TemperatureOpt = Annotated[float, typer.Option(help="Supporter sampling temperature (0-2).")]
+ReplyTokensOpt = Annotated[int, typer.Option(help="Cap on the reply's tokens.")]
+ModeOpt = Annotated[
+    str,
+    typer.Option(
+        help="'pipeline': the model first writes a thought (emotion, cause, need, ESConv strategy), then the reply. "
+        "'plain': the model replies directly in the SFT chat format; use it for a model trained with `socialsim "
+        "train` (e.g. --backend hf --model-path runs/lora/merged), whose [Strategy] tag is read, not shown."
+    ),
+]
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserError(message)
+
+
+def check_upstream(base_url: str, api_key_env: str, timeout: float = 5.0) -> None:
+    """Fail fast (`UserError`) when the upstream server cannot be reached or refuses the key."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    url = base_url.rstrip("/") + "/models"
+    req = urllib.request.Request(url, method="GET")
+    key = os.environ.get(api_key_env)
+    if key:
+        req.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout):
+            return
+    except urllib.error.HTTPError as e:
+        if e.code in (401, 403):
+            raise UserError(
+                f"--base-url {base_url} refused the API key (HTTP {e.code}); check the variable named by --api-key-env"
+            ) from None
+        return  # it answered: reachable (some servers have no /models)
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        if isinstance(reason, socket.timeout | TimeoutError):
+            reason = f"no answer within {timeout:g}s"
+        raise UserError(f"cannot reach --base-url {base_url} ({reason}); check that the server is running") from None
+
+
+def build_llm(
+    backend: str,
+    *,
+    base_url: str | None,
+    model: str | None,
+    model_path: Path | None,
+    api_key_env: str,
+    http_client: str,
+    structured: str,
+    timeout: float,
+    max_attempts: int,
+    concurrency: int,
+    check: bool = True,
+) -> Any:
+    """The `LLM` behind the pipeline (no call cache: every conversation is answered fresh)."""
+    from socialsim.cli_options import make_llm
+
+    llm = make_llm(
+        backend,
+        base_url=base_url,
+        model=model,
+        model_path=model_path,
+        api_key_env=api_key_env,
+        timeout=timeout,
+        structured=structured,
+        http_client=http_client,
+        concurrency=concurrency,
+        max_attempts=max_attempts,
+    )
+    if backend == "openai" and check:
+        check_upstream(base_url or "", api_key_env, timeout=min(timeout, 10.0))
+    return llm
+
+
+def build_pipeline(
+    llm: Any,
+    *,
+    source: str,
+    locale: str | None,
+    resources: Path | None,
+    classify: str,
+    safety_log: Path | None,
+    log_messages: bool,
+    seed: int,
+    temperature: float,
+    reply_max_tokens: int,
+    mode: str = "pipeline",
+) -> Any:
+    from socialsim.safety import (
+        CLASSIFY_SCOPES,
+        CrisisResources,
+        LLMClassifier,
+        Protocol,
+        SafetyEventLog,
+        SafetyLayer,
+        default_event_log_path,
+    )
+    from socialsim.serve.pipeline import SUPPORTER_MODES, SupporterPipeline
+
+    _check(mode in SUPPORTER_MODES, f"--mode {mode!r}: use one of {', '.join(SUPPORTER_MODES)}")
+    _check(classify in CLASSIFY_SCOPES, f"--classify {classify!r}: use one of {', '.join(CLASSIFY_SCOPES)}")
+    _check(0 <= temperature <= 2, f"--temperature must be between 0 and 2, got {temperature:g}")
+    _check(1 <= reply_max_tokens <= 2048, f"--reply-max-tokens must be between 1 and 2048, got {reply_max_tokens}")
+    if resources is not None and not Path(resources).is_file():
+        raise UserError(f"--resources {resources}: file not found")
+    res = CrisisResources(resources)
+    if locale is not None:
+        _check(bool(locale.strip()) and len(locale) <= 35, f"--locale {locale!r}: give a tag such as en-GB")
+    event_log = SafetyEventLog(safety_log or default_event_log_path(), log_text=log_messages)
+    safety = SafetyLayer(
+        protocol=Protocol(res),
+        classifier=None if classify == "off" else LLMClassifier(llm, seed=seed),
+        classify=classify,
+        event_log=event_log,
+        source=source,
+        locale=locale,
+    )
+    return SupporterPipeline(
+        llm, safety, seed=seed, temperature=temperature, reply_max_tokens=reply_max_tokens, mode=mode
+    )
+
+
+SUPPORTER_OPTIONS = frozenset(
+    "backend base_url model model_path api_key_env http_client structured timeout max_attempts concurrency "
+    "locale resources classify safety_log log_messages seed temperature reply_max_tokens mode".split()
+)
+
+
+def build_supporter(source: str, *, concurrency: int = 4, **opts: Any) -> tuple[Any, Any]:
+    """(LLM, SupporterPipeline) from the options `serve` and `chat` share (`SUPPORTER_OPTIONS`)."""
+    llm_keys = ("backend", "base_url", "model", "model_path", "api_key_env", "http_client", "structured", "timeout")
+    llm = build_llm(
+        **{k: opts.pop(k) for k in llm_keys}, max_attempts=opts.pop("max_attempts"), concurrency=concurrency
+    )
+    return llm, build_pipeline(llm, source=source, **opts)
+
+
+# -- serve ------------------------------------------------------------------------------------
+
+
+@app.command("serve")
+def serve_command(
+    backend: BackendOpt = "local",
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    model_path: ModelPathOpt = None,
+    api_key_env: UpstreamKeyEnvOpt = "OPENAI_API_KEY",
+    http_client: HttpClientOpt = "aiohttp",
+    structured: StructuredOpt = "auto",
+    timeout: TimeoutOpt = 60.0,
+    max_attempts: AttemptsOpt = 3,
+    concurrency: Annotated[int, typer.Option(help="Upstream calls in flight at once (local: always 1).")] = 32,
+    host: Annotated[str, typer.Option(help="Address to bind (default: loopback only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port; the chosen one is printed).")] = 8000,
+    served_model_name: Annotated[str, typer.Option(help="Model id clients see in /v1/models and responses.")] = (
+        "socialsim-supporter"
+    ),
+    server_key_env: Annotated[
+        str | None,
+        typer.Option(help="Environment variable holding the key clients must send (Bearer); unset: no key needed."),
+    ] = None,
+    locale: LocaleOpt = None,
+    resources: ResourcesOpt = None,
+    classify: ClassifyOpt = "ambiguous",
+    safety_log: SafetyLogOpt = None,
+    log_messages: LogMessagesOpt = False,
+    hide_thoughts: Annotated[
+        bool, typer.Option(help="Leave the supporter's thought out of the 'socialsim' response field.")
+    ] = False,
+    seed: SeedOpt = 0,
+    temperature: TemperatureOpt = 0.7,
+    reply_max_tokens: ReplyTokensOpt = 120,
+    mode: ModeOpt = "pipeline",
+    access_log: Annotated[bool, typer.Option(help="Log one line per request (never headers or keys).")] = False,
+) -> None:
+    """Serve the supporter (thought + reply, crisis safety layer in front) as an OpenAI-compatible
+    endpoint: POST /v1/chat/completions (plain or streamed), GET /v1/models.
+
+    Responses carry an extra 'socialsim' field with the strategy, the thought and the safety decision.
+
+      socialsim serve --backend local --port 8000
+      socialsim serve --backend openai --base-url http://127.0.0.1:8001/v1 --model qwen --server-key-env MY_KEY
+    """
+    import asyncio
+
+    _check(0 <= port <= 65535, f"--port must be between 0 and 65535, got {port}")
+    _check(bool(served_model_name.strip()), "--served-model-name must not be empty")
+    api_key = None
+    if server_key_env is not None:
+        api_key = os.environ.get(server_key_env)
+        _check(bool(api_key), f"--server-key-env {server_key_env}: that environment variable is empty or unset")
+    try:
+        from socialsim.serve.app import create_app, serve_app
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise UserError(f"serving needs the [serve] extra: pip install -e '.[serve]' ({e.name} missing)") from None
+    opts = {k: v for k, v in locals().items() if k in SUPPORTER_OPTIONS}
+    llm, pipeline = build_supporter("serve", **opts)
+    if backend in ("local", "hf"):
+        llm.backend._load()  # load the model now: the first request should not pay for it
+    app_ = create_app(pipeline, model_name=served_model_name, api_key=api_key, expose_thoughts=not hide_thoughts)
+    if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+        print(
+            f"warning: serving on {host} without --server-key-env: anyone who can reach it can use it", file=sys.stderr
+        )
+
+    def ready(bound: int) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        print(
+            f"socialsim serve: listening on http://{shown}:{bound}/v1 (model {served_model_name}, "
+            f"backend {llm.name}, safety log {pipeline.safety.event_log.path})",
+            flush=True,
+        )
+
+    async def main() -> None:
+        try:
+            await serve_app(app_, host, port, on_ready=ready, access_log=access_log)
+        finally:
+            await llm.aclose()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    print("socialsim serve: stopped", flush=True)
+
+
+# -- chat -------------------------------------------------------------------------------------
+
+
+def load_history(path: Path) -> list[dict[str, Any]]:
+    """Messages saved by an earlier chat (JSONL, one message per line)."""
+    records: list[dict[str, Any]] = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise UserError(f"--history {path}: cannot read it ({e.strerror or e})") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            raise UserError(f"{path}:{n}: not valid JSON; give a history file written by socialsim chat") from None
+        if (
+            not isinstance(rec, dict)
+            or rec.get("role") not in ("user", "assistant")
+            or not isinstance(rec.get("content"), str)
+        ):
+            raise UserError(f"{path}:{n}: expected {{'role': 'user'|'assistant', 'content': ...}}")
+        records.append(rec)
+    return records
+
+
+def save_history(path: Path, records: list[dict[str, Any]]) -> None:
+    """Write the conversation atomically: JSONL, OpenAI-style messages plus socialsim's fields."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def _record(reply: Any) -> dict[str, Any]:
+    rec: dict[str, Any] = {"role": "assistant", "content": reply.text}
+    rec.update(reply.extra(thoughts=True))
+    rec["ts"] = datetime.now().isoformat(timespec="seconds")
+    return rec
+
+
+async def _chat_turn(pipeline: Any, turns: list[Any], console: Any, *, show_thoughts: bool, stream: bool) -> Any:
+    from rich.markup import escape
+
+    prepared = await pipeline.prepare(turns)
+    if show_thoughts:
+        s = prepared.safety
+        if prepared.protocol_text is not None:
+            console.print(
+                f"[dim]  safety: crisis protocol · {s.category} · rule {s.rule} · stage {s.stage}[/]", highlight=False
+            )
+        elif s.rules.level != "none":
+            console.print(f"[dim]  safety: {s.action} (rule {s.rule})[/]", highlight=False)
+        th = prepared.thought
+        if th is not None:
+            console.print(
+                f"[dim]  thought: {escape(th.emotion)} {th.intensity}/5 · cause: {escape(th.cause)} · "
+                f"needs: {escape(th.need)} · strategy: {escape(th.strategy.value)} · why: {escape(th.rationale)}[/]",
+                highlight=False,
+            )
+    console.print("[bold green]supporter>[/] ", end="")
+    if stream:
+        async with aclosing(prepared.stream()) as pieces:
+            async for piece in pieces:
+                console.print(piece, end="", markup=False, highlight=False, soft_wrap=True)
+        reply = prepared.reply
+    else:
+        reply = await prepared.complete()
+        console.print(reply.text, end="", markup=False, highlight=False, soft_wrap=True)
+    console.print("")
+    return reply
+
+
+@app.command("chat")
+def chat_command(
+    backend: BackendOpt = "local",
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    model_path: ModelPathOpt = None,
+    api_key_env: UpstreamKeyEnvOpt = "OPENAI_API_KEY",
+    http_client: HttpClientOpt = "aiohttp",
+    structured: StructuredOpt = "auto",
+    timeout: TimeoutOpt = 60.0,
+    max_attempts: AttemptsOpt = 3,
+    show_thoughts: Annotated[
+        bool, typer.Option("--show-thoughts", help="Show the supporter's thought, strategy and safety decisions.")
+    ] = False,
+    history: Annotated[
+        Path | None,
+        typer.Option(
+            help="Conversation file (JSONL). Continued if it exists; saved after every reply and on exit "
+            "(default: ./socialsim-chat-TIMESTAMP.jsonl)."
+        ),
+    ] = None,
+    stream: Annotated[bool, typer.Option(help="Stream the reply as it is written.")] = True,
+    locale: LocaleOpt = None,
+    resources: ResourcesOpt = None,
+    classify: ClassifyOpt = "ambiguous",
+    safety_log: SafetyLogOpt = None,
+    log_messages: LogMessagesOpt = False,
+    seed: SeedOpt = 0,
+    temperature: TemperatureOpt = 0.7,
+    reply_max_tokens: ReplyTokensOpt = 120,
+    mode: ModeOpt = "pipeline",
+) -> None:
+    """Chat with the supporter in the terminal (you are the seeker). The crisis safety layer is active.
+
+    Type a message and press Enter; /quit, Ctrl-D or Ctrl-C ends the chat and saves the history.
+    """
+    import asyncio
+
+    from rich.console import Console
+
+    from socialsim.errors import StructuredOutputError
+    from socialsim.schema import Turn
+
+    console = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    path = history or Path(f"socialsim-chat-{datetime.now().strftime('%Y%m%d-%H%M%S')}.jsonl")
+    records = load_history(path) if path.exists() else []
+    opts = {k: v for k, v in locals().items() if k in SUPPORTER_OPTIONS}
+    llm, pipeline = build_supporter("chat", **opts)  # bad options fail here, before any file is written
+    try:
+        save_history(path, records)  # fail now, not after the first reply, when the path is unwritable
+    except OSError as e:
+        raise UserError(f"--history {path}: cannot write it ({e.strerror or e})") from None
+    turns = [Turn(speaker="seeker" if r["role"] == "user" else "supporter", text=r["content"]) for r in records]
+    console.print(
+        f"[dim]socialsim chat · {llm.name} · history {path}"
+        f"{f' ({len(records)} earlier messages)' if records else ''} · /quit to end[/]"
+    )
+    interrupted = False
+    with asyncio.Runner() as runner:
+        try:
+            while True:
+                try:
+                    line = console.input("[bold cyan]you>[/] ")
+                except EOFError:
+                    console.print("")
+                    break
+                text = line.strip()
+                if not text:
+                    continue
+                if text.lower() in ("/quit", "/exit", "/bye"):
+                    break
+                turns.append(Turn(speaker="seeker", text=text))
+                records.append({"role": "user", "content": text, "ts": datetime.now().isoformat(timespec="seconds")})
+                try:
+                    reply = runner.run(_chat_turn(pipeline, turns, console, show_thoughts=show_thoughts, stream=stream))
+                except (UserError, StructuredOutputError) as e:
+                    console.print("")
+                    err.print(f"error: {e} (message not answered; try again)", markup=False)
+                    turns.pop()
+                    records.pop()
+                    continue
+                turns.append(reply.turn())
+                records.append(_record(reply))
+                save_history(path, records)
+        except KeyboardInterrupt:
+            interrupted = True
+            console.print("")
+        finally:
+            save_history(path, records)
+            try:
+                runner.run(llm.aclose())
+            except BaseException:  # noqa: S110 - closing connections must not hide the save message
+                pass
+            console.print(f"[dim]history saved to {path} ({len(records)} messages)[/]")
+    if interrupted:
+        raise typer.Exit(130)
+
+
+def main() -> None:
+    from socialsim.cli_util import run_app
+
+    run_app(app)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
