@@ -13,6 +13,7 @@ from typing import Any
 
 from socialsim.errors import UserError
 from socialsim.llm.base import ChatRequest, Completion
+from socialsim.llm.worker import ModelThread
 from socialsim.schema import Usage
 
 
@@ -35,6 +36,7 @@ class HFBackend:
         self._lm: Any = None
         self._thread_lock = threading.Lock()
         self._lock: asyncio.Lock | None = None
+        self._thread = ModelThread("socialsim-hf")
 
     def identity(self) -> dict[str, Any]:
         return {"kind": self.kind, "model": str(self.model_path.resolve()), "weights": self._fingerprint}
@@ -89,7 +91,11 @@ class HFBackend:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            return await asyncio.to_thread(self._run, request)
+            return await self._thread.run(self._run, request)
+
+    def load(self) -> None:
+        """Load the model now (on the model thread), so that the first call does not pay for it."""
+        self._thread.call(self._load)
 
     async def aclose(self) -> None:
         self._lock = None

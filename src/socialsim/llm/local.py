@@ -14,6 +14,7 @@ from typing import Any
 
 from socialsim.errors import BackendError, UserError
 from socialsim.llm.base import ChatRequest, Completion
+from socialsim.llm.worker import ModelThread
 from socialsim.schema import Usage
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
@@ -81,6 +82,7 @@ class LocalBackend:
         self._llm: Any = None
         self._thread_lock = threading.Lock()
         self._lock: asyncio.Lock | None = None
+        self._thread = ModelThread("socialsim-llama")
         self._fingerprint = _file_fingerprint(self.model_path)
 
     def identity(self) -> dict[str, Any]:
@@ -147,10 +149,14 @@ class LocalBackend:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            return await asyncio.to_thread(self._run, request)
+            return await self._thread.run(self._run, request)
 
     def complete_sync(self, request: ChatRequest) -> Completion:
-        return self._run(request)
+        return self._thread.call(self._run, request)
+
+    def load(self) -> None:
+        """Load the model now (on the model thread), so that the first call does not pay for it."""
+        self._thread.call(self._load)
 
     # -- streaming ------------------------------------------------------------------------------
     def _stream_worker(
@@ -214,7 +220,7 @@ class LocalBackend:
                 except RuntimeError:  # the loop is gone: nobody is listening any more
                     stop.set()
 
-            worker = loop.run_in_executor(None, self._stream_worker, request, emit, stop, info)
+            worker = self._thread.run(self._stream_worker, request, emit, stop, info)
             pieces: list[str] = []
             try:
                 while True:
@@ -239,9 +245,11 @@ class LocalBackend:
         self._lock = None
 
     def unload(self) -> None:
+        """Free the model and end its thread (a later call loads it again)."""
         with self._thread_lock:
             if self._llm is not None:
                 close = getattr(self._llm, "close", None)
                 if close:
                     close()
                 self._llm = None
+        self._thread.close()

@@ -149,6 +149,10 @@ class RuleStage:
         for r in self.rules:
             if r.category not in CATEGORY_ORDER or r.level not in ("high", "ambiguous"):
                 raise UserError(f"{path}: rule {r.id!r} has an unknown category or level")
+        # one pass that says whether any rule can match: most messages match none, and then the
+        # per-rule passes and the idiom spans are skipped (same result, a fraction of the time)
+        self._any_rule = self._any([r.rx for r in self.rules])
+        self._any_output = self._any([rx for _, rx in self.output_rules])
         self._fuzzy_cache: dict[str, str] = {}
 
     # -- compiling ------------------------------------------------------------------------------
@@ -170,6 +174,13 @@ class RuleStage:
     def _compile(self, pattern: str) -> re.Pattern[str]:
         # a match starts and ends on a token boundary of the normalised text
         return re.compile(r"(?<![^ ])(?:" + self._expand(pattern) + r")(?![^ ])")
+
+    @staticmethod
+    def _any(patterns: list[re.Pattern[str]]) -> re.Pattern[str] | None:
+        if not patterns:
+            return None
+        unnamed = [re.sub(r"\(\?P<\w+>", "(?:", p.pattern) for p in patterns]
+        return re.compile("|".join(f"(?:{u})" for u in unnamed))
 
     @staticmethod
     def _union(phrases: list[str]) -> re.Pattern[str] | None:
@@ -258,9 +269,11 @@ class RuleStage:
     def hits(self, text: str) -> tuple[list[RuleHit], list[RuleHit]]:
         """(counting hits, dropped hits) for a message."""
         norm = self.normalize(text)
-        idioms = self._idiom_spans(norm)
         kept: list[RuleHit] = []
         dropped: list[RuleHit] = []
+        if self._any_rule is None or not self._any_rule.search(norm):
+            return kept, dropped
+        idioms = self._idiom_spans(norm)
         for rule in self.rules:
             for m in rule.rx.finditer(norm):
                 ts, te = self._trigger_span(m)
@@ -312,6 +325,8 @@ class RuleStage:
     def screen_output(self, text: str) -> RuleHit | None:
         """The first means/method pattern in a supporter reply, else ``None``."""
         norm = self.normalize(text)
+        if self._any_output is None or not self._any_output.search(norm):
+            return None
         for oid, rx in self.output_rules:
             m = rx.search(norm)
             if m:

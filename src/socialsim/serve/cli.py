@@ -268,7 +268,7 @@ def serve_command(
     opts = {k: v for k, v in locals().items() if k in SUPPORTER_OPTIONS}
     llm, pipeline = build_supporter("serve", **opts)
     if backend in ("local", "hf"):
-        llm.backend._load()  # load the model now: the first request should not pay for it
+        llm.backend.load()  # load the model now: the first request should not pay for it
     app_ = create_app(pipeline, model_name=served_model_name, api_key=api_key, expose_thoughts=not hide_thoughts)
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         print(

@@ -12,7 +12,7 @@ from socialsim.agents.seeker import Seeker, says_goodbye
 from socialsim.agents.supporter import Supporter
 from socialsim.errors import StructuredOutputError
 from socialsim.llm.client import LLM
-from socialsim.safety.layer import SafetyLayer, label_seeker_turn
+from socialsim.safety.layer import SafetyDecision, SafetyLayer, label_seeker_turn
 from socialsim.schema import Dialogue, Persona, Strategy, Turn
 
 
@@ -86,17 +86,17 @@ async def simulate_dialogue(
     state = DisclosureState()
     core_at: int | None = None
 
+    last_decision: list[SafetyDecision] = []  # the label of the latest seeker turn
+
     async def seeker_turn(layer: int, goodbye: bool, turn_index: int) -> None:
         turn = await seeker.speak(d.turns, layer=layer, goodbye=goodbye, turn_index=turn_index)
         d.turns.append(turn)
         if guard is not None:
-            label_seeker_turn(turn, d.turns, guard)
+            last_decision[:] = [label_seeker_turn(turn, d.turns, guard)]
 
     async def supporter_turn(i: int) -> Turn:
-        if guard is not None:
-            decision = guard.assess_rules(d.turns)
-            if decision.flagged:
-                return guard.protocol_turn(decision, locale=persona.locale)
+        if guard is not None and last_decision and last_decision[0].flagged:
+            return guard.protocol_turn(last_decision[0], locale=persona.locale)
         turn = await supporter.respond(d.turns, turn_index=i)
         if guard is not None:
             safe, hit = guard.screen(turn.text)
