@@ -129,6 +129,8 @@ def test_lora_steps_reduce_loss_resume_and_reload(tmp_path):
     losses = s2["losses"]
     assert len(losses) == 8
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3  # the loss goes down
+    assert s2["loss_last_10pct"] < s2["loss_first_10pct"]
+    assert (tmp_path / "out" / "loss.png").stat().st_size > 5000  # the loss curve, drawn
 
     import torch
     from peft import PeftModel

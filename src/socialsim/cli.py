@@ -514,14 +514,15 @@ def train(
         "s_per_step",
         "train_examples",
         "valid_examples",
-        "first_loss",
-        "last_loss",
+        "loss_first_10pct",
+        "loss_last_10pct",
+        "eval_loss_start",
         "eval_loss",
     ):
         table.add_row(k, str(summary[k]))
     console.print(table)
     console.print(
-        f"Adapter: {out / 'adapter'} · merged model: {out / 'merged'} "
+        f"Adapter: {out / 'adapter'} · merged model: {out / 'merged'} · loss curve: {out / 'loss.png'} "
         f"(chat with it: socialsim chat --backend hf --model-path {out / 'merged'} --mode plain)"
     )
 

@@ -1,10 +1,10 @@
 """One dedicated thread per in-process model.
 
 llama.cpp (OpenMP build) and torch keep a pool of compute threads per calling thread. Calls handed
-to asyncio's default executor land on whichever of its threads is free, so several pools pile up,
-outnumber the cores, and libgomp then stops spinning between parallel regions: decoding got ~25 %
-slower on 2 cores (measured in bench/bench_engine.py local). Loading the model and every call to it
-therefore run on one thread that lives as long as the backend.
+to asyncio's default executor land on whichever of its threads is free, so several pools pile up and
+outnumber the cores (libgomp, we think, then stops spinning between parallel regions): the same
+calls decoded ~25 % slower on 2 cores than from one thread (bench/bench_engine.py local). Loading
+the model and every call to it therefore run on one thread that lives as long as the backend.
 """
 
 from __future__ import annotations

@@ -203,6 +203,9 @@ def train_lora(data: str | Path, base_model: str | Path, out: str | Path, cfg: T
         callbacks=[LossLog()],
     )
     last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").exists() else None
+    eval_loss_start = None
+    if valid_rows and last is None:  # the base model's validation loss (LoRA starts as a no-op)
+        eval_loss_start = trainer.evaluate().get("eval_loss")
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=last)
     wall = time.perf_counter() - t0
@@ -216,6 +219,9 @@ def train_lora(data: str | Path, base_model: str | Path, out: str | Path, cfg: T
     merged.save_pretrained(str(out / "merged"))
     tok.save_pretrained(str(out / "merged"))
     losses = [json.loads(x)["loss"] for x in log_path.read_text().splitlines() if '"loss"' in x]
+    window = max(1, len(losses) // 10)
+    if last is not None and (out / "train.json").exists():  # keep the base model's figure across resumes
+        eval_loss_start = json.loads((out / "train.json").read_text()).get("eval_loss_start")
     summary = {
         "steps": result.global_step,
         "resumed_from": last,
@@ -225,9 +231,48 @@ def train_lora(data: str | Path, base_model: str | Path, out: str | Path, cfg: T
         "valid_examples": len(valid_rows),
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
+        "loss_first_10pct": round(sum(losses[:window]) / window, 4) if losses else None,
+        "loss_last_10pct": round(sum(losses[-window:]) / window, 4) if losses else None,
         "losses": losses,
+        "eval_loss_start": eval_loss_start,
         "eval_loss": eval_loss,
         "base_model": str(base),
     }
     (out / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot_losses(summary, out / "loss.png")
     return summary
+
+
+def plot_losses(summary: dict[str, Any], path: Path) -> Path | None:
+    """Training loss per step (and its running mean) with the validation loss before and after, as a
+    PNG; None when matplotlib is not installed (it comes with the [eval] extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    losses = summary["losses"]
+    if not losses:
+        return None
+    steps = list(range(1, len(losses) + 1))
+    k = max(1, len(losses) // 10)
+    windows = [losses[max(0, i - k + 1) : i + 1] for i in range(len(losses))]
+    smooth = [sum(w) / len(w) for w in windows]
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+    ax.plot(steps, losses, color="#9ecae1", lw=1, label="train loss (per step)")
+    ax.plot(steps, smooth, color="#08519c", lw=2, label=f"train loss (mean of {k})")
+    points = [(x, summary.get(k)) for x, k in ((0, "eval_loss_start"), (len(losses), "eval_loss"))]
+    points = [(x, y) for x, y in points if y is not None]
+    if points:
+        ax.plot(*zip(*points, strict=True), "o--", color="#e6550d", zorder=3, label="validation loss (before, after)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(f"LoRA SFT: {summary['train_examples']} examples, {len(losses)} steps")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
