@@ -247,14 +247,11 @@ def bench_local(n: int = 1, max_turns: int = 2, rounds: int = 3) -> None:
     personas = default_personas()[:n]
     cfg = DialogueConfig(max_turns=max_turns)
 
-    def simulate(prompt_cache_mb: int, record: Recording | None = None) -> tuple[float, int]:
+    def simulate(prompt_cache_mb: int, record: list[ChatRequest] | None = None) -> tuple[float, int]:
         backend = LocalBackend(prompt_cache_mb=prompt_cache_mb)
         backend.load()  # load time excluded
-        inner: Any = backend
-        if record is not None:
-            record.inner, record.kind, record.model = backend, backend.kind, backend.model
-            inner = record
-        llm = LLM(inner)
+        rec = Recording(backend)
+        llm = LLM(rec)
 
         async def go() -> None:
             for i, p in enumerate(personas):
@@ -264,11 +261,14 @@ def bench_local(n: int = 1, max_turns: int = 2, rounds: int = 3) -> None:
         asyncio.run(go())
         wall = time.perf_counter() - t0
         backend.unload()  # ends its model thread: no idle compute threads linger into the next variant
+        if record is not None:
+            record.extend(rec.requests)
         return wall, llm.stats.completion_tokens
 
-    rec = Recording(LocalBackend(prompt_cache_mb=0))
-    simulate(256, rec)  # records the calls (and warms the page cache)
-    model_path, n_ctx, n_threads = rec.inner.model_path, rec.inner.n_ctx, rec.inner.n_threads
+    requests: list[ChatRequest] = []
+    simulate(256, requests)  # records the calls (and warms the page cache)
+    settings = LocalBackend()
+    model_path, n_ctx, n_threads = settings.model_path, settings.n_ctx, settings.n_threads
 
     def raw(with_cache: bool) -> tuple[float, int]:
         # on a thread of its own, like the backend's model thread, ended afterwards (see llm/worker.py)
@@ -285,7 +285,7 @@ def bench_local(n: int = 1, max_turns: int = 2, rounds: int = 3) -> None:
         if with_cache:
             m.set_cache(_lean_ram_cache(256 << 20))
         t0, out_toks = time.perf_counter(), 0
-        for req in rec.requests:
+        for req in requests:
             kw: dict[str, Any] = {
                 "messages": req.message_dicts(),
                 "temperature": req.temperature,
@@ -325,7 +325,7 @@ def bench_local(n: int = 1, max_turns: int = 2, rounds: int = 3) -> None:
         return f"{100 * statistics.median(per_round):.1f} % (rounds: {', '.join(f'{100 * x:.0f}' for x in per_round)})"
 
     same = len(set().union(*tokens.values())) == 1
-    note = f"{len(rec.requests)} calls; " + (
+    note = f"{len(requests)} calls; " + (
         f"every variant wrote the same {next(iter(tokens['sim_cache']))} tokens" if same else f"tokens differ: {tokens}"
     )
     row("embedded model through `simulate_dialogue`, prompt cache on (default)", f"{med('sim_cache'):.1f} tok/s", "")

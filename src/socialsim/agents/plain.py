@@ -8,7 +8,7 @@ from socialsim.corpus.sft import DEFAULT_SYSTEM_PROMPT, split_prefix
 from socialsim.errors import StructuredOutputError
 from socialsim.llm.base import ChatRequest
 from socialsim.llm.client import LLM
-from socialsim.schema import Turn
+from socialsim.schema import Strategy, Turn
 
 
 def chat_messages(history: list[Turn], system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> list[dict[str, str]]:
@@ -37,22 +37,27 @@ class PlainSupporter:
         self.temperature, self.max_tokens = temperature, max_tokens
         self.system_prompt = system_prompt
 
+    def reply_request(self, history: list[Turn], *, turn_index: int, attempt: int = 0) -> ChatRequest:
+        return ChatRequest.of(
+            chat_messages(history, self.system_prompt),
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            seed=derive_seed(self.seed, "plain", turn_index, attempt),
+        )
+
+    @staticmethod
+    def parse(raw: str) -> tuple[str, Strategy | None]:
+        """(the reply as shown, the strategy of its leading ``[Strategy]`` tag if it has one)."""
+        reply, strategy, _ = split_prefix(raw)
+        return clean_utterance(reply), strategy
+
     async def respond(self, history: list[Turn], *, turn_index: int) -> Turn:
-        msgs = chat_messages(history, self.system_prompt)
         completions = []
         text, strategy = "", None
         for attempt in range(2):
-            c = await self.llm.complete(
-                ChatRequest.of(
-                    msgs,
-                    temperature=self.temperature,
-                    max_tokens=self.max_tokens,
-                    seed=derive_seed(self.seed, "plain", turn_index, attempt),
-                )
-            )
+            c = await self.llm.complete(self.reply_request(history, turn_index=turn_index, attempt=attempt))
             completions.append(c)
-            reply, strategy, _ = split_prefix(c.text)
-            text = clean_utterance(reply)
+            text, strategy = self.parse(c.text)
             if len(text) >= 2:
                 break
         if len(text) < 2:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from socialsim.agents.common import clean_utterance, derive_seed, total_usage
 from socialsim.agents.prompts import Prompts
 from socialsim.errors import StructuredOutputError
-from socialsim.llm.base import ChatRequest
+from socialsim.llm.base import ChatRequest, Completion
 from socialsim.llm.client import LLM
 from socialsim.llm.structured import generate_structured
 from socialsim.schema import SupporterThought, Turn
@@ -51,27 +51,35 @@ class Supporter:
         msgs.append({"role": "system", "content": note})
         return msgs
 
-    async def respond(self, history: list[Turn], *, turn_index: int) -> Turn:
-        thought_req = ChatRequest.of(
+    def thought_request(self, history: list[Turn], *, turn_index: int) -> ChatRequest:
+        return ChatRequest.of(
             self.thought_messages(history),
             temperature=self.temperature,
             max_tokens=self.thought_max_tokens,
             seed=derive_seed(self.seed, "thought", turn_index),
         )
-        thought, completions = await generate_structured(
-            self.llm, thought_req, SupporterThought, attempts=self.parse_attempts
+
+    async def think(self, history: list[Turn], *, turn_index: int) -> tuple[SupporterThought, list[Completion]]:
+        """The thought for this turn (validated, repaired, retried) and the completions it took."""
+        req = self.thought_request(history, turn_index=turn_index)
+        thought, completions = await generate_structured(self.llm, req, SupporterThought, attempts=self.parse_attempts)
+        return thought, list(completions)
+
+    def reply_request(
+        self, history: list[Turn], thought: SupporterThought, *, turn_index: int, attempt: int = 0
+    ) -> ChatRequest:
+        return ChatRequest.of(
+            self.reply_messages(history, thought),
+            temperature=self.temperature,
+            max_tokens=self.reply_max_tokens,
+            seed=derive_seed(self.seed, "reply", turn_index, attempt),
         )
-        msgs = self.reply_messages(history, thought)
+
+    async def respond(self, history: list[Turn], *, turn_index: int) -> Turn:
+        thought, completions = await self.think(history, turn_index=turn_index)
         text = ""
         for attempt in range(2):
-            c = await self.llm.complete(
-                ChatRequest.of(
-                    msgs,
-                    temperature=self.temperature,
-                    max_tokens=self.reply_max_tokens,
-                    seed=derive_seed(self.seed, "reply", turn_index, attempt),
-                )
-            )
+            c = await self.llm.complete(self.reply_request(history, thought, turn_index=turn_index, attempt=attempt))
             completions.append(c)
             text = clean_utterance(c.text)
             if len(text) >= 2:

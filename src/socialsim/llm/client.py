@@ -103,6 +103,23 @@ class CallCache:
             self._db.close()
 
 
+class _PerLoop:
+    """An asyncio primitive for the running event loop, made anew when the loop changes: an `LLM` is
+    used from one loop after another (each CLI stage runs its own), and a primitive that has had
+    waiters in one loop cannot be used in another."""
+
+    def __init__(self, make: Any) -> None:
+        self._make = make
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._obj: Any = None
+
+    def get(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._obj, self._loop = self._make(), loop
+        return self._obj
+
+
 class RateLimiter:
     """Requests-per-minute and tokens-per-minute over a sliding 60 s window."""
 
@@ -111,17 +128,12 @@ class RateLimiter:
         self.window_s = window_s
         self._events: deque[tuple[float, int]] = deque()
         self._tokens = 0
-        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self._lock = _PerLoop(asyncio.Lock)
 
     async def acquire(self, tokens: int) -> None:
         if not self.rpm and not self.tpm:
             return
-        loop = asyncio.get_running_loop()
-        lock = self._locks.get(loop)
-        if lock is None:  # one lock per event loop: an asyncio lock must not cross loops
-            self._locks = {k: v for k, v in self._locks.items() if not k.is_closed()}
-            lock = self._locks[loop] = asyncio.Lock()
-        async with lock:
+        async with self._lock.get():
             while True:
                 now = time.monotonic()
                 while self._events and now - self._events[0][0] >= self.window_s:
@@ -170,8 +182,7 @@ class LLM:
         self.backend = backend
         self.cache = cache
         self.concurrency = concurrency
-        self._sem: asyncio.Semaphore | None = None
-        self._sem_loop: asyncio.AbstractEventLoop | None = None
+        self._sem = _PerLoop(lambda: asyncio.Semaphore(self.concurrency))
         self.limiter = RateLimiter(rpm, tpm)
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
@@ -251,21 +262,12 @@ class LLM:
     def _count_retry(self, state: RetryCallState) -> None:
         self.stats.retries += 1
 
-    def _semaphore(self) -> asyncio.Semaphore:
-        """The concurrency limit of the running event loop: an `LLM` can be used from one loop after
-        another (each CLI stage runs its own), and an asyncio primitive must not cross loops."""
-        loop = asyncio.get_running_loop()
-        if self._sem is None or self._sem_loop is not loop:
-            self._sem = asyncio.Semaphore(self.concurrency)
-            self._sem_loop = loop
-        return self._sem
-
     # -- calls ----------------------------------------------------------------------------------
     async def complete(self, request: ChatRequest) -> Completion:
         key, hit = self._cached(request)
         if hit is not None:
             return hit
-        sem = self._semaphore()
+        sem = self._sem.get()
         tokens, cost = self._reserve(request)
         try:
             async with sem:
@@ -304,20 +306,20 @@ class LLM:
         `complete`, as one piece.
         """
         info = info if info is not None else Completion(text="")
+        backend_stream = getattr(self.backend, "stream", None)
+        if backend_stream is None:  # `complete` (with its cache) answers, as one piece
+            c = await self.complete(request)
+            _fill(info, c)
+            if c.text:
+                yield c.text
+            return
         key, hit = self._cached(request)
         if hit is not None:
             _fill(info, hit)
             if hit.text:
                 yield hit.text
             return
-        backend_stream = getattr(self.backend, "stream", None)
-        if backend_stream is None:
-            c = await self.complete(request)
-            _fill(info, c)
-            if c.text:
-                yield c.text
-            return
-        sem = self._semaphore()
+        sem = self._sem.get()
         tokens, cost = self._reserve(request)
         part = Completion(text="")
         try:

@@ -4,7 +4,6 @@ Structured output has no grammar here: the caller's parse + repair + retry appli
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import threading
 import time
@@ -35,7 +34,6 @@ class HFBackend:
         self._tok: Any = None
         self._lm: Any = None
         self._thread_lock = threading.Lock()
-        self._lock: asyncio.Lock | None = None
         self._thread = ModelThread("socialsim-hf")
 
     def identity(self) -> dict[str, Any]:
@@ -88,14 +86,11 @@ class HFBackend:
         )
 
     async def complete(self, request: ChatRequest) -> Completion:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            return await self._thread.run(self._run, request)
+        return await self._thread.run(self._run, request)  # the model thread runs one call at a time
 
     def load(self) -> None:
         """Load the model now (on the model thread), so that the first call does not pay for it."""
         self._thread.call(self._load)
 
     async def aclose(self) -> None:
-        self._lock = None
+        """Nothing to release: the model stays loaded for reuse."""

@@ -81,7 +81,6 @@ class LocalBackend:
         self.prompt_cache_mb = prompt_cache_mb
         self._llm: Any = None
         self._thread_lock = threading.Lock()
-        self._lock: asyncio.Lock | None = None
         self._thread = ModelThread("socialsim-llama")
         self._fingerprint = _file_fingerprint(self.model_path)
 
@@ -146,10 +145,7 @@ class LocalBackend:
         )
 
     async def complete(self, request: ChatRequest) -> Completion:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            return await self._thread.run(self._run, request)
+        return await self._thread.run(self._run, request)  # the model thread runs one call at a time
 
     def complete_sync(self, request: ChatRequest) -> Completion:
         return self._thread.call(self._run, request)
@@ -166,7 +162,7 @@ class LocalBackend:
         stop: threading.Event,
         info: Completion,
     ) -> None:
-        """Runs in a worker thread: generates with ``stream=True`` and hands each piece to ``emit``."""
+        """Runs on the model thread: generates with ``stream=True`` and hands each piece to ``emit``."""
         try:
             with self._thread_lock:
                 llm = self._load()
@@ -204,45 +200,41 @@ class LocalBackend:
             emit("done", None)
 
     async def stream(self, request: ChatRequest, info: Completion | None = None) -> AsyncIterator[str]:
-        """Yield the reply's text as llama.cpp generates it. Generation runs in a worker thread, one
-        request at a time under the same locks as `complete`; closing the iterator early stops it."""
-        if self._lock is None:
-            self._lock = asyncio.Lock()
+        """Yield the reply's text as llama.cpp generates it. Generation runs on the model thread, one
+        request at a time like `complete`; closing the iterator early stops it."""
         info = info if info is not None else Completion(text="")
-        async with self._lock:
-            loop = asyncio.get_running_loop()
-            queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-            stop = threading.Event()
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        stop = threading.Event()
 
-            def emit(kind: str, value: Any) -> None:
-                try:
-                    loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
-                except RuntimeError:  # the loop is gone: nobody is listening any more
-                    stop.set()
-
-            worker = self._thread.run(self._stream_worker, request, emit, stop, info)
-            pieces: list[str] = []
+        def emit(kind: str, value: Any) -> None:
             try:
-                while True:
-                    kind, value = await queue.get()
-                    if kind == "text":
-                        pieces.append(value)
-                        yield value
-                    elif kind == "error":
-                        raise value
-                    else:
-                        break
-            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+            except RuntimeError:  # the loop is gone: nobody is listening any more
                 stop.set()
-                try:
-                    await asyncio.shield(worker)  # the model is free again before the lock is
-                except Exception:  # its error, if any, was raised above
-                    pass
-                info.text = "".join(pieces)
+
+        worker = self._thread.run(self._stream_worker, request, emit, stop, info)
+        pieces: list[str] = []
+        try:
+            while True:
+                kind, value = await queue.get()
+                if kind == "text":
+                    pieces.append(value)
+                    yield value
+                elif kind == "error":
+                    raise value
+                else:
+                    break
+        finally:
+            stop.set()
+            try:
+                await asyncio.shield(worker)  # return only once the model thread is done with it
+            except Exception:  # its error, if any, was raised above
+                pass
+            info.text = "".join(pieces)
 
     async def aclose(self) -> None:
-        """Release the asyncio lock of this loop; the model stays loaded for reuse (`unload`)."""
-        self._lock = None
+        """Nothing to release: the model stays loaded for reuse (`unload` frees it)."""
 
     def unload(self) -> None:
         """Free the model and end its thread (a later call loads it again)."""

@@ -227,12 +227,8 @@ class OpenAIBackend:
                 piece = self._take_chunk(chunk.model_dump(), info)
                 if piece:
                     yield piece
-        except openai.APIStatusError as e:
-            raise _HTTPStatus(e.status_code, e.message, e.response.headers) from None
-        except openai.APITimeoutError:
-            raise TransientError(f"timed out after {self.timeout_s}s at {self.base_url}") from None
-        except openai.APIConnectionError as e:
-            raise TransientError(f"cannot connect to {self.base_url} ({_short(str(e.__cause__ or e))})") from None
+        except (openai.APIStatusError, openai.APIConnectionError) as e:
+            raise self._openai_error(e) from None
         except openai.APIError as e:  # an error event inside the stream
             raise BackendError(f"{self.base_url} sent an error in the stream: {_short(e.message)}") from None
         finally:
@@ -274,6 +270,17 @@ class OpenAIBackend:
                         yield piece
         except (TimeoutError, aiohttp.ClientError) as e:
             raise self._aiohttp_error(e) from None
+
+    def _openai_error(self, e: BaseException) -> Exception:
+        """The SDK's status, timeout and connection errors as this backend's own (`_HTTPStatus` is
+        mapped by `_status_error`; the others are retryable)."""
+        import openai
+
+        if isinstance(e, openai.APIStatusError):
+            return _HTTPStatus(e.status_code, e.message, e.response.headers)
+        if isinstance(e, openai.APITimeoutError):
+            return TransientError(f"timed out after {self.timeout_s}s at {self.base_url}")
+        return TransientError(f"cannot connect to {self.base_url} ({_short(str(e.__cause__ or e))})")
 
     def _aiohttp_error(self, e: BaseException) -> TransientError:
         """A timeout or aiohttp failure as the retryable error the `LLM` wrapper expects."""
@@ -326,18 +333,12 @@ class OpenAIBackend:
     async def _post_openai(self, body: dict[str, Any]) -> Any:
         import openai
 
-        self._openai_client()
+        client = self._openai_client()
         known = {k: v for k, v in body.items() if k != "repeat_penalty"}
         try:
-            resp = await self._client.chat.completions.create(
-                **known, extra_body={"repeat_penalty": body["repeat_penalty"]}
-            )
-        except openai.APIStatusError as e:
-            raise _HTTPStatus(e.status_code, e.message, e.response.headers) from None
-        except openai.APITimeoutError:
-            raise TransientError(f"timed out after {self.timeout_s}s at {self.base_url}") from None
-        except openai.APIConnectionError as e:
-            raise TransientError(f"cannot connect to {self.base_url} ({_short(str(e.__cause__ or e))})") from None
+            resp = await client.chat.completions.create(**known, extra_body={"repeat_penalty": body["repeat_penalty"]})
+        except (openai.APIStatusError, openai.APIConnectionError) as e:
+            raise self._openai_error(e) from None
         except (openai.APIResponseValidationError, ValueError) as e:
             raise TransientError(f"malformed response from {self.base_url} ({e.__class__.__name__})") from None
         return resp.model_dump()

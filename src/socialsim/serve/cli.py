@@ -10,6 +10,7 @@ To register them in the main CLI::
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -110,9 +111,10 @@ def check_upstream(base_url: str, api_key_env: str, timeout: float = 5.0) -> Non
         raise UserError(f"cannot reach --base-url {base_url} ({reason}); check that the server is running") from None
 
 
-def build_llm(
-    backend: str,
+def build_supporter(
+    source: str,
     *,
+    backend: str,
     base_url: str | None,
     model: str | None,
     model_path: Path | None,
@@ -121,33 +123,6 @@ def build_llm(
     structured: str,
     timeout: float,
     max_attempts: int,
-    concurrency: int,
-    check: bool = True,
-) -> Any:
-    """The `LLM` behind the pipeline (no call cache: every conversation is answered fresh)."""
-    from socialsim.cli_options import make_llm
-
-    llm = make_llm(
-        backend,
-        base_url=base_url,
-        model=model,
-        model_path=model_path,
-        api_key_env=api_key_env,
-        timeout=timeout,
-        structured=structured,
-        http_client=http_client,
-        concurrency=concurrency,
-        max_attempts=max_attempts,
-    )
-    if backend == "openai" and check:
-        check_upstream(base_url or "", api_key_env, timeout=min(timeout, 10.0))
-    return llm
-
-
-def build_pipeline(
-    llm: Any,
-    *,
-    source: str,
     locale: str | None,
     resources: Path | None,
     classify: str,
@@ -157,7 +132,12 @@ def build_pipeline(
     temperature: float,
     reply_max_tokens: int,
     mode: str = "pipeline",
-) -> Any:
+    concurrency: int = 4,
+) -> tuple[Any, Any]:
+    """(LLM, SupporterPipeline) from the options `serve` and `chat` share. The LLM has no call cache:
+    every conversation is answered fresh. Cheap option checks come first, then the upstream check,
+    then the safety event log is opened."""
+    from socialsim.cli_options import make_llm
     from socialsim.safety import (
         CLASSIFY_SCOPES,
         CrisisResources,
@@ -173,38 +153,41 @@ def build_pipeline(
     _check(classify in CLASSIFY_SCOPES, f"--classify {classify!r}: use one of {', '.join(CLASSIFY_SCOPES)}")
     _check(0 <= temperature <= 2, f"--temperature must be between 0 and 2, got {temperature:g}")
     _check(1 <= reply_max_tokens <= 2048, f"--reply-max-tokens must be between 1 and 2048, got {reply_max_tokens}")
+    if locale is not None:
+        _check(bool(locale.strip()) and len(locale) <= 35, f"--locale {locale!r}: give a tag such as en-GB")
     if resources is not None and not Path(resources).is_file():
         raise UserError(f"--resources {resources}: file not found")
     res = CrisisResources(resources)
-    if locale is not None:
-        _check(bool(locale.strip()) and len(locale) <= 35, f"--locale {locale!r}: give a tag such as en-GB")
-    event_log = SafetyEventLog(safety_log or default_event_log_path(), log_text=log_messages)
+    llm = make_llm(
+        backend,
+        base_url=base_url,
+        model=model,
+        model_path=model_path,
+        api_key_env=api_key_env,
+        timeout=timeout,
+        structured=structured,
+        http_client=http_client,
+        concurrency=concurrency,
+        max_attempts=max_attempts,
+    )
+    if backend == "openai":
+        check_upstream(base_url or "", api_key_env, timeout=min(timeout, 10.0))
     safety = SafetyLayer(
         protocol=Protocol(res),
         classifier=None if classify == "off" else LLMClassifier(llm, seed=seed),
         classify=classify,
-        event_log=event_log,
+        event_log=SafetyEventLog(safety_log or default_event_log_path(), log_text=log_messages),
         source=source,
         locale=locale,
     )
-    return SupporterPipeline(
+    pipeline = SupporterPipeline(
         llm, safety, seed=seed, temperature=temperature, reply_max_tokens=reply_max_tokens, mode=mode
     )
+    return llm, pipeline
 
 
-SUPPORTER_OPTIONS = frozenset(
-    "backend base_url model model_path api_key_env http_client structured timeout max_attempts concurrency "
-    "locale resources classify safety_log log_messages seed temperature reply_max_tokens mode".split()
-)
-
-
-def build_supporter(source: str, *, concurrency: int = 4, **opts: Any) -> tuple[Any, Any]:
-    """(LLM, SupporterPipeline) from the options `serve` and `chat` share (`SUPPORTER_OPTIONS`)."""
-    llm_keys = ("backend", "base_url", "model", "model_path", "api_key_env", "http_client", "structured", "timeout")
-    llm = build_llm(
-        **{k: opts.pop(k) for k in llm_keys}, max_attempts=opts.pop("max_attempts"), concurrency=concurrency
-    )
-    return llm, build_pipeline(llm, source=source, **opts)
+#: The command options `build_supporter` takes (`serve` and `chat` pass theirs through by name).
+SUPPORTER_OPTIONS = frozenset(inspect.signature(build_supporter).parameters) - {"source"}
 
 
 # -- serve ------------------------------------------------------------------------------------

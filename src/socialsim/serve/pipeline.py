@@ -19,13 +19,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from socialsim.agents.common import clean_utterance, derive_seed, total_usage
-from socialsim.agents.plain import chat_messages
+from socialsim.agents.plain import PlainSupporter
 from socialsim.agents.prompts import Prompts
 from socialsim.agents.supporter import Supporter
 from socialsim.corpus.sft import DEFAULT_SYSTEM_PROMPT, split_prefix
 from socialsim.llm.base import ChatRequest, Completion
 from socialsim.llm.client import LLM
-from socialsim.llm.structured import generate_structured
 from socialsim.safety.layer import SafetyDecision, SafetyLayer
 from socialsim.safety.rules import RuleHit
 from socialsim.schema import Strategy, SupporterThought, Turn, Usage
@@ -244,7 +243,8 @@ class PreparedReply:
 
     def _reply_text(self, raw: str) -> str:
         if self.plain:
-            raw, self._plain_strategy, _ = split_prefix(raw)
+            text, self._plain_strategy = PlainSupporter.parse(raw)
+            return text
         return clean_utterance(raw)
 
     def _finish(self, text: str, *, screen: RuleHit | None = None, fallback: bool = False) -> SupporterReply:
@@ -401,46 +401,29 @@ class SupporterPipeline:
         temperature = self.temperature if opts.temperature is None else opts.temperature
         recent = history[-self.max_history_turns :] if self.max_history_turns else history
         turn_index = sum(1 for t in history if t.speaker == "supporter")
-        if self.mode == "plain":
-            plain_req = ChatRequest.of(
-                chat_messages(recent, self.system_prompt),
+        reply_max_tokens = self.reply_max_tokens if opts.max_tokens is None else opts.max_tokens
+        thought, completions = None, []
+        if self.mode == "plain":  # the same request `PlainSupporter` sends when it is evaluated
+            plain = PlainSupporter(
+                self.llm,
+                seed=seed,
                 temperature=temperature,
-                max_tokens=self.reply_max_tokens if opts.max_tokens is None else opts.max_tokens,
-                seed=derive_seed(seed, "plain", turn_index, 0),
+                max_tokens=reply_max_tokens,
+                system_prompt=self.system_prompt,
             )
-            return PreparedReply(
-                self,
-                history=history,
-                safety=decision,
-                locale=locale,
-                started=started,
-                reply_request=plain_req,
-                plain=True,
+            reply_req = plain.reply_request(recent, turn_index=turn_index)
+        else:  # the same requests the simulation's `Supporter` sends
+            supporter = Supporter(
+                self.llm,
+                self.prompts,
+                seed=seed,
+                temperature=temperature,
+                thought_max_tokens=self.thought_max_tokens,
+                reply_max_tokens=reply_max_tokens,
+                parse_attempts=self.parse_attempts,
             )
-        supporter = Supporter(
-            self.llm,
-            self.prompts,
-            seed=seed,
-            temperature=temperature,
-            thought_max_tokens=self.thought_max_tokens,
-            reply_max_tokens=self.reply_max_tokens if opts.max_tokens is None else opts.max_tokens,
-            parse_attempts=self.parse_attempts,
-        )
-        thought_req = ChatRequest.of(
-            supporter.thought_messages(recent),
-            temperature=temperature,
-            max_tokens=self.thought_max_tokens,
-            seed=derive_seed(seed, "thought", turn_index),
-        )
-        thought, completions = await generate_structured(
-            self.llm, thought_req, SupporterThought, attempts=self.parse_attempts
-        )
-        reply_req = ChatRequest.of(
-            supporter.reply_messages(recent, thought),
-            temperature=temperature,
-            max_tokens=supporter.reply_max_tokens,
-            seed=derive_seed(seed, "reply", turn_index, 0),
-        )
+            thought, completions = await supporter.think(recent, turn_index=turn_index)
+            reply_req = supporter.reply_request(recent, thought, turn_index=turn_index)
         return PreparedReply(
             self,
             history=history,
@@ -449,7 +432,8 @@ class SupporterPipeline:
             started=started,
             thought=thought,
             reply_request=reply_req,
-            completions=list(completions),
+            completions=completions,
+            plain=self.mode == "plain",
         )
 
     async def respond(self, history: list[Turn], options: ReplyOptions | None = None) -> SupporterReply:

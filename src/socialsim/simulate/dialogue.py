@@ -86,17 +86,19 @@ async def simulate_dialogue(
     state = DisclosureState()
     core_at: int | None = None
 
-    last_decision: list[SafetyDecision] = []  # the label of the latest seeker turn
+    label: SafetyDecision | None = None  # the safety label of the latest seeker turn
 
-    async def seeker_turn(layer: int, goodbye: bool, turn_index: int) -> None:
+    async def seeker_turn(layer: int, goodbye: bool, turn_index: int) -> Turn:
+        nonlocal label
         turn = await seeker.speak(d.turns, layer=layer, goodbye=goodbye, turn_index=turn_index)
         d.turns.append(turn)
         if guard is not None:
-            last_decision[:] = [label_seeker_turn(turn, d.turns, guard)]
+            label = label_seeker_turn(turn, d.turns, guard)
+        return turn
 
     async def supporter_turn(i: int) -> Turn:
-        if guard is not None and last_decision and last_decision[0].flagged:
-            return guard.protocol_turn(last_decision[0], locale=persona.locale)
+        if guard is not None and label is not None and label.flagged:
+            return guard.protocol_turn(label, locale=persona.locale)
         turn = await supporter.respond(d.turns, turn_index=i)
         if guard is not None:
             safe, hit = guard.screen(turn.text)
@@ -115,8 +117,7 @@ async def simulate_dialogue(
                 core_at = i
             goodbye = core_at is not None and i - core_at >= cfg.feel_heard_after
             last = i == cfg.max_turns - 1
-            await seeker_turn(layer=layer, goodbye=goodbye, turn_index=i + 1)
-            seek_turn = d.turns[-1]
+            seek_turn = await seeker_turn(layer=layer, goodbye=goodbye, turn_index=i + 1)
             if goodbye or (layer == 2 and says_goodbye(seek_turn.text)):
                 d.end_reason = "seeker_goodbye"
                 break
