@@ -188,7 +188,7 @@ def test_headers_hosts_and_browse_off(tmp_path, run_dir):
     assert c.get("/").status_code == 404 and c.get("/c/0").status_code == 404
     assert c.get(f"/s/{made.tokens['ann']}").status_code == 200
     r = c.get(f"/s/{made.tokens['ann']}")
-    assert r.headers["referrer-policy"] == "no-referrer" and r.headers["x-frame-options"] == "DENY"
+    assert r.headers["referrer-policy"] == "same-origin" and r.headers["x-frame-options"] == "DENY"
     guarded = TestClient(create_app([], study, allowed_hosts=["127.0.0.1"]))
     assert guarded.get("/health").status_code == 400  # Host: testserver is not allowed (DNS rebinding)
     ok = TestClient(create_app([], study, allowed_hosts=["127.0.0.1"]), base_url="http://127.0.0.1:8765")

@@ -40,11 +40,12 @@ def register(app: FastAPI, state: Any) -> None:
                   picked: dict[str, str] | None = None, comment: str = "") -> HTMLResponse:  # fmt: skip
         item, done, total = s.next_item(a)
         if item is None:
-            return state.render("done.j2", title="Thank you", total=total, name=a.name, notice=notice)
+            return state.render("done.j2", title="Thank you", total=total, name=a.name, notice=notice, browse=False)
         return state.render(
             "item.j2", status=status, title=f"Item {done + 1} of {total}", item=item, done=done, total=total,
             token=token, csrf=s.csrf_token(a.token_hash), dims=s.dimensions, questions=s.meta.get("questions", {}),
             choices=CHOICES, notice=notice, error=error, picked=picked or {}, comment=comment, name=a.name,
+            browse=False,  # no link to the corpora from a blind item
         )  # fmt: skip
 
     @app.get("/s/{token}", response_class=HTMLResponse)

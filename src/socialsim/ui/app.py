@@ -3,7 +3,7 @@
 
 No JavaScript: pages are plain HTML forms with a strict Content Security Policy. Tokens live in
 paths (``/s/<annotator token>``, ``/a/<admin token>``); uvicorn's access log is off, so they are
-never logged, and ``Referrer-Policy: no-referrer`` keeps them out of Referer headers.
+never logged, and ``Referrer-Policy: same-origin`` keeps them out of Referer headers sent to other sites.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ class UIState:
     env: Any = field(default=None)
 
     def render(self, template: str, /, status: int = 200, **ctx: Any) -> HTMLResponse:
-        html = self.env.get_template(template).render(browse=self.browse, **ctx)
+        ctx.setdefault("browse", self.browse)
+        html = self.env.get_template(template).render(**ctx)
         return HTMLResponse(html, status_code=status)
 
 

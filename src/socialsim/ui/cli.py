@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from socialsim.errors import UserError
 
-console = Console()
+console = Console(soft_wrap=True)  # links and paths are never wrapped
 
 
 class _ServeByDefault(TyperGroup):
@@ -89,7 +89,7 @@ def _print_links(base: str, tokens: dict[str, str], admin: str | None) -> None:
             f"  annotator {name}: {base.rstrip('/')}/s/{token}", markup=False, highlight=False, soft_wrap=True
         )
     if admin:
-        console.print(f"  admin: {base.rstrip('/')}/a/{admin}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"  admin: {base.rstrip('/')}/a/{admin}", markup=False, highlight=False)
 
 
 LinkBaseOpt = Annotated[
