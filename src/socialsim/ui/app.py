@@ -94,6 +94,7 @@ def serve_ui(
     port: int = 8765,
     browse: bool | None = None,
     on_ready: Any = None,
+    on_progress: Any = None,
 ) -> None:
     """Open the corpora (building their indexes) and the study, then serve until Ctrl-C.
     Browsing is on by default only on a loopback address. Raises `UserError` for a bad path, a bad
@@ -109,11 +110,12 @@ def serve_ui(
     browse = loopback if browse is None else browse
     if not paths and study_path is None:
         raise UserError("give at least one run folder or corpus file to browse, or --study FILE")
-    study = Study.open(study_path) if study_path else None
+    study = Study.open(study_path) if study_path else None  # ``on_progress(path, indexed, total)``
     sources: list[CorpusIndex] = []
     try:
         for p in paths:
-            sources.append(CorpusIndex.open(p))
+            report = (lambda done, total, p=p: on_progress(p, done, total)) if on_progress else None
+            sources.append(CorpusIndex.open(p, progress=report))
         app = create_app(sources, study, browse=browse, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
         try:
             asyncio.run(serve_app(app, host, port, on_ready=on_ready, access_log=False))

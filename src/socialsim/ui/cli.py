@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ from typer.core import TyperGroup
 from socialsim.errors import UserError
 
 console = Console(soft_wrap=True)  # links and paths are never wrapped
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class _ServeByDefault(TyperGroup):
@@ -26,7 +28,8 @@ class _ServeByDefault(TyperGroup):
 
 app = typer.Typer(
     cls=_ServeByDefault,
-    help="Browse runs and corpora, and run blind pairwise human evaluations, in a local web app.",
+    help="Browse runs and corpora, and run blind pairwise human evaluations, in a local web app. "
+    "`socialsim ui RUN ...` is short for `socialsim ui serve RUN ...`.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -78,7 +81,17 @@ def serve(
         shown = f"[{host}]" if ":" in host else host
         console.print(f"socialsim ui: http://{shown}:{bound}/  (Ctrl-C to stop)", markup=False, highlight=False)
 
-    ui.serve_ui(list(paths or []), str(study) if study else None, host=host, port=port, browse=browse, on_ready=ready)
+    last = [0.0]
+
+    def indexing(path: str, done: int, total: int) -> None:  # a line every 2 s, and one at the end
+        if done == total or time.monotonic() - last[0] >= 2:
+            last[0] = time.monotonic()
+            err_console.print(f"indexing {path}: {done:,} of {total:,} dialogues", markup=False, highlight=False)
+
+    ui.serve_ui(
+        list(paths or []), str(study) if study else None, host=host, port=port, browse=browse, on_ready=ready,
+        on_progress=indexing,
+    )  # fmt: skip
     console.print("socialsim ui: stopped", markup=False)
 
 

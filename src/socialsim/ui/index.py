@@ -20,7 +20,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,12 +165,17 @@ class CorpusIndex:
         self.lock = threading.Lock()
         self._checked = 0.0
         self._facets: dict[str, list[tuple[str, int]]] | None = None
+        #: called as ``progress(indexed, total)`` while dialogues are being indexed
+        self.progress: Callable[[int, int], None] | None = None
 
     # -- opening and building --------------------------------------------------------------------
     @classmethod
-    def open(cls, source: str | Path, cache: Path | None = None) -> CorpusIndex:
-        """Open (building or updating as needed) the index of a run folder or corpus file.
-        Raises `UserError` for a missing or unreadable source."""
+    def open(
+        cls, source: str | Path, cache: Path | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> CorpusIndex:
+        """Open (building or updating as needed) the index of a run folder or corpus file;
+        ``progress(indexed, total)`` is called while it indexes. Raises `UserError` for a missing or
+        unreadable source."""
         path = Path(source).expanduser().resolve()
         is_store = path.is_dir() and (path / MANIFEST).is_file() and (path / DB).is_file()
         store = open_readonly(path) if is_store else None
@@ -191,6 +196,7 @@ class CorpusIndex:
                 [("source", str(path)), ("signature", signature), ("version", str(INDEX_VERSION))],
             )
         index = cls(path, con, "run" if store is not None else "", store)
+        index.progress = progress
         try:
             if store is not None:
                 index._update_from_store()
@@ -209,7 +215,7 @@ class CorpusIndex:
             self.con.executemany(f"INSERT INTO d ({_COLUMNS}) VALUES ({','.join('?' * 16)})", recs)
             self.con.executemany("INSERT INTO t(rowid, body) VALUES (?,?)", bodies)
 
-    def _add(self, items: Iterable[tuple[int, Dialogue, DialogueMeta, str | None]]) -> int:
+    def _add(self, items: Iterable[tuple[int, Dialogue, DialogueMeta, str | None]], total: int) -> int:
         row = (self.con.execute("SELECT max(row) FROM d").fetchone()[0] or 0) + 1
         recs: list[tuple[Any, ...]] = []
         bodies: list[tuple[int, str]] = []
@@ -223,8 +229,12 @@ class CorpusIndex:
             if len(recs) >= _BATCH:
                 self._insert(recs, bodies)
                 recs, bodies = [], []
+                if self.progress is not None:
+                    self.progress(n, total)
         if recs:
             self._insert(recs, bodies)
+        if self.progress is not None and n % _BATCH:  # (a multiple of _BATCH was reported in the loop)
+            self.progress(n, total)
         self._facets = None
         return n
 
@@ -246,7 +256,7 @@ class CorpusIndex:
                         d = Dialogue.model_validate_json(blob)
                         yield idx, d, meta_from_persona(d, f"{self.source}#{idx}"), None
 
-            added = self._add(rows())
+            added = self._add(rows(), len(missing))
         else:
             added = 0
         with self.con:
@@ -262,7 +272,7 @@ class CorpusIndex:
                 doc = json.dumps({"dialogue": d.model_dump(mode="json"), "meta": dataclasses.asdict(m)})
                 yield i, d, m, doc
 
-        self._add(rows())
+        self._add(rows(), len(corpus.dialogues))
         with self.con:
             self.con.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (corpus.format,))
             self.con.execute("INSERT OR REPLACE INTO meta VALUES ('complete', '1')")
