@@ -24,6 +24,8 @@ pytestmark = pytest.mark.skipif(
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from socialsim.ui.study import create_study  # noqa: E402
 from ui_helpers import HOSTILE, UIProcess, make_dialogue, write_run  # noqa: E402
@@ -63,12 +65,19 @@ def _shot(b: Browser, path: Path) -> Path:
     return path
 
 
+def _submit(b: Browser) -> None:
+    """Click the form's button and wait until the next page has replaced this one."""
+    button = b.d.find_element(By.ID, "submit")
+    button.click()
+    WebDriverWait(b.d, 30).until(EC.staleness_of(button))
+
+
 def _answer_in_browser(b: Browser, sides: dict[str, str], comment: str = "") -> None:
     for dim, side in sides.items():
         b.d.find_element(By.ID, f"dim_{dim}_{side}").click()
     if comment:
         b.d.find_element(By.NAME, "comment").send_keys(comment)
-    b.d.find_element(By.ID, "submit").click()
+    _submit(b)
 
 
 def _answer_over_http(url: str, token: str, sides: dict[str, str]) -> None:
@@ -111,8 +120,8 @@ def test_browse_and_blind_study_in_chromium(tmp_path):
         for dim, side in plan[0].items():
             b.d.find_element(By.ID, f"dim_{dim}_{side}").click()
         _shot(b, tmp_path / "ui-study-item.png")
-        b.d.find_element(By.ID, "submit").click()
-        assert "Answer saved" in b.d.page_source, b.d.page_source[-1500:]
+        _submit(b)
+        assert "Answer saved" in b.d.find_element(By.ID, "notice").text
         for sides in plan[1:3]:
             _answer_in_browser(b, sides, comment="both kind, right asks more")
         assert b.d.find_element(By.ID, "progress-text").text == "3 of 4 answered"
