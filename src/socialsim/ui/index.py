@@ -29,7 +29,7 @@ from socialsim.evaluate.readers import DialogueMeta, load_corpus, meta_from_pers
 from socialsim.schema import DISCLOSURE_LAYERS, Dialogue, Strategy
 from socialsim.simulate.store import DB, MANIFEST, open_readonly
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 PAGE_SIZE = 50
 STRATEGIES: tuple[Strategy, ...] = tuple(Strategy)
 STRATEGY_BIT = {s: 1 << i for i, s in enumerate(STRATEGIES)}
@@ -37,23 +37,23 @@ RISK_FILTERS = {"flagged": "risk = 1", "clear": "risk = 0", "unchecked": "risk I
 REFRESH_EVERY_S = 2.0
 _BATCH = 2000
 
+# `d` holds only what the filters read (narrow rows: a filtered count or a deep page scans little);
+# `v` what the list and dialogue pages show.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS d (
-  row INTEGER PRIMARY KEY, ref INTEGER NOT NULL UNIQUE, did TEXT NOT NULL, persona_id TEXT,
-  problem TEXT, emotion TEXT, end_reason TEXT, status TEXT, strategies INTEGER NOT NULL,
-  risk INTEGER, risk_labels TEXT, turns INTEGER NOT NULL, tokens INTEGER NOT NULL,
-  max_layer INTEGER, preview TEXT NOT NULL, doc TEXT);
+  row INTEGER PRIMARY KEY, persona_id TEXT, problem TEXT, emotion TEXT, end_reason TEXT, status TEXT,
+  strategies INTEGER NOT NULL, risk INTEGER);
+CREATE TABLE IF NOT EXISTS v (
+  row INTEGER PRIMARY KEY, ref INTEGER NOT NULL UNIQUE, did TEXT NOT NULL, risk_labels TEXT,
+  turns INTEGER NOT NULL, tokens INTEGER NOT NULL, max_layer INTEGER, preview TEXT NOT NULL, doc TEXT);
 CREATE INDEX IF NOT EXISTS d_problem ON d(problem);
 CREATE INDEX IF NOT EXISTS d_emotion ON d(emotion);
 CREATE INDEX IF NOT EXISTS d_end ON d(end_reason);
 CREATE INDEX IF NOT EXISTS d_status ON d(status);
 CREATE INDEX IF NOT EXISTS d_risk ON d(risk);
-CREATE INDEX IF NOT EXISTS d_persona ON d(persona_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS t USING fts5(body, content='', tokenize='unicode61 remove_diacritics 2');
 """
-_COLUMNS = "row, ref, did, persona_id, problem, emotion, end_reason, status, strategies, risk, risk_labels, turns, "
-_COLUMNS += "tokens, max_layer, preview, doc"
 
 
 def index_dir() -> Path:
@@ -89,7 +89,7 @@ def safety_labels(d: Dialogue) -> tuple[int | None, list[str]]:
     return (0 if checked else None), labels
 
 
-def _record(row: int, ref: int, d: Dialogue, m: DialogueMeta, doc: str | None) -> tuple[tuple[Any, ...], str]:
+def _record(row: int, ref: int, d: Dialogue, m: DialogueMeta, doc: str | None) -> tuple[tuple, tuple, str]:
     mask = 0
     for t in d.turns:
         s = t.strategy or (t.thought.strategy if t.thought else None)
@@ -99,13 +99,13 @@ def _record(row: int, ref: int, d: Dialogue, m: DialogueMeta, doc: str | None) -
     u = d.usage
     first = next((t.text for t in d.turns if t.speaker == "seeker"), d.turns[0].text if d.turns else "")
     layers = [t.disclosure_layer for t in d.turns if t.disclosure_layer is not None]
-    rec = (
-        row, ref, d.id, d.persona_id, m.problem_type, m.emotion_type, d.end_reason, d.status, mask, risk,
-        ",".join(labels) or None, len(d.turns), u.prompt_tokens + u.completion_tokens,
+    filters = (row, d.persona_id, m.problem_type, m.emotion_type, d.end_reason, d.status, mask, risk)
+    shown = (
+        row, ref, d.id, ",".join(labels) or None, len(d.turns), u.prompt_tokens + u.completion_tokens,
         max(layers) if layers else None, first[:200], doc,
     )  # fmt: skip
     body = "\n".join([m.situation or "", *(t.text for t in d.turns)])
-    return rec, body
+    return filters, shown, body
 
 
 @dataclass
@@ -210,29 +210,27 @@ class CorpusIndex:
         index.format = index.format or _meta(con, "format", "")
         return index
 
-    def _insert(self, recs: list[tuple[Any, ...]], bodies: list[tuple[int, str]]) -> None:
+    def _insert(self, recs: list[tuple[tuple, tuple, str]]) -> None:
         with self.con:
-            self.con.executemany(f"INSERT INTO d ({_COLUMNS}) VALUES ({','.join('?' * 16)})", recs)
-            self.con.executemany("INSERT INTO t(rowid, body) VALUES (?,?)", bodies)
+            self.con.executemany("INSERT INTO d VALUES (?,?,?,?,?,?,?,?)", [r[0] for r in recs])
+            self.con.executemany("INSERT INTO v VALUES (?,?,?,?,?,?,?,?,?)", [r[1] for r in recs])
+            self.con.executemany("INSERT INTO t(rowid, body) VALUES (?,?)", [(r[0][0], r[2]) for r in recs])
 
     def _add(self, items: Iterable[tuple[int, Dialogue, DialogueMeta, str | None]], total: int) -> int:
         row = (self.con.execute("SELECT max(row) FROM d").fetchone()[0] or 0) + 1
-        recs: list[tuple[Any, ...]] = []
-        bodies: list[tuple[int, str]] = []
+        recs: list[tuple[tuple, tuple, str]] = []
         n = 0
         for ref, d, m, doc in items:
-            rec, body = _record(row, ref, d, m, doc)
-            recs.append(rec)
-            bodies.append((row, body))
+            recs.append(_record(row, ref, d, m, doc))
             row += 1
             n += 1
             if len(recs) >= _BATCH:
-                self._insert(recs, bodies)
-                recs, bodies = [], []
+                self._insert(recs)
+                recs = []
                 if self.progress is not None:
                     self.progress(n, total)
         if recs:
-            self._insert(recs, bodies)
+            self._insert(recs)
         if self.progress is not None and n % _BATCH:  # (a multiple of _BATCH was reported in the loop)
             self.progress(n, total)
         self._facets = None
@@ -244,7 +242,7 @@ class CorpusIndex:
         n_store = self.store.execute("SELECT count(*) FROM dialogues").fetchone()[0]
         n_have = self.con.execute("SELECT count(*) FROM d").fetchone()[0]
         if n_store != n_have:
-            have = {r[0] for r in self.con.execute("SELECT ref FROM d")}
+            have = {r[0] for r in self.con.execute("SELECT ref FROM v")}
             missing = [r[0] for r in self.store.execute("SELECT idx FROM dialogues ORDER BY idx") if r[0] not in have]
             del have
 
@@ -309,9 +307,10 @@ class CorpusIndex:
             total = int(self.con.execute(f"SELECT count(*) FROM d{where}", args).fetchone()[0])
             pages = max(1, -(-total // size))
             page = min(max(1, page), pages)
-            q = (
+            q = (  # page through the narrow table, then join the 50 rows' display columns
                 "SELECT row, did, persona_id, problem, emotion, end_reason, status, strategies, risk, risk_labels,"
-                f" turns, tokens, max_layer, preview FROM d{where} ORDER BY row LIMIT ? OFFSET ?"
+                f" turns, tokens, max_layer, preview FROM (SELECT row FROM d{where} ORDER BY row LIMIT ? OFFSET ?)"
+                " JOIN d USING (row) JOIN v USING (row) ORDER BY row"
             )
             cur = self.con.execute(q, [*args, size, (page - 1) * size])
             names = [c[0] for c in cur.description]
@@ -328,7 +327,7 @@ class CorpusIndex:
 
     def get(self, row: int) -> tuple[Dialogue, DialogueMeta] | None:
         with self.lock:
-            hit = self.con.execute("SELECT ref, doc FROM d WHERE row = ?", (row,)).fetchone()
+            hit = self.con.execute("SELECT ref, doc FROM v WHERE row = ?", (row,)).fetchone()
             if hit is None:
                 return None
             ref, doc = hit
