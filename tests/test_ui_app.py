@@ -211,3 +211,14 @@ def test_index_follows_a_growing_run(tmp_path, monkeypatch):
     con = sqlite3.connect(root / "run.sqlite")
     assert con.execute("SELECT count(*) FROM dialogues").fetchone()[0] == 4
     con.close()
+
+
+def test_broken_store_row_is_one_line_error(tmp_path):
+    from conftest import one_line_error, run_cli
+
+    root = write_run(tmp_path / "r", [make_dialogue(0)])
+    con = sqlite3.connect(root / "run.sqlite")
+    con.execute("INSERT INTO dialogues VALUES (5,'x','p','ok',1,0,0,'{\"id\": 1}','')")
+    con.commit()
+    con.close()
+    one_line_error(run_cli("ui", root, "--port", "0", timeout=120), "run.sqlite (dialogue idx 5)", "field 'id'")

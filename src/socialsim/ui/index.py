@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from socialsim.errors import UserError, validation_message
 from socialsim.evaluate.readers import DialogueMeta, load_corpus, meta_from_persona
 from socialsim.schema import DISCLOSURE_LAYERS, Dialogue, Strategy
 from socialsim.simulate.store import DB, MANIFEST, open_readonly
@@ -251,7 +254,11 @@ class CorpusIndex:
                     chunk = missing[i : i + 500]
                     q = f"SELECT idx, json FROM dialogues WHERE idx IN ({','.join('?' * len(chunk))}) ORDER BY idx"
                     for idx, blob in self.store.execute(q, chunk).fetchall():  # type: ignore[union-attr]
-                        d = Dialogue.model_validate_json(blob)
+                        try:
+                            d = Dialogue.model_validate_json(blob)
+                        except ValidationError as e:
+                            where = f"{self.source / DB} (dialogue idx {idx})"
+                            raise UserError(validation_message(where, None, e)) from None
                         yield idx, d, meta_from_persona(d, f"{self.source}#{idx}"), None
 
             added = self._add(rows(), len(missing))
