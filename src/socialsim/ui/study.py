@@ -107,6 +107,8 @@ class Study:
         path = Path(path)
         if not path.is_file():
             raise UserError(f"{path}: no such study file; create one with `socialsim ui study create`")
+        if path.stat().st_size == 0:  # SQLite would take an empty file for a new database and write to it
+            raise UserError(f"{path}: empty file, not a socialsim study")
         try:
             con = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
             con.execute("PRAGMA journal_mode=WAL")
@@ -278,10 +280,9 @@ def _pairs_from_corpora(a: Path, b: Path, n: int, match: str, rng: random.Random
         ga, gb = groups(rows_a, col), groups(rows_b, col)
         keys = sorted(set(ga) & set(gb))
         if not keys:
-            raise UserError(
-                f"--a {a} and --b {b}: no ok dialogues share a {match if match == 'persona' else 'problem type'}; "
-                "try --match problem, or corpora on the same personas"
-            )
+            hint = "try --match problem" if match == "persona" else "give corpora with problem types (TSV has none)"
+            what = "persona" if match == "persona" else "problem type"
+            raise UserError(f"--a {a} and --b {b}: no ok dialogues share a {what}; {hint}")
         for k in keys:
             rng.shuffle(ga[k])
             rng.shuffle(gb[k])
