@@ -222,3 +222,17 @@ def test_broken_store_row_is_one_line_error(tmp_path):
     con.commit()
     con.close()
     one_line_error(run_cli("ui", root, "--port", "0", timeout=120), "run.sqlite (dialogue idx 5)", "field 'id'")
+
+
+def test_streamed_oversized_body_is_refused(tmp_path, run_dir):
+    made, study = _study(tmp_path, run_dir)
+    c = _client([], study)
+
+    def chunks():  # no Content-Length: the limit is enforced while the body is read
+        for _ in range(40):
+            yield b"comment=" + b"x" * 4096
+
+    r = c.post(f"/s/{made.tokens['ann']}/answer", content=chunks(),
+               headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert r.status_code == 413
+    assert study.all_answers() == []

@@ -110,6 +110,12 @@ def serve_ui(
     browse = loopback if browse is None else browse
     if not paths and study_path is None:
         raise UserError("give at least one run folder or corpus file to browse, or --study FILE")
+    if not loopback:
+        import sys
+
+        shown = "the corpus pages and " if browse else ""
+        print(f"warning: serving {shown}the study pages on {host}: anyone who can reach it and has a link can use it "
+              "(no TLS; put it behind an HTTPS proxy on an untrusted network)", file=sys.stderr)  # fmt: skip
     study = Study.open(study_path) if study_path else None  # ``on_progress(path, indexed, total)``
     sources: list[CorpusIndex] = []
     try:
