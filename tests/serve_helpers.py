@@ -22,15 +22,20 @@ def run_serve_cli(*args, env=None, timeout=120, stdin=None):
 
 
 class ServeProcess:
-    """``python -m socialsim.cli serve --port 0 ...`` (the main CLI, as users run it); waits until it listens."""
+    """``python -m socialsim.cli serve --port 0 ...`` (the main CLI, as users run it); waits until it listens.
+    Subclasses serve other commands: `COMMAND`, and `READY` matching the first stdout line (URL, port)."""
+
+    COMMAND: tuple[str, ...] = ("serve",)
+    READY = r"listening on (http://127\.0\.0\.1:(\d+)/v1)"
+    NAME = "serve"
 
     def __init__(self, *args: str, log_dir: Path, env: dict | None = None, startup_s: float = 180) -> None:
         e = dict(os.environ)
         e.update(env or {})
-        self.stderr_path = Path(log_dir) / "serve.stderr"
+        self.stderr_path = Path(log_dir) / f"{self.NAME}.stderr"
         self._stderr = self.stderr_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "socialsim.cli", "serve", "--port", "0", *args],
+            [sys.executable, "-m", "socialsim.cli", *self.COMMAND, "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             text=True,
@@ -50,9 +55,9 @@ class ServeProcess:
         except queue.Empty:
             self.close()
             raise RuntimeError(
-                "socialsim serve did not start in time: " + self.stderr_path.read_text()[-2000:]
+                f"socialsim {self.NAME} did not start in time: " + self.stderr_path.read_text()[-2000:]
             ) from None
-        m = re.search(r"listening on (http://127\.0\.0\.1:(\d+)/v1)", first)
+        m = re.search(self.READY, first)
         if not m:
             self.close()
             raise RuntimeError(f"unexpected first line {first!r}: " + self.stderr_path.read_text()[-2000:])

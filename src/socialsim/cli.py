@@ -707,6 +707,7 @@ def chatbot_interactive(
 from socialsim.evaluate.cli import evaluate_cmd, filter_cmd, respond_metrics_cmd  # noqa: E402
 from socialsim.personas.cli import app as personas_app  # noqa: E402
 from socialsim.serve.cli import chat_command, serve_command  # noqa: E402
+from socialsim.ui.cli import app as ui_app  # noqa: E402
 
 app.add_typer(personas_app, name="personas")
 app.command("evaluate")(evaluate_cmd)
@@ -714,6 +715,7 @@ app.command("filter")(filter_cmd)
 app.command("respond-metrics")(respond_metrics_cmd)
 app.command("serve")(serve_command)
 app.command("chat")(chat_command)
+app.add_typer(ui_app, name="ui")
 
 
 def main() -> None:

@@ -150,3 +150,17 @@ class RunStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+def open_readonly(root: str | Path) -> sqlite3.Connection:
+    """A run's database opened read-only: no schema change, no write, no run lock needed (for readers
+    such as ``socialsim ui`` that look at a run, possibly while it goes on). Raises `UserError`."""
+    path = Path(root) / DB
+    if not path.is_file():
+        raise UserError(f"{Path(root)}: run database {DB} is missing")
+    try:
+        con = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=60, check_same_thread=False)
+        con.execute("SELECT count(*) FROM dialogues").fetchone()
+    except sqlite3.Error as e:
+        raise UserError(f"{path}: not a usable run database ({e})") from None
+    return con
