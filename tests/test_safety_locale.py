@@ -50,8 +50,9 @@ def test_unknown_region_gets_international_list(proto, locale, language_word):
             assert not any(n in text for n in NATIONAL), text  # no other country's numbers
             assert f"({missing})" in text  # the reply says the region has no lines of its own
     assert proto.fallbacks(locale) == (
-        [] if locale == "fr-CA" else [f"no crisis lines on file for region {locale[-2:].upper()}: "
-                                      "the protocol gives the international list"]
+        []
+        if locale == "fr-CA"
+        else [f"no crisis lines on file for region {locale[-2:].upper()}: the protocol gives the international list"]
     )
 
 

@@ -173,7 +173,9 @@ class Protocol:
         self.texts = self.languages["en"]
         self.output_replacement: str = data["output_replacement"]
         self._openings: list[tuple[str, str, str]] = []
-        for texts in [*self.languages.values()] + [lr.protocol for lr in self.resources.locales.values() if lr.protocol]:
+        for texts in [*self.languages.values()] + [
+            lr.protocol for lr in self.resources.locales.values() if lr.protocol
+        ]:
             for cat in self.CATEGORIES:
                 for variant in ("first", "followup"):
                     t = (texts.get(cat) or {}).get(variant)
