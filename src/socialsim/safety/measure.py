@@ -10,7 +10,7 @@ learned stage and chooses its threshold (out of fold).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources as ilr
 from pathlib import Path
@@ -132,16 +132,3 @@ def evaluate(
             flagged.append(False)
             predicted.append("none")
     return Report(name, rows, flagged, predicted)
-
-
-def timed(fn: Callable[[], Any], repeat: int) -> float:
-    """Median seconds of ``repeat`` calls."""
-    import statistics
-    import time
-
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
