@@ -78,3 +78,35 @@ def test_chat_routes_held_out_indirect_message_to_protocol_with_locale_fallback(
     text = reply["content"]
     assert text.startswith("Danke") and "findahelpline" in text and "(AT)" in text
     assert "0800 111 0 111" not in text  # not Germany's numbers for Austria
+
+
+def test_chat_with_learned_stage_on_a_quick_upstream(load_target, tmp_path):
+    """The same wiring without the embedded model (the load target stands in for the upstream only; the
+    learned stage and the protocol are the real ones): the indirect message gets the protocol, an
+    ordinary one a normal reply, and the fallback note is printed at startup."""
+    target = load_target("--latency", "0.01")
+    hist = tmp_path / "chat.jsonl"
+    r = run_serve_cli(
+        "chat",
+        "--backend",
+        "openai",
+        "--base-url",
+        target.base_url,
+        "--model",
+        "lt",
+        "--learned",
+        "--locale",
+        "fr-CH",
+        "--history",
+        hist,
+        "--safety-log",
+        tmp_path / "events.jsonl",
+        stdin="My sister's wedding was lovely.\n" + MESSAGE + "\n",
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "no crisis lines on file for region CH" in r.stderr
+    normal, crisis = [json.loads(x) for x in hist.read_text().splitlines()][1::2]
+    assert normal["protocol"] is False and normal["safety"]["learned"]["flagged"] is False
+    assert crisis["protocol"] is True and crisis["safety"]["stage"] == "learned"
+    assert crisis["content"].startswith("Merci") and "(CH)" in crisis["content"] and "3114" not in crisis["content"]
