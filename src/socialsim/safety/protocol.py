@@ -62,6 +62,21 @@ class LocaleResources:
     emergency: str
     resources: tuple[Resource, ...]
     protocol: dict[str, Any] | None = None
+    i18n: dict[str, tuple[str, tuple[Resource, ...]]] | None = None
+    """Per language: (emergency, resources) in that language."""
+
+    def contacts(self, language: str) -> tuple[str, tuple[Resource, ...]]:
+        """(emergency, resources) as said in ``language`` (the entry's own wording if it has none)."""
+        if self.i18n and language in self.i18n:
+            return self.i18n[language]
+        return self.emergency, self.resources
+
+
+def _resources(raw: list[dict[str, Any]]) -> tuple[Resource, ...]:
+    res = tuple(Resource(r["name"], r["contact"], r.get("hours"), r.get("url")) for r in raw)
+    if not res:
+        raise KeyError("resources")
+    return res
 
 
 class CrisisResources:
@@ -77,11 +92,13 @@ class CrisisResources:
         self.locales: dict[str, LocaleResources] = {}
         for tag, entry in raw.items():
             try:
-                res = tuple(Resource(r["name"], r["contact"], r.get("hours"), r.get("url")) for r in entry["resources"])
-                if not res:
-                    raise KeyError("resources")
+                res = _resources(entry["resources"])
+                i18n = {
+                    lang.lower(): (tr["emergency"], _resources(tr["resources"]))
+                    for lang, tr in (entry.get("i18n") or {}).items()
+                }
                 self.locales[tag.lower()] = LocaleResources(
-                    tag, entry.get("name", tag), entry["emergency"], res, entry.get("protocol")
+                    tag, entry.get("name", tag), entry["emergency"], res, entry.get("protocol"), i18n
                 )
             except (KeyError, TypeError) as e:
                 raise UserError(
@@ -94,29 +111,49 @@ class CrisisResources:
             raise UserError(f"{self.path}: default locale {self.default!r} is not among its locales")
 
     def resolve(self, locale: str | None) -> LocaleResources:
-        """Exact tag, alias, region, sole language match, then the default (generic) entry."""
-        if not locale:
-            return self.locales[self.default]
+        """The entry whose crisis lines a seeker with ``locale`` gets (see `lookup`)."""
+        return self.lookup(locale)[0]
+
+    def lookup(self, locale: str | None) -> tuple[LocaleResources, str | None]:
+        """(entry, unknown region): exact tag or alias, then the region alone (``es-US`` -> en-US: the
+        numbers belong to the country), then a bare language tag by its only entry (``de`` -> de-DE),
+        then the default (international) entry. A tag whose region has no entry of its own (``de-AT``,
+        ``fr-CH``) gets the default entry, never another country's numbers; the second item then names
+        that region (upper case) so the reply can say so."""
+        if not locale or not locale.strip():
+            return self.locales[self.default], None
         tag = locale.strip().replace("_", "-").lower()
         tag = self.aliases.get(tag, tag)
         if tag in self.locales:
-            return self.locales[tag]
+            return self.locales[tag], None
         parts = tag.split("-")
         if len(parts) > 1:
             region = parts[-1]
             if region in self.aliases and self.aliases[region] in self.locales:
-                return self.locales[self.aliases[region]]
+                return self.locales[self.aliases[region]], None
             same_region = [v for k, v in self.locales.items() if k.endswith("-" + region)]
             if len(same_region) == 1:
-                return same_region[0]
+                return same_region[0], None
+            return self.locales[self.default], region.upper()
         same_lang = [v for k, v in self.locales.items() if k.split("-")[0] == parts[0]]
         if len(same_lang) == 1:
-            return same_lang[0]
-        return self.locales[self.default]
+            return same_lang[0], None
+        return self.locales[self.default], None
+
+
+def language_of(locale: str | None) -> str:
+    """The primary language subtag of a locale tag (``en`` when none is given or it is 'generic')."""
+    if not locale or not locale.strip() or locale.strip().lower() == "generic":
+        return "en"
+    return locale.strip().replace("_", "-").split("-")[0].lower()
 
 
 class Protocol:
-    """Renders the fixed protocol replies for a category and locale, and recognises them in history."""
+    """Renders the fixed protocol replies for a category and locale, and recognises them in history.
+
+    The reply's language is the locale's language when ``data/protocol.json`` has texts for it
+    (English, German, French), else English with a note saying so; a locale whose region has no crisis
+    lines of its own gets the international list with a note saying so (`CrisisResources.lookup`)."""
 
     CATEGORIES = ("suicide", "self_harm", "harm_to_others")
 
@@ -124,32 +161,80 @@ class Protocol:
         self.resources = resources or CrisisResources()
         path = Path(texts_path) if texts_path else _data_path("protocol.json")
         data = _read_json(path, "protocol texts")
+        self.languages: dict[str, dict[str, Any]] = {}
         try:
-            self.texts = {c: {"first": data[c]["first"], "followup": data[c]["followup"]} for c in self.CATEGORIES}
-            self.output_replacement: str = data["output_replacement"]
+            for lang, raw in {"en": data, **(data.get("languages") or {})}.items():
+                texts = {c: {"first": raw[c]["first"], "followup": raw[c]["followup"]} for c in self.CATEGORIES}
+                texts["output_replacement"] = raw.get("output_replacement", data["output_replacement"])  # type: ignore[assignment]
+                texts["notes"] = {**(data.get("notes") or {}), **(raw.get("notes") or {})}
+                self.languages[lang.lower()] = texts
         except (KeyError, TypeError) as e:
             raise UserError(f"{path}: protocol texts need 'first' and 'followup' for {e}") from None
+        self.texts = self.languages["en"]
+        self.output_replacement: str = data["output_replacement"]
         self._openings: list[tuple[str, str, str]] = []
-        for texts in [self.texts] + [lr.protocol for lr in self.resources.locales.values() if lr.protocol]:
+        for texts in [*self.languages.values()] + [
+            lr.protocol for lr in self.resources.locales.values() if lr.protocol
+        ]:
             for cat in self.CATEGORIES:
                 for variant in ("first", "followup"):
                     t = (texts.get(cat) or {}).get(variant)
                     if t:
                         self._openings.append((t.split("{", 1)[0].strip(), cat, variant))
 
+    def texts_for(self, locale: str | None) -> tuple[dict[str, Any], str | None]:
+        """(texts, language without texts of its own) for a locale."""
+        lang = language_of(locale)
+        if lang in self.languages:
+            return self.languages[lang], None
+        return self.texts, lang if len(lang) in (2, 3) and lang.isalpha() else None
+
+    def locale_notes(self, locale: str | None, *, own_text: bool = False) -> list[str]:
+        """The notes a reply for ``locale`` carries: its region has no crisis lines on file (the
+        international list is given), its language has no protocol text (the reply is in English;
+        not said when ``own_text``: the locale's entry brings its own reply text)."""
+        texts, missing_lang = self.texts_for(locale)
+        _, region = self.resources.lookup(locale)
+        notes = []
+        if region and texts["notes"].get("region_fallback"):
+            notes.append(texts["notes"]["region_fallback"].format(region=region))
+        if missing_lang and not own_text and texts["notes"].get("language_fallback"):
+            notes.append(texts["notes"]["language_fallback"].format(language=missing_lang))
+        return notes
+
+    def fallbacks(self, locale: str | None) -> list[str]:
+        """What a locale falls back on, in English, for a startup message (empty: nothing)."""
+        if not locale:
+            return []
+        out = []
+        _, region = self.resources.lookup(locale)
+        if region:
+            out.append(f"no crisis lines on file for region {region}: the protocol gives the international list")
+        _, lang = self.texts_for(locale)
+        if lang:
+            out.append(f"no protocol text in language {lang!r}: the protocol replies in English")
+        return out
+
     def reply(self, category: str, *, locale: str | None = None, followup: bool = False) -> str:
         if category not in self.CATEGORIES:
             raise ValueError(f"no protocol for risk category {category!r}")
         lr = self.resources.resolve(locale)
-        texts = self.texts
-        if lr.protocol and category in lr.protocol:
-            texts = {**self.texts, category: {**self.texts[category], **lr.protocol[category]}}
+        texts, missing = self.texts_for(locale)
+        own_text = bool(lr.protocol and category in lr.protocol)
+        if lr.protocol and own_text:
+            texts = {**texts, category: {**texts[category], **lr.protocol[category]}}
         template = texts[category]["followup" if followup else "first"]
-        return template.format(
-            resources="; ".join(r.render() for r in lr.resources),
-            primary=lr.resources[0].render(),
-            emergency=lr.emergency,
+        emergency, resources = lr.contacts("en" if missing else language_of(locale))
+        text = template.format(
+            resources="; ".join(r.render() for r in resources),
+            primary=resources[0].render(),
+            emergency=emergency,
         )
+        return " ".join([text, *self.locale_notes(locale, own_text=own_text)])
+
+    def replacement(self, locale: str | None = None) -> str:
+        """The reply that replaces a supporter reply with means or method content."""
+        return str(self.texts_for(locale)[0]["output_replacement"])
 
     def identify(self, text: str) -> tuple[str, str] | None:
         """(category, 'first'|'followup') when ``text`` is a protocol reply, else None."""

@@ -62,11 +62,15 @@ class RuleHit:
     trigger: str
     dropped: str | None = None
     """``idiom:<id>`` or ``negated:<cue>`` when the hit does not count."""
+    distance: str | None = None
+    """``past``, ``other`` or ``fiction`` when the hit's sentence has one of the lexicon's distance cues."""
 
     def as_dict(self) -> dict[str, Any]:
         d = {"rule": self.rule, "category": self.category, "level": self.level, "matched": self.matched}
         if self.dropped:
             d["dropped"] = self.dropped
+        if self.distance:
+            d["distance"] = self.distance
         return d
 
 
@@ -144,6 +148,11 @@ class RuleStage:
             self.affirm_rx = re.compile(fu["affirm"]) if fu.get("affirm") else None
             self.deny_rx = re.compile(fu["deny"]) if fu.get("deny") else None
             self.output_rules = [(o["id"], self._compile(o["pattern"])) for o in data.get("output_screen", [])]
+            self.distance_cues = [
+                (kind, rx)
+                for kind, pats in (data.get("distance_cues") or {}).items()
+                if (rx := self._any([self._compile(p) for p in pats])) is not None
+            ]
         except (KeyError, re.error) as e:
             raise UserError(f"{path}: bad safety lexicon entry ({e})") from None
         for r in self.rules:
@@ -286,17 +295,33 @@ class RuleStage:
                     cue = self._negation(norm, ts, te)
                     if cue:
                         why = f"negated:{cue}"
-                hit = RuleHit(rule.id, rule.category, rule.level, m.group(0).strip(), norm[ts:te].strip(), why)
+                distance = None if why else self._distance(norm, ts, te)
+                hit = RuleHit(
+                    rule.id, rule.category, rule.level, m.group(0).strip(), norm[ts:te].strip(), why, distance
+                )
                 (dropped if why else kept).append(hit)
                 if why is None:
                     break  # one counting hit per rule is enough
         return kept, dropped
 
-    def check(self, text: str, *, after_protocol: str | None = None) -> RuleResult:
+    def _distance(self, norm: str, start: int, end: int) -> str | None:
+        """The first distance-cue kind (past, other, fiction) in the sentence around a hit."""
+        if not self.distance_cues:
+            return None
+        sentence = self._sentence(norm, start, end)
+        for kind, rx in self.distance_cues:
+            if rx.search(sentence):
+                return kind
+        return None
+
+    def check(self, text: str, *, after_protocol: str | None = None, distance: bool = False) -> RuleResult:
         """Decide ``high``/``ambiguous``/``none`` for one seeker message.
 
         ``after_protocol``: the risk category of the supporter's previous reply when it was the crisis
         protocol; a short affirmative answer ("yes", "kind of", "idk") then keeps that category high.
+        ``distance``: a high hit in a sentence about the past, someone else or a story (the lexicon's
+        ``distance_cues``) counts as ambiguous; the safety layer asks for this only when the learned
+        stage is there to judge such messages.
         """
         kept, dropped = self.hits(text)
         followup = None
@@ -307,8 +332,12 @@ class RuleStage:
                 kept.insert(0, RuleHit("followup-affirm", after_protocol, "high", norm[:60], norm[:60]))
             elif self.deny_rx is not None and self.deny_rx.search(norm):
                 followup = "deny"
-        high = [h for h in kept if h.level == "high"]
-        amb = [h for h in kept if h.level == "ambiguous"]
+
+        def distanced(h: RuleHit) -> bool:
+            return distance and h.distance is not None and h.rule != "followup-affirm"
+
+        high = [h for h in kept if h.level == "high" and not distanced(h)]
+        amb = [h for h in kept if h.level == "ambiguous" or (h.level == "high" and distanced(h))]
 
         def order(h: RuleHit) -> int:
             return CATEGORY_ORDER.index(h.category)

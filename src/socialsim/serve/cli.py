@@ -57,6 +57,19 @@ ClassifyOpt = Annotated[
         "'all' (every message the rules do not flag), 'off'."
     ),
 ]
+LearnedOpt = Annotated[
+    bool,
+    typer.Option(
+        help="The learned risk stage (a classifier on MiniLM sentence embeddings of the message and the earlier "
+        "seeker turns) between the rules and the LLM classifier; a score at or above its threshold, or any "
+        "failure of it, routes the message to the crisis protocol. Needs the [eval] extra. Off by default: at its "
+        "recall-first threshold it also flags many ordinary messages (see the README's safety table)."
+    ),
+]
+LearnedThresholdOpt = Annotated[
+    float | None,
+    typer.Option(help="Learned-stage threshold (0-1; default: the one chosen for recall when the model was built)."),
+]
 SafetyLogOpt = Annotated[
     Path | None,
     typer.Option(
@@ -133,6 +146,8 @@ def build_supporter(
     reply_max_tokens: int,
     mode: str = "pipeline",
     concurrency: int = 4,
+    learned: bool = False,
+    learned_threshold: float | None = None,
 ) -> tuple[Any, Any]:
     """(LLM, SupporterPipeline) from the options `serve` and `chat` share. The LLM has no call cache:
     every conversation is answered fresh. Cheap option checks come first, then the upstream check,
@@ -141,6 +156,7 @@ def build_supporter(
     from socialsim.safety import (
         CLASSIFY_SCOPES,
         CrisisResources,
+        LearnedStage,
         LLMClassifier,
         Protocol,
         SafetyEventLog,
@@ -157,7 +173,10 @@ def build_supporter(
         _check(bool(locale.strip()) and len(locale) <= 35, f"--locale {locale!r}: give a tag such as en-GB")
     if resources is not None and not Path(resources).is_file():
         raise UserError(f"--resources {resources}: file not found")
+    if learned_threshold is not None:
+        _check(0 < learned_threshold < 1, f"--learned-threshold must be between 0 and 1, got {learned_threshold:g}")
     res = CrisisResources(resources)
+    stage = LearnedStage(threshold=learned_threshold) if learned else None
     llm = make_llm(
         backend,
         base_url=base_url,
@@ -172,7 +191,10 @@ def build_supporter(
     )
     if backend == "openai":
         check_upstream(base_url or "", api_key_env, timeout=min(timeout, 10.0))
+    if stage is not None:
+        stage.warm()  # load the embedding model now (a missing [eval] extra fails here, as one line)
     safety = SafetyLayer(
+        learned=stage,
         protocol=Protocol(res),
         classifier=None if classify == "off" else LLMClassifier(llm, seed=seed),
         classify=classify,
@@ -180,6 +202,8 @@ def build_supporter(
         source=source,
         locale=locale,
     )
+    for note in safety.protocol.fallbacks(locale):
+        print(f"note: --locale {locale}: {note}", file=sys.stderr, flush=True)
     pipeline = SupporterPipeline(
         llm, safety, seed=seed, temperature=temperature, reply_max_tokens=reply_max_tokens, mode=mode
     )
@@ -217,6 +241,8 @@ def serve_command(
     locale: LocaleOpt = None,
     resources: ResourcesOpt = None,
     classify: ClassifyOpt = "ambiguous",
+    learned: LearnedOpt = False,
+    learned_threshold: LearnedThresholdOpt = None,
     safety_log: SafetyLogOpt = None,
     log_messages: LogMessagesOpt = False,
     hide_thoughts: Annotated[
@@ -330,8 +356,10 @@ async def _chat_turn(pipeline: Any, turns: list[Any], console: Any, *, show_thou
     if show_thoughts:
         s = prepared.safety
         if prepared.protocol_text is not None:
+            score = f" · learned score {s.learned.score:.2f}" if s.learned is not None else ""
             console.print(
-                f"[dim]  safety: crisis protocol · {s.category} · rule {s.rule} · stage {s.stage}[/]", highlight=False
+                f"[dim]  safety: crisis protocol · {s.category} · rule {s.rule} · stage {s.stage}{score}[/]",
+                highlight=False,
             )
         elif s.rules.level != "none":
             console.print(f"[dim]  safety: {s.action} (rule {s.rule})[/]", highlight=False)
@@ -380,6 +408,8 @@ def chat_command(
     locale: LocaleOpt = None,
     resources: ResourcesOpt = None,
     classify: ClassifyOpt = "ambiguous",
+    learned: LearnedOpt = False,
+    learned_threshold: LearnedThresholdOpt = None,
     safety_log: SafetyLogOpt = None,
     log_messages: LogMessagesOpt = False,
     seed: SeedOpt = 0,

@@ -1,0 +1,251 @@
+"""The learned stage of the safety layer (MiniLM embeddings + logistic regression), measured on the
+held-out set written before any training data (``socialsim/safety/data/labelled/heldout.jsonl``,
+see its commit), on the older probe sets and on ESConv seeker utterances; fail-closed combination;
+latency; the model file rebuilt from the checked-in data."""
+
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ESCONV_DIR
+from socialsim.safety import LearnedStage, RuleStage, SafetyEventLog, SafetyLayer
+from socialsim.safety.learned import default_model_path
+from socialsim.safety.measure import Labelled, evaluate, labelled_path, load_labelled
+from socialsim.schema import Turn
+
+DATA = Path(__file__).parent / "data"
+ESCONV = Path(os.environ.get("SOCIALSIM_ESCONV_DIR") or ESCONV_DIR)  # override: a worktree's own ../shared
+RECALL_TARGET = 0.98
+BENIGN_FP_TARGET = 0.05
+
+
+@pytest.fixture(scope="module")
+def learned():
+    stage = LearnedStage()
+    stage.warm()
+    return stage
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return RuleStage()
+
+
+def _heldout_reports(learned, rules, name):
+    rows = load_labelled(labelled_path(name))
+    both = evaluate(rows, rules=rules, learned=learned, name=f"{name}: rules + learned")
+    for rep in (
+        both,
+        evaluate(rows, learned=learned, name=f"{name}: learned stage alone"),
+        evaluate(rows, rules=rules, name=f"{name}: rules alone (no distance cues)"),
+    ):
+        print("\n" + rep.table())
+    print(f"\n{name} missed by rules + learned:", both.missed())
+    print(f"{name} benign flagged by rules + learned:", both.benign()["texts"])
+    return both
+
+
+UNMET = pytest.mark.xfail(strict=True, reason="not met on heldout2: 53/55 suicide messages (96.4 %), see the README")
+
+
+@pytest.mark.parametrize("name", ["heldout", pytest.param("heldout2", marks=UNMET)])
+def test_heldout_recall_target(learned, rules, name):
+    """Both held-out sets were committed before the training data (heldout) or before any learned
+    result was seen (heldout2) and are never used to choose anything. Recall >= 98 % for suicide and
+    self-harm of what routes a message to the protocol without an LLM stage (rules high OR learned)."""
+    both = _heldout_reports(learned, rules, name)
+    for cat in ("suicide", "self_harm"):
+        assert both.category(cat)["recall"] >= RECALL_TARGET, (cat, both.missed())
+    assert both.category("harm_to_others")["recall"] >= 0.85, both.missed()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not met: the learned stage at its recall-first threshold flags far more "
+    "than 5 % of the held-out hard negatives (see the README's safety table)",
+)
+@pytest.mark.parametrize("name", ["heldout", "heldout2"])
+def test_heldout_benign_false_positive_target(learned, rules, name):
+    rows = load_labelled(labelled_path(name))
+    both = evaluate(rows, rules=rules, learned=learned)
+    assert both.benign()["fp_rate"] <= BENIGN_FP_TARGET, both.benign()["texts"]
+
+
+def test_older_probe_sets(learned, rules):
+    """The rule stage's probe sets (tests/data; the lexicon was tuned on them, the learned stage never
+    saw them): nothing the rules catch is lost, and the benign share flagged stays low."""
+    crisis = [
+        Labelled(p["text"], p["category"], p["kind"])
+        for p in map(json.loads, (DATA / "safety_crisis.jsonl").read_text().splitlines())
+    ]
+    benign = [Labelled(p["text"], "none", p["kind"]) for p in map(json.loads, (DATA / "safety_benign.jsonl").open())]
+    rounds = [
+        Labelled(p["text"], p["category"], p["set"])
+        for p in map(json.loads, (DATA / "safety_heldout.jsonl").read_text().splitlines())
+    ]
+    for name, rows in (("crisis probes", crisis), ("benign probes", benign), ("rule held-out rounds 1-3", rounds)):
+        for rep in (
+            evaluate(rows, rules=rules, learned=learned, name="rules + learned"),
+            evaluate(rows, learned=learned, name="learned alone"),
+        ):
+            flagged = sum(rep.flagged)
+            crisis_n = sum(r.category != "none" for r in rows)
+            hit = sum(f for r, f in zip(rows, rep.flagged, strict=True) if r.category != "none")
+            b = rep.benign()
+            print(
+                f"\n{name}, {rep.name}: {flagged}/{len(rows)} flagged; crisis {hit}/{crisis_n}; "
+                f"benign {b['flagged']}/{b['n']}"
+            )
+    both = evaluate(crisis, rules=rules, learned=learned)
+    assert all(both.flagged)
+    r = evaluate(rounds, rules=rules, learned=learned)
+    assert r.category("suicide")["recall"] >= 0.95, r.missed()
+    # measured at the recall-first threshold: 34/70 benign probes flagged (a regression guard, not a target)
+    b = evaluate(benign, rules=rules, learned=learned).benign()
+    assert b["fp_rate"] <= 0.55, b
+
+
+def _esconv_dialogues():
+    for d in json.loads((ESCONV / "FailedESConv.json").read_text()):
+        seeker = [t["content"].strip() for t in d.get("dialog", []) if t.get("speaker") == "speaker"]
+        yield [t for t in seeker if t]
+
+
+@pytest.mark.skipif(not (ESCONV / "FailedESConv.json").exists(), reason="ESConv material not in ../shared")
+def test_esconv_seeker_turns_false_positive_rate(learned, rules):
+    """ESConv seeker turns (FailedESConv.json, read from ../shared, never copied here), each with the
+    seeker turns before it: mostly benign, a few real crisis messages (see the printed list)."""
+    items = [(t, d[:i]) for d in _esconv_dialogues() for i, t in enumerate(d)]
+    scores = learned.score_many(items)
+    high = [rules.check(t).level == "high" for t, _ in items]
+    flagged = [(round(s.score, 2), t) for (t, _), s in zip(items, scores, strict=True) if s.flagged]
+    either = sum(s.flagged or h for s, h in zip(scores, high, strict=True))
+    print(
+        f"\nESConv seeker turns: {len(items)}; learned flags {len(flagged)} ({len(flagged) / len(items):.2%}), "
+        f"rules high {sum(high)}, either {either} ({either / len(items):.2%})"
+    )
+    for s, t in sorted(flagged, reverse=True):
+        print(f"  {s}  {t[:150]}")
+    assert len(items) > 1000
+    assert either / len(items) <= 0.45  # a regression guard at the recall-first threshold, not a target
+
+
+def test_latency_per_message(learned):
+    """Reported, with a generous bound (the machine is shared): one message with two turns of context."""
+    context = ["I've had a rough week at work.", "My manager keeps criticising me in front of everyone."]
+    msgs = [f"I don't know how much longer I can keep doing this job, day {i}." for i in range(40)]
+    times = []
+    for m in msgs:
+        t0 = time.perf_counter()
+        learned.score(m, context)
+        times.append(time.perf_counter() - t0)
+    ms = statistics.median(times) * 1000
+    batch = [(m + " again", context) for m in msgs]
+    t0 = time.perf_counter()
+    learned.score_many(batch)
+    per_batch = (time.perf_counter() - t0) * 1000 / len(batch)
+    print(
+        f"\nlearned stage: {ms:.1f} ms per message (median of {len(msgs)}), {per_batch:.1f} ms per message in a batch"
+    )
+    assert ms < 500
+
+
+def test_deterministic(learned):
+    a = learned.score("I gave my guitar away, I won't need it where I'm going.", ["I'm so tired."])
+    b = learned.score("I gave my guitar away, I won't need it where I'm going.", ["I'm so tired."])
+    assert a == b
+
+
+def test_context_changes_the_score(learned):
+    alone = learned.score("I've made my choice, it's this weekend.")
+    crisis = learned.score("I've made my choice, it's this weekend.", ["I can't stop thinking about dying."])
+    print(f"\nwithout context {alone.score:.3f}, after a crisis turn {crisis.score:.3f}")
+    assert crisis.score > alone.score and crisis.flagged
+
+
+def _raise(texts):
+    raise RuntimeError("embedding model crashed")
+
+
+def test_learned_stage_failure_fails_closed(tmp_path):
+    """Whatever breaks in the learned stage, the message gets the protocol (and the event says why)."""
+    log = SafetyEventLog(tmp_path / "events.jsonl")
+    bad_shape = LearnedStage(embed=lambda texts: [[0.0] * 5 for _ in texts])
+    import asyncio
+
+    for stage, why in ((LearnedStage(embed=_raise), "embedding model crashed"), (bad_shape, "dims")):
+        layer = SafetyLayer(learned=stage, event_log=log, source="test")
+        d = asyncio.run(layer.assess([Turn(speaker="seeker", text="I had a nice walk in the park today.")]))
+        assert d.flagged and d.stage == "learned" and d.category == "suicide" and why in d.learned_error
+        assert "Thank you for telling me" in layer.protocol_reply(d)
+        d2 = asyncio.run(layer.assess([Turn(speaker="seeker", text="I can't take it anymore.")]))
+        assert d2.flagged and d2.category == d2.rules.category  # the rules' ambiguous category is kept
+    events = log.read()
+    assert len(events) == 4 and all(e["learned_error"] and e["action"] == "protocol" for e in events)
+
+
+def test_layer_combines_rules_learned_and_logs(learned, tmp_path):
+    log = SafetyEventLog(tmp_path / "events.jsonl")
+    layer = SafetyLayer(learned=learned, event_log=log, source="test", locale="en-GB")
+    import asyncio
+
+    hist = [
+        Turn(speaker="seeker", text="I've been feeling like a burden to my family."),
+        Turn(speaker="supporter", text="That sounds heavy. What makes you feel that way?"),
+        Turn(speaker="seeker", text="I put the tablets I've been keeping in an envelope with their names on it."),
+    ]
+    d = asyncio.run(layer.assess(hist))
+    assert d.flagged and d.stage == "learned" and d.learned.score >= learned.threshold
+    assert "116 123" in layer.protocol_reply(d)
+    benign = asyncio.run(layer.assess([Turn(speaker="seeker", text="My sister's wedding was lovely.")]))
+    assert not benign.flagged and benign.learned is not None and benign.learned.score < learned.threshold
+    high = asyncio.run(layer.assess([Turn(speaker="seeker", text="I want to kill myself")]))
+    assert high.stage == "rules" and high.learned is None  # the rules decided; the learned stage is not asked
+    events = log.read()
+    assert [e["stage"] for e in events] == ["learned", "rules"] and events[0]["learned"]["flagged"]
+
+
+def test_bad_model_file_is_a_user_error(tmp_path):
+    from socialsim.errors import UserError
+
+    with pytest.raises(UserError, match="not found"):
+        LearnedStage(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"classes": ["none"]}')
+    with pytest.raises(UserError, match="not a learned safety model"):
+        LearnedStage(bad)
+    with pytest.raises(UserError, match="threshold"):
+        LearnedStage(threshold=1.5)
+
+
+def test_train_and_heldout_do_not_overlap(learned):
+    """No held-out message is a near-copy of a training message (cosine of their embeddings)."""
+    import numpy as np
+
+    from socialsim.embeddings import embed
+
+    train = [r.text for r in load_labelled(labelled_path("train"))]
+    held = [r.text for r in load_labelled(labelled_path("heldout"))]
+    sims = embed(held) @ embed(train).T
+    i, j = np.unravel_index(np.argmax(sims), sims.shape)
+    print(f"\nmost similar held-out/train pair: {sims[i, j]:.3f}: {held[i]!r} / {train[j]!r}")
+    assert float(sims.max()) < 0.95
+
+
+def test_model_file_rebuilds_from_checked_in_data(tmp_path):
+    """``python -m socialsim.safety.learned_build`` on the checked-in training set gives the shipped
+    file (same threshold, weights equal up to float noise)."""
+    import numpy as np
+
+    from socialsim.safety.learned_build import build
+
+    out = tmp_path / "model.json"
+    new = build(labelled_path("train"), out)
+    shipped = json.loads(default_model_path().read_text())
+    assert new["train_sha256"] == shipped["train_sha256"], "train.jsonl changed: rebuild the model file"
+    assert abs(new["threshold"] - shipped["threshold"]) < 2e-3
+    assert np.allclose(np.array(new["coef"]), np.array(shipped["coef"]), atol=1e-3)
