@@ -209,11 +209,17 @@ def _run(out: Path, sim: Any, ex: Any, *, resume: bool, quiet: bool, store: Any 
             result = run_simulation(store, sim, ex, llm=llm)
     finally:
         store.close()
-    if result.live.stopped:
-        err_console.print(
-            f"[yellow]Stopped: {result.live.stopped}. Continue with: socialsim simulate --resume {out}[/]"
-        )
     return result
+
+
+def _finish(result: Any, out: Path) -> None:
+    """Exit 3 (`Stopped`) when the run is resumable rather than complete."""
+    from socialsim.errors import Stopped
+
+    if result.unfinished:
+        raise Stopped(
+            f"{result.unfinished}; finished dialogues are saved. Continue with: socialsim simulate --resume {out}"
+        )
 
 
 @app.command()
@@ -380,6 +386,7 @@ def simulate(
         result = _run(out, sim, ex, resume=False, quiet=quiet)
     console.print(_summary_table(result.summary))
     console.print(f"Dialogues: {result.exports['jsonl']}\nESConv JSON: {result.exports['esconv']}")
+    _finish(result, result.root)
 
 
 # -- export and train -------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from socialsim.cli_options import (
     backend_option,
     make_llm,
 )
-from socialsim.errors import UserError
+from socialsim.errors import EXIT_RESUMABLE, UserError
 
 BuilderBackendOpt = backend_option(
     "Who writes the personas (the embedded model proves the pipeline; its personas are poor)."
@@ -410,7 +410,7 @@ def build(
         )
     except KeyboardInterrupt:
         err_console.print(f"interrupted: finished personas are saved; run the same command again to resume ({out})")
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_RESUMABLE) from None
     finally:
         llm.close()
         unload = getattr(llm.backend, "unload", None)
