@@ -393,8 +393,9 @@ def simulate(
 
 
 def load_dialogues(source: Path) -> list[Any]:
-    """Dialogues from a run folder (its store) or a dialogues JSONL file; one-line errors."""
-    from socialsim.schema import read_dialogues
+    """Dialogues from a run folder (its store) or a corpus file in any format `evaluate` reads
+    (dialogues JSONL, ESConv JSON, SSConv JSON); one-line errors."""
+    from socialsim.evaluate.readers import load_corpus
     from socialsim.simulate.store import MANIFEST, RunStore
 
     if source.is_dir():
@@ -407,15 +408,14 @@ def load_dialogues(source: Path) -> list[Any]:
             store.close()
     if not source.is_file():
         raise UserError(f"{source}: not found; give a run folder or a dialogues JSONL file")
-    try:
-        return read_dialogues(source)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    return load_corpus(source).dialogues
 
 
 @app.command()
 def export(
-    source: Annotated[Path, typer.Argument(help="A run folder or a dialogues JSONL file.")],
+    source: Annotated[
+        Path, typer.Argument(help="A run folder or a corpus file: dialogues JSONL, ESConv JSON or SSConv JSON.")
+    ],
     out: Annotated[Path, typer.Option(help="Folder to write into (must not hold an export yet).")],
     fmt: Annotated[
         list[str],
@@ -423,7 +423,8 @@ def export(
             "--format",
             help="What to write; repeat for several. sft: chat-format train.jsonl/valid.jsonl (system prompt, "
             "history, supporter reply); parquet / hf: the same examples as parquet files / a HF datasets "
-            "DatasetDict on disk; jsonl: dialogues.jsonl; esconv: esconv.json in ESConv's schema.",
+            "DatasetDict on disk; jsonl: dialogues.jsonl; esconv: esconv.json in ESConv's schema; "
+            "ssconv: ssconv.json in SocialSim's SSConv shape (the thought rendered as its step-by-step reasoning).",
         ),
     ] = ["sft"],  # noqa: B006 - typer reads the default
     with_strategy: Annotated[
@@ -438,9 +439,10 @@ def export(
     """Export a corpus for training or sharing. Failed dialogues are left out of SFT data."""
     from socialsim.corpus.esconv import write_esconv
     from socialsim.corpus.sft import export_sft
+    from socialsim.corpus.ssconv import write_ssconv
     from socialsim.schema import write_jsonl
 
-    known = {"sft", "parquet", "hf", "jsonl", "esconv"}
+    known = {"sft", "parquet", "hf", "jsonl", "esconv", "ssconv"}
     bad = [f for f in fmt if f not in known]
     if bad:
         raise UserError(f"option --format: unknown format {bad[0]!r} (use {', '.join(sorted(known))})")
@@ -448,7 +450,7 @@ def export(
     if not dialogues:
         raise UserError(f"{source}: holds no dialogues")
     sft_formats = tuple(f for f in fmt if f in ("sft", "parquet", "hf"))
-    for name, f in (("dialogues.jsonl", "jsonl"), ("esconv.json", "esconv")):
+    for name, f in (("dialogues.jsonl", "jsonl"), ("esconv.json", "esconv"), ("ssconv.json", "ssconv")):
         if f in fmt and (out / name).exists():
             raise UserError(f"{out / name}: already exists; choose a new --out")
     if sft_formats:
@@ -471,6 +473,8 @@ def export(
         write_jsonl(dialogues, out / "dialogues.jsonl")
     if "esconv" in fmt:
         write_esconv(dialogues, out / "esconv.json")
+    if "ssconv" in fmt:
+        write_ssconv(dialogues, out / "ssconv.json")
     console.print(f"Wrote {', '.join(fmt)} to {out}")
 
 

@@ -232,6 +232,9 @@ def stats(
 
 # -- import ----------------------------------------------------------------------------------------------
 
+#: How many skipped records `import --skip-invalid` lists (all are counted).
+SKIPPED_SHOWN = 5
+
 
 @app.command("import")
 def import_(
@@ -243,7 +246,10 @@ def import_(
             help="Source format. esconv: ESConv's JSON (one persona seed per dialogue; layers from the seeker's "
             "own messages; demographics 'unknown'). rolecards: ESC-Eval-style cards, blocks of 'Age: …', "
             "'Gender: …', 'Occupation: …', 'Problem: …' lines separated by blank lines (or ESC-Eval's JSON with "
-            "the card under 'base'). csv: a header of persona field names (disclosure.surface, "
+            "the card under 'base'; one record is one card even when blank lines separate its fields). socialsim: "
+            "SocialSim's released user profiles (a JSON list; surface from Situation, context from the Event fields, "
+            "core from the emotional words and Goals, Big Five from Personality, Topic/Subtopic kept). "
+            "csv: a header of persona field names (disclosure.surface, "
             "disclosure.context, disclosure.core; lists separated by ';'). jsonl: persona JSON lines.",
             show_default=False,
         ),
@@ -270,13 +276,15 @@ def import_(
     fallback_problem_type: Annotated[
         str | None,
         typer.Option(
-            help="rolecards: problem type for cards without a 'Problem type:' line that no keyword rule matches "
-            "(without it such a card is an error)."
+            help="rolecards/socialsim: problem type for records without a 'Problem type:' line (or a known topic) "
+            "that no keyword rule matches (without it such a record is an error)."
         ),
     ] = None,
     fallback_emotion: Annotated[
         str | None,
-        typer.Option(help="rolecards: emotion for cards without an 'Emotion:' line that no keyword rule matches."),
+        typer.Option(
+            help="rolecards/socialsim: emotion for records without an 'Emotion:' line that no keyword rule matches."
+        ),
     ] = None,
 ) -> None:
     """Import personas from another format into a validated persona JSONL file.
@@ -315,9 +323,17 @@ def import_(
             t.add_row(escape(what), str(k))
         console.print(t)
     if result.skipped:
-        err_console.print(f"[yellow]Skipped {len(result.skipped)} invalid records:[/]")
-        for line in result.skipped:
+        shown = result.skipped[:SKIPPED_SHOWN]
+        more = len(result.skipped) - len(shown)
+        err_console.print(
+            f"[yellow]Skipped {len(result.skipped)} invalid records"
+            + (f" (the first {len(shown)} below)" if more else "")
+            + ":[/]"
+        )
+        for line in shown:
             err_console.print(f"  skipped: {line}", markup=False, highlight=False)
+        if more:
+            err_console.print(f"  … and {more} more", markup=False, highlight=False)
 
 
 # -- build -----------------------------------------------------------------------------------------------

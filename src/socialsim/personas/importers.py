@@ -1,4 +1,5 @@
-"""Import persona banks from ESConv, ESC-Eval-style role cards, CSV and JSONL.
+"""Import persona banks from ESConv, ESC-Eval-style role cards, CSV and JSONL (SocialSim's user
+profiles: `socialsim.personas.import_socialsim`).
 
 Every importer reads the whole source, validates each record as a `Persona` and stops at the
 first bad record with a one-line `UserError` naming file, line (or record) and field; with
@@ -57,8 +58,8 @@ from socialsim.schema import (
     ProblemType,
 )
 
-ImportKind = Literal["esconv", "rolecards", "csv", "jsonl"]
-IMPORT_KINDS: tuple[str, ...] = ("esconv", "rolecards", "csv", "jsonl")
+ImportKind = Literal["esconv", "rolecards", "socialsim", "csv", "jsonl"]
+IMPORT_KINDS: tuple[str, ...] = ("esconv", "rolecards", "socialsim", "csv", "jsonl")
 
 #: What an importer writes for a name, gender or occupation its source does not give.
 UNKNOWN = "unknown"
@@ -98,6 +99,8 @@ def _where(path: Path, where: int | str | None) -> str:
 
 def _bad_line(path: Path, where: int | str | None, err: Exception) -> str:
     if isinstance(err, _Bad):
+        if not err.field:
+            return f"{_where(path, where)}: {err.message}"
         return f"{_where(path, where)}: field '{err.field}': {err.message}"
     if isinstance(err, ValidationError):
         return validation_message(path, where, err)  # type: ignore[arg-type]
@@ -467,6 +470,7 @@ AGE_WORDS: dict[str, int] = {
     "child": 12,
     "teen": 15,
     "teenager": 15,
+    "teenage": 15,
     "adolescent": 15,
     "high school student": 16,
     "young": 22,
@@ -510,6 +514,16 @@ def card_age(value: str, placeholder_age: int) -> tuple[int, str | None]:
         return placeholder_age, _placeholder_life_stage("unknown", placeholder_age)
     if v in AGE_WORDS:
         return AGE_WORDS[v], _placeholder_life_stage(v, AGE_WORDS[v])
+    m = re.fullmatch(r"(.*?)\s*\((.*)\)", v)  # 'Old (90 years old)', '26 (based on …)'
+    if m:
+        for part in (m.group(2), m.group(1)):
+            try:
+                return card_age(part, placeholder_age)
+            except _Bad:
+                continue
+    alternatives = [a.strip() for a in re.split(r"\s+or\s+|/", v) if a.strip()]
+    if len(alternatives) > 1 and alternatives[0] in AGE_WORDS:  # 'teenage or young': the first word
+        return AGE_WORDS[alternatives[0]], _placeholder_life_stage(v, AGE_WORDS[alternatives[0]])
     raise _Bad(
         "age",
         f"cannot read age {value.strip()!r}: write a number, a decade such as '40s', one of "
@@ -543,46 +557,55 @@ class _Card:
     values: dict[str, str]
     lines: dict[str, int]
     start: int
+    #: The first syntax error of this card (its line, the error); the card is then skipped or reported.
+    error: tuple[int, _Bad] | None = None
 
 
-def _parse_cards(path: Path, text: str, where: str | None = None) -> list[_Card]:
+def _parse_cards(text: str, *, single: bool = False) -> list[_Card]:
     """Split role-card text into cards. A line ``Label: value`` whose label starts with a capital
-    letter (up to three words) must be a known field; other lines continue the previous field."""
+    letter (up to three words) must be a known field; other lines continue the previous field.
+    Blank lines separate cards, except with `single` (the text of one JSON record is one card,
+    whatever blank lines it holds). A bad line marks its card with the error (the rest of that card
+    is ignored), so one bad card never hides the others."""
     cards: list[_Card] = []
     cur: _Card | None = None
     last_key: str | None = None
     for lineno, raw in enumerate(text.splitlines(), 1):
-        at = f"{path}:{where or lineno}"
         line = raw.strip()
         if not line:
-            cur, last_key = None, None
+            if not single:
+                cur, last_key = None, None
             continue
         if line.startswith("#"):
+            continue
+        if cur is None:
+            cur = _Card({}, {}, lineno)
+            cards.append(cur)
+        if cur.error is not None:
             continue
         m = re.match(r"^([A-Za-z][A-Za-z_-]*(?: [A-Za-z_-]+){0,2})\s*[:：]\s*(.*)$", line)
         label = m.group(1) if m else ""
         key = _CARD_KEYS.get(label.lower()) if m else None
-        if cur is None:
-            cur = _Card({}, {}, lineno)
-            cards.append(cur)
         if m and key is None and (label[0].isupper() or last_key is None):
             known = ", ".join(sorted({k.capitalize() for k in _CARD_KEYS if "_" not in k}))
-            raise UserError(f"{at}: field '{label}': unknown role-card field; known fields: {known}")
-        if key is not None:
-            if key in cur.values:
-                raise UserError(
-                    f"{at}: field '{label}': given twice in one card (first at line {cur.lines[key]}); "
-                    "separate cards with a blank line"
-                )
+            cur.error = (lineno, _Bad(label, f"unknown role-card field; known fields: {known}"))
+        elif key is not None and key in cur.values:
+            sep = "" if single else "; separate cards with a blank line"
+            cur.error = (lineno, _Bad(label, f"given twice in one card (first at line {cur.lines[key]}){sep}"))
+        elif key is not None:
             cur.values[key] = m.group(2).strip()  # type: ignore[union-attr]
             cur.lines[key] = lineno
             last_key = key
         elif last_key is not None:  # a continuation line of the previous field
             cur.values[last_key] = f"{cur.values[last_key]} {line}".strip()
         else:
-            raise UserError(
-                f"{at}: expected 'Field: value' (e.g. 'Age: 34'); a card is a block of such lines, "
-                "cards are separated by blank lines"
+            cur.error = (
+                lineno,
+                _Bad(
+                    "",
+                    "expected 'Field: value' (e.g. 'Age: 34'); a card is a block of such lines, "
+                    "cards are separated by blank lines",
+                ),
             )
     return cards
 
@@ -596,6 +619,8 @@ def _card_record(
     fallback_emotion: str | None,
     notes: Counter[str],
 ) -> Persona:
+    if card.error is not None:
+        raise card.error[1]
     v = card.values
     problem = _clean(v.get("problem"))
     if not problem:
@@ -688,18 +713,18 @@ def import_rolecards(
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(data, list):
+            raise UserError(f"{path}: expected a JSON list of role-card records")
         for i, rec in enumerate(data, 1):
             base = rec.get("base") if isinstance(rec, dict) else None
-            if not isinstance(base, str) or not base.strip():
-                raise UserError(f"{path}:record {i}: field 'base': expected the role card's text")
-            parsed = _parse_cards(path, base, where=f"record {i}")
-            if len(parsed) != 1:
-                raise UserError(f"{path}:record {i}: field 'base': expected one card, found {len(parsed)}")
-            if isinstance(rec, dict) and "id" in rec and "id" not in parsed[0].values:
-                parsed[0].values["id"] = f"{id_prefix or 'esceval'}-{slug(str(rec['id']))}"
-            cards.append((f"record {i}", parsed[0]))
+            # one record is one card, also when its fields are separated by blank lines
+            parsed = _parse_cards(base, single=True) if isinstance(base, str) else []
+            card = parsed[0] if parsed else _Card({}, {}, 1, (1, _Bad("base", "expected the role card's text")))
+            if isinstance(rec, dict) and "id" in rec and "id" not in card.values:
+                card.values["id"] = f"{id_prefix or 'esceval'}-{slug(str(rec['id']))}"
+            cards.append((f"record {i}", card))
     else:
-        cards = [(c.start, c) for c in _parse_cards(path, text)]
+        cards = [(c.start, c) for c in _parse_cards(text)]
     if not cards:
         raise UserError(
             f"{path}: no role card found; write blocks of 'Age: …', 'Gender: …', 'Occupation: …', "
@@ -711,6 +736,8 @@ def import_rolecards(
         def locate(err: Exception) -> int | str:
             if not isinstance(where, int):
                 return where
+            if card.error is not None and err is card.error[1]:
+                return card.error[0]
             fld = err.field if isinstance(err, _Bad) else _first_field(err)
             key = fld.split(".")[-1] if fld.startswith("disclosure") else fld
             key = {"situation": "problem"}.get(key, key)
@@ -846,6 +873,17 @@ def import_personas(
         return import_esconv(src, placeholder_age=placeholder_age, id_prefix=id_prefix, skip_invalid=skip_invalid)
     if kind == "rolecards":
         return import_rolecards(
+            src,
+            placeholder_age=placeholder_age,
+            id_prefix=id_prefix,
+            fallback_problem_type=fallback_problem_type,
+            fallback_emotion=fallback_emotion,
+            skip_invalid=skip_invalid,
+        )
+    if kind == "socialsim":
+        from socialsim.personas.import_socialsim import import_socialsim
+
+        return import_socialsim(
             src,
             placeholder_age=placeholder_age,
             id_prefix=id_prefix,
