@@ -421,10 +421,11 @@ def export(
         list[str],
         typer.Option(
             "--format",
-            help="What to write; repeat for several. sft: chat-format train.jsonl/valid.jsonl (system prompt, "
-            "history, supporter reply); parquet / hf: the same examples as parquet files / a HF datasets "
-            "DatasetDict on disk; jsonl: dialogues.jsonl; esconv: esconv.json in ESConv's schema; "
-            "ssconv: ssconv.json in SocialSim's SSConv shape (the thought rendered as its step-by-step reasoning).",
+            help="What to write; repeat for several. sft: train.jsonl/validation.jsonl in TRL's prompt-completion "
+            "format (prompt: system prompt + history, completion: the supporter reply); parquet: the same as "
+            "train.parquet/validation.parquet; hf: a HF datasets DatasetDict on disk (hf/); jsonl: dialogues.jsonl; "
+            "esconv: esconv.json in ESConv's schema; ssconv: ssconv.json "
+            "in SocialSim's SSConv shape (the supporter's thought rendered as its step-by-step reasoning).",
         ),
     ] = ["sft"],  # noqa: B006 - typer reads the default
     with_strategy: Annotated[
@@ -464,8 +465,8 @@ def export(
             formats=sft_formats,
         )
         console.print(
-            f"SFT examples: {meta['examples']['train']} train, {meta['examples']['valid']} valid "
-            f"(from {meta['dialogues']['train']} + {meta['dialogues']['valid']} dialogues; "
+            f"SFT examples: {meta['examples']['train']} train, {meta['examples']['validation']} validation "
+            f"(from {meta['dialogues']['train']} + {meta['dialogues']['validation']} dialogues; "
             f"{meta['skipped_failed_dialogues']} failed dialogues left out)"
         )
     out.mkdir(parents=True, exist_ok=True)
