@@ -20,6 +20,8 @@ from socialsim.cli_options import (
     BaseUrlOpt,
     CacheOpt,
     CachePathOpt,
+    ConfigOpt,
+    DumpConfigOpt,
     ModelOpt,
     ModelPathOpt,
     QuietOpt,
@@ -224,6 +226,9 @@ def _finish(result: Any, out: Path) -> None:
 
 @app.command()
 def simulate(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    dump_config: DumpConfigOpt = False,
     personas: Annotated[
         str, typer.Option(help="Persona bank: a JSONL file (one persona per line) or 'default' for the built-in bank.")
     ] = "default",
@@ -299,7 +304,14 @@ def simulate(
       --model Qwen/Qwen2.5-7B-Instruct --n 500 --concurrency 64 --out runs/qwen7b
 
     Stopped runs (Ctrl-C, kill, --max-cost) continue with: socialsim simulate --resume runs/qwen7b
+
+    Every option can come from a YAML file: socialsim simulate --config run.yaml (see --dump-config).
     """
+    if dump_config:
+        from socialsim.config import dump_config as dump
+
+        print(dump(ctx), end="")
+        return
     from pydantic import ValidationError
 
     from socialsim.errors import validation_message
@@ -481,6 +493,7 @@ def export(
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="Folder made by `socialsim export RUN --format sft`.")],
     out: Annotated[Path, typer.Option(help="Output folder: checkpoints/, adapter/, merged/, train.json.")],
     base_model: Annotated[
@@ -497,12 +510,21 @@ def train(
     lora_r: Annotated[int, typer.Option(min=1, help="LoRA rank (all linear layers).")] = 16,
     save_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps (resume point).")] = 10,
     bf16: Annotated[bool, typer.Option(help="bf16 training: use on a GPU; 10-15x slower on CPU.")] = False,
+    config: ConfigOpt = None,
+    dump_config: DumpConfigOpt = False,
 ) -> None:
     """LoRA fine-tuning of a supporter (transformers + peft + trl). Re-running with the same --out
     resumes from the last checkpoint. On a GPU, the same command trains a 7B model:
 
       socialsim train --data sft/ --base-model Qwen2.5-7B-Instruct/ --out runs/qwen-lora --bf16 --batch-size 8
+
+    Every option can come from a YAML file: socialsim train --config train.yaml (see --dump-config).
     """
+    if dump_config:
+        from socialsim.config import dump_config as dump
+
+        print(dump(ctx), end="")
+        return
     from socialsim.train.lora import TrainConfig, train_lora
 
     cfg = TrainConfig(
