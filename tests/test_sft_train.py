@@ -96,7 +96,7 @@ def test_export_splits_by_dialogue_and_writes_all_formats(tmp_path):
     import datasets
 
     assert datasets.Dataset.from_parquet(str(tmp_path / "sft" / "validation.parquet")).num_rows == len(valid)
-    dd = datasets.load_from_disk(str(tmp_path / "sft" / "hf"))
+    dd = datasets.load_dataset(str(tmp_path / "sft"))  # the Hub layout: data/*.parquet + README.md card
     assert set(dd) == {"train", "validation"}
     assert dd["train"].num_rows == len(train) and dd["validation"].num_rows == len(valid)
     assert dd["train"][0]["completion"][0]["role"] == "assistant"

@@ -435,7 +435,8 @@ def export(
             "--format",
             help="What to write; repeat for several. sft: train.jsonl/validation.jsonl in TRL's prompt-completion "
             "format (prompt: system prompt + history, completion: the supporter reply); parquet: the same as "
-            "train.parquet/validation.parquet; hf: a HF datasets DatasetDict on disk (hf/); jsonl: dialogues.jsonl; "
+            "train.parquet/validation.parquet; hf: the Hugging Face Hub layout (data/*.parquet + a README.md "
+            "dataset card), loadable with datasets.load_dataset(OUT); jsonl: dialogues.jsonl; "
             "esconv: esconv.json in ESConv's schema; ssconv: ssconv.json "
             "in SocialSim's SSConv shape (the supporter's thought rendered as its step-by-step reasoning).",
         ),
@@ -467,6 +468,8 @@ def export(
         if f in fmt and (out / name).exists():
             raise UserError(f"{out / name}: already exists; choose a new --out")
     if sft_formats:
+        from socialsim.corpus.hf_card import describe_source
+
         meta = export_sft(
             dialogues,
             out,
@@ -475,6 +478,7 @@ def export(
             valid_fraction=valid_fraction,
             seed=seed,
             formats=sft_formats,
+            source=describe_source(source),
         )
         console.print(
             f"SFT examples: {meta['examples']['train']} train, {meta['examples']['validation']} validation "

@@ -134,8 +134,10 @@ def export_sft(
     source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write ``train.jsonl``/``validation.jsonl`` into `out`; with ``parquet`` also
-    ``train.parquet``/``validation.parquet``; with ``hf`` a ``datasets.DatasetDict`` saved under
-    ``hf/``. `source` describes where the dialogues came from (run config, persona bank).
+    ``train.parquet``/``validation.parquet``; with ``hf`` the Hugging Face Hub layout
+    (``data/<split>-00000-of-00001.parquet`` and a ``README.md`` dataset card, see
+    `socialsim.corpus.hf_card`), loadable with ``datasets.load_dataset(out)``. `source` describes
+    where the dialogues came from (run config, persona bank), for the card.
 
     Returns counts. Refuses to write into a folder that already holds an export.
     """
@@ -191,6 +193,8 @@ def export_sft(
             for k, ds in dd.items():
                 ds.to_parquet(str(out / f"{k}.parquet"))
         if "hf" in formats:
-            datasets.DatasetDict(dd).save_to_disk(str(out / "hf"))
+            from socialsim.corpus.hf_card import write_hub_layout
+
+            write_hub_layout(out, dd, kept, meta, source or {})
     (out / "export.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return meta
