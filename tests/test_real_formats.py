@@ -120,6 +120,8 @@ def test_socialsim_profile_errors_and_skips(tmp_path):
     assert "record 3: field 'Personality': unknown Big Five pole 'Grumpiness'" in r.skipped[1]
     with pytest.raises(Exception, match="both poles"):
         big_five("Openness, Closedness")
+    with pytest.raises(UserError, match="option --fallback-emotion"):
+        import_socialsim(PROFILES, fallback_emotion="boredom")
 
 
 def test_cli_imports_socialsim_profiles(tmp_path):

@@ -24,7 +24,6 @@ Effects`` and ``Goals and Expectations``. Each profile becomes one layered perso
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -32,7 +31,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from socialsim.errors import UserError
 from socialsim.personas.importers import (
     _GENDERS,
     _NOT_GIVEN,
@@ -47,9 +45,11 @@ from socialsim.personas.importers import (
     _collect,
     _read_text,
     card_age,
+    check_fallbacks,
     cut_at_word,
     infer_emotion,
     infer_problem_type,
+    read_json_list,
     slug,
 )
 from socialsim.schema import Level, Persona, ProblemType
@@ -266,13 +266,8 @@ def import_socialsim(
 ) -> ImportResult:
     """SocialSim user profiles (a JSON list) → layered personas; errors name the record and field."""
     path = Path(path)
-    text = _read_text(path, "SocialSim profile file")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-    if not isinstance(data, list):
-        raise UserError(f"{path}: expected a JSON list of SocialSim profiles (objects with 'ID', 'Situation', …)")
+    check_fallbacks(fallback_problem_type, fallback_emotion)
+    data = read_json_list(path, _read_text(path, "SocialSim profile file"), "SocialSim profiles ('ID', 'Situation', …)")
     prefix = id_prefix or "socialsim"
 
     def records() -> Iterator[tuple[int | str, Builder, Locator | None]]:

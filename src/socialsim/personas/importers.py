@@ -696,25 +696,10 @@ def import_rolecards(
     is read too. Errors name the line of the bad field (text form) or the record (JSON form)."""
     path = Path(path)
     text = _read_text(path, "role-card file")
-    for value, name, opt in (
-        (fallback_problem_type, "problem_type", "--fallback-problem-type"),
-        (fallback_emotion, "emotion_type", "--fallback-emotion"),
-    ):
-        if value is not None:
-            try:
-                Persona.model_validate({name: value})
-            except ValidationError as e:
-                errs = [x for x in e.errors() if x["loc"] and x["loc"][0] == name]
-                if errs:
-                    raise UserError(f"option {opt}: {errs[0]['msg']}") from None
+    check_fallbacks(fallback_problem_type, fallback_emotion)
     cards: list[tuple[int | str, _Card]] = []
     if text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(data, list):
-            raise UserError(f"{path}: expected a JSON list of role-card records")
+        data = read_json_list(path, text, "role-card records")
         for i, rec in enumerate(data, 1):
             base = rec.get("base") if isinstance(rec, dict) else None
             # one record is one card, also when its fields are separated by blank lines
@@ -751,6 +736,32 @@ def import_rolecards(
             yield where, build, locator(where, card)
 
     return _collect(path, "rolecards", records(), skip_invalid)
+
+
+def check_fallbacks(fallback_problem_type: str | None, fallback_emotion: str | None) -> None:
+    """One-line `UserError` naming the option when a fallback is not a known problem type / emotion."""
+    for value, name, opt in (
+        (fallback_problem_type, "problem_type", "--fallback-problem-type"),
+        (fallback_emotion, "emotion_type", "--fallback-emotion"),
+    ):
+        if value is not None:
+            try:
+                Persona.model_validate({name: value})
+            except ValidationError as e:
+                errs = [x for x in e.errors() if x["loc"] and x["loc"][0] == name]
+                if errs:
+                    raise UserError(f"option {opt}: {errs[0]['msg']}") from None
+
+
+def read_json_list(path: Path, text: str, what: str) -> list[Any]:
+    """`text` parsed as a JSON list, or a one-line `UserError` naming file and line."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(data, list):
+        raise UserError(f"{path}: expected a JSON list of {what}")
+    return data
 
 
 def _first_field(err: Exception) -> str:
