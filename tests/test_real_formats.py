@@ -3,6 +3,7 @@ ESC-Eval role cards whose fields are separated by blank lines, SocialSim user pr
 dialogues, read and written; and `--skip-invalid`, which skips a bad record and never aborts."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,24 @@ def test_export_and_evaluate_take_ssconv(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"ID": 1, "Dialogue": [{"Turn": 1, "Seeker": "hi", "Supporter": "hello"}]}]))
     one_line_error(run_cli("export", bad, "--out", tmp_path / "g", "--format", "jsonl"), "dialogue [0]", "Dialogue[0]")
+
+
+@pytest.mark.slow
+def test_core_layers_from_the_llm_pass_on_the_embedded_model(tmp_path):
+    from socialsim.personas.core_llm import acceptable_core
+
+    rule = {p.id: p for p in import_socialsim(PROFILES).personas}
+    out = tmp_path / "p.jsonl"
+    r = pcli("import", "--from", "socialsim", PROFILES, "--out", out, "--core-from", "llm")
+    assert r.returncode == 0, r.stderr
+    written = (
+        int(re.search(r"core written by the LLM\s*│\s*(\d+)", r.stdout).group(1))
+        if "written by the LLM" in r.stdout
+        else 0
+    )
+    kept = int(re.search(r"core kept by rule[^│]*│\s*(\d+)", r.stdout).group(1)) if "kept by rule" in r.stdout else 0
+    assert written + kept == 3 and written >= 1, r.stdout
+    ps = [Persona.model_validate_json(x) for x in out.read_text().splitlines()]
+    changed = [p for p in ps if p.disclosure.core != rule[p.id].disclosure.core]
+    assert len(changed) == written and all(acceptable_core(p.disclosure.core) for p in changed)
+    assert all(p.disclosure.surface == rule[p.id].disclosure.surface for p in ps)  # only the core is rewritten

@@ -286,6 +286,20 @@ def import_(
             help="rolecards/socialsim: emotion for records without an 'Emotion:' line that no keyword rule matches."
         ),
     ] = None,
+    core_from: Annotated[
+        str,
+        typer.Option(
+            help="'rule': the core layer by the importer's fixed rules. 'llm': then rewrite each core (the worry "
+            "said last) with the model of --backend from the rest of the persona, in the seeker's voice; a reply "
+            "that is not 10-180 characters in the first person keeps the rule's core (counted)."
+        ),
+    ] = "rule",
+    backend: BuilderBackendOpt = "local",
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    model_path: ModelPathOpt = None,
+    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
+    timeout: TimeoutOpt = 60.0,
 ) -> None:
     """Import personas from another format into a validated persona JSONL file.
 
@@ -304,6 +318,19 @@ def import_(
         raise UserError(f"{out}: already exists; choose another --out or add --force to replace it")
     if out.resolve() == src.resolve():
         raise UserError(f"{out}: --out is the source file; choose another --out")
+    if core_from not in ("rule", "llm"):
+        raise UserError(f"option --core-from: {core_from!r}: use 'rule' or 'llm'")
+    llm = None
+    if core_from == "llm":
+        llm = make_llm(
+            backend,
+            base_url=base_url,
+            model=model,
+            model_path=model_path,
+            api_key_env=api_key_env,
+            timeout=timeout,
+            require_model="the model that writes the core layers",
+        )
     result = import_personas(
         source_format,
         src,
@@ -312,7 +339,10 @@ def import_(
         fallback_problem_type=fallback_problem_type,
         fallback_emotion=fallback_emotion,
         skip_invalid=skip_invalid,
+        core_llm=llm,
     )
+    if llm is not None:
+        llm.close()
     n = write_personas(result.personas, out)
     console.print(f"Imported {n} personas from {src} ({source_format}) into {out}.")
     if result.notes:

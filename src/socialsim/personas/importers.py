@@ -876,8 +876,28 @@ def import_personas(
     fallback_problem_type: str | None = None,
     fallback_emotion: str | None = None,
     skip_invalid: bool = False,
+    core_llm: Any = None,
 ) -> ImportResult:
-    """Import from `src` with the importer named by `kind` (one of `IMPORT_KINDS`)."""
+    """Import from `src` with the importer named by `kind` (one of `IMPORT_KINDS`); with `core_llm`
+    (an `LLM`), the core layers are then rewritten by that model (`socialsim.personas.core_llm`)."""
+    result = _import(kind, src, placeholder_age, id_prefix, fallback_problem_type, fallback_emotion, skip_invalid)
+    if core_llm is not None:
+        from socialsim.personas.core_llm import llm_cores
+
+        result.personas, notes = llm_cores(result.personas, core_llm)
+        result.notes.update(notes)
+    return result
+
+
+def _import(
+    kind: str,
+    src: str | Path,
+    placeholder_age: int,
+    id_prefix: str | None,
+    fallback_problem_type: str | None,
+    fallback_emotion: str | None,
+    skip_invalid: bool,
+) -> ImportResult:
     if not 12 <= placeholder_age <= 100:
         raise UserError(f"option --placeholder-age: must be 12 to 100 (got {placeholder_age})")
     if kind == "esconv":
