@@ -12,8 +12,8 @@ from conftest import one_line_error, run_cli
 from socialsim.corpus.ssconv import REASONING, SUPPORTER, read_ssconv, render_thought, write_ssconv
 from socialsim.errors import UserError
 from socialsim.evaluate.readers import load_corpus
-from socialsim.personas.import_socialsim import big_five, import_socialsim
 from socialsim.personas.importers import import_personas, import_rolecards
+from socialsim.personas.importers.socialsim import big_five, import_socialsim
 from socialsim.schema import Dialogue, Persona, Strategy, SupporterThought, Turn, write_jsonl
 
 DATA = Path(__file__).parent / "data"

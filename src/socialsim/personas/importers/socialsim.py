@@ -31,9 +31,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from socialsim.personas.importers import (
-    _GENDERS,
-    _NOT_GIVEN,
+from socialsim.personas.importers.common import (
     DEFAULT_CARD_INTENSITY,
     DEFAULT_PLACEHOLDER_AGE,
     UNKNOWN,
@@ -44,13 +42,17 @@ from socialsim.personas.importers import (
     _clean,
     _collect,
     _read_text,
-    card_age,
     check_fallbacks,
     cut_at_word,
-    infer_emotion,
-    infer_problem_type,
     read_json_list,
     slug,
+)
+from socialsim.personas.importers.rules import (
+    _GENDERS,
+    _NOT_GIVEN,
+    card_age,
+    infer_emotion,
+    infer_problem_type,
 )
 from socialsim.schema import Level, Persona, ProblemType
 
