@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole chain on the embedded model, as a user would run it: simulate a small corpus, export it
-# as chat SFT data, LoRA-train SmolLM2-135M on it, then compare the base and the trained model
+# as prompt-completion SFT data, LoRA-train SmolLM2-135M on it, then compare the base and the trained model
 # (1) on ESConv contexts with response metrics and (2) against simulated seekers from held-out
 # personas, scored by a judge. About 40 minutes on 2 cores. On a GPU with a real server, raise the
 # sizes and point --backend/--contender at real models.
@@ -22,11 +22,13 @@ else
   socialsim simulate --n "$N_DIALOGUES" --max-turns 4 --out "$W/corpus" -q
 fi
 
-# 2. chat-format SFT data with the strategy as a prefix, split by dialogue
+# 2. prompt-completion SFT data (TRL), the strategy as a prefix in history and target, split by dialogue
 [ -f "$W/sft/train.jsonl" ] || socialsim export "$W/corpus" --format sft --out "$W/sft" --valid-fraction 0.15
 
 # 3. LoRA SFT (resumes from its last checkpoint when re-run)
-socialsim train --data "$W/sft" --out "$W/lora" --max-steps "$STEPS" --save-steps 20
+# On a GPU the same command trains a 7B model: BASE_MODEL=/models/Qwen2.5-7B-Instruct TRAIN_ARGS="--bf16 --batch-size 8"
+socialsim train --data "$W/sft" --out "$W/lora" --max-steps "$STEPS" --save-steps 20 \
+  --base-model "${BASE_MODEL:-embedded}" ${TRAIN_ARGS:-}
 
 # 4a. response metrics on ESConv contexts
 for who in "base=local:embedded:plain" "tuned=hf:$W/lora/merged:plain"; do

@@ -103,3 +103,12 @@ def test_cli_simulate_through_server_writes_run(tmp_path, persona_file, llama_se
     assert len(esconv) == 2 and all(x["dialog"] for x in esconv)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dialogues_ok"] + summary["dialogues_failed"] == 2
+    # the manifest records what made the run: versions, and the server's own entry for the model
+    from importlib.metadata import version
+
+    from socialsim import __version__
+
+    env = json.loads((out / "manifest.json").read_text())["environment"]
+    assert env["software"]["socialsim"] == __version__ and env["software"]["python"]
+    assert env["software"]["llama-cpp-python"] == version("llama-cpp-python")
+    assert env["server_model"]["entry"]["id"] == "smollm2", env["server_model"]

@@ -20,6 +20,8 @@ from socialsim.cli_options import (
     BaseUrlOpt,
     CacheOpt,
     CachePathOpt,
+    ConfigOpt,
+    DumpConfigOpt,
     ModelOpt,
     ModelPathOpt,
     QuietOpt,
@@ -209,15 +211,24 @@ def _run(out: Path, sim: Any, ex: Any, *, resume: bool, quiet: bool, store: Any 
             result = run_simulation(store, sim, ex, llm=llm)
     finally:
         store.close()
-    if result.live.stopped:
-        err_console.print(
-            f"[yellow]Stopped: {result.live.stopped}. Continue with: socialsim simulate --resume {out}[/]"
-        )
     return result
+
+
+def _finish(result: Any, out: Path) -> None:
+    """Exit 3 (`Stopped`) when the run is resumable rather than complete."""
+    from socialsim.errors import Stopped
+
+    if result.unfinished:
+        raise Stopped(
+            f"{result.unfinished}; finished dialogues are saved. Continue with: socialsim simulate --resume {out}"
+        )
 
 
 @app.command()
 def simulate(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    dump_config: DumpConfigOpt = False,
     personas: Annotated[
         str, typer.Option(help="Persona bank: a JSONL file (one persona per line) or 'default' for the built-in bank.")
     ] = "default",
@@ -293,7 +304,14 @@ def simulate(
       --model Qwen/Qwen2.5-7B-Instruct --n 500 --concurrency 64 --out runs/qwen7b
 
     Stopped runs (Ctrl-C, kill, --max-cost) continue with: socialsim simulate --resume runs/qwen7b
+
+    Every option can come from a YAML file: socialsim simulate --config run.yaml (see --dump-config).
     """
+    if dump_config:
+        from socialsim.config import dump_config as dump
+
+        print(dump(ctx), end="")
+        return
     from pydantic import ValidationError
 
     from socialsim.errors import validation_message
@@ -380,14 +398,16 @@ def simulate(
         result = _run(out, sim, ex, resume=False, quiet=quiet)
     console.print(_summary_table(result.summary))
     console.print(f"Dialogues: {result.exports['jsonl']}\nESConv JSON: {result.exports['esconv']}")
+    _finish(result, result.root)
 
 
 # -- export and train -------------------------------------------------------------------------------
 
 
 def load_dialogues(source: Path) -> list[Any]:
-    """Dialogues from a run folder (its store) or a dialogues JSONL file; one-line errors."""
-    from socialsim.schema import read_dialogues
+    """Dialogues from a run folder (its store) or a corpus file in any format `evaluate` reads
+    (dialogues JSONL, ESConv JSON, SSConv JSON); one-line errors."""
+    from socialsim.evaluate.readers import load_corpus
     from socialsim.simulate.store import MANIFEST, RunStore
 
     if source.is_dir():
@@ -400,23 +420,25 @@ def load_dialogues(source: Path) -> list[Any]:
             store.close()
     if not source.is_file():
         raise UserError(f"{source}: not found; give a run folder or a dialogues JSONL file")
-    try:
-        return read_dialogues(source)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    return load_corpus(source).dialogues
 
 
 @app.command()
 def export(
-    source: Annotated[Path, typer.Argument(help="A run folder or a dialogues JSONL file.")],
+    source: Annotated[
+        Path, typer.Argument(help="A run folder or a corpus file: dialogues JSONL, ESConv JSON or SSConv JSON.")
+    ],
     out: Annotated[Path, typer.Option(help="Folder to write into (must not hold an export yet).")],
     fmt: Annotated[
         list[str],
         typer.Option(
             "--format",
-            help="What to write; repeat for several. sft: chat-format train.jsonl/valid.jsonl (system prompt, "
-            "history, supporter reply); parquet / hf: the same examples as parquet files / a HF datasets "
-            "DatasetDict on disk; jsonl: dialogues.jsonl; esconv: esconv.json in ESConv's schema.",
+            help="What to write; repeat for several. sft: train.jsonl/validation.jsonl in TRL's prompt-completion "
+            "format (prompt: system prompt + history, completion: the supporter reply); parquet: the same as "
+            "train.parquet/validation.parquet; hf: the Hugging Face Hub layout (data/*.parquet + a README.md "
+            "dataset card), loadable with datasets.load_dataset(OUT); jsonl: dialogues.jsonl; "
+            "esconv: esconv.json in ESConv's schema; ssconv: ssconv.json "
+            "in SocialSim's SSConv shape (the supporter's thought rendered as its step-by-step reasoning).",
         ),
     ] = ["sft"],  # noqa: B006 - typer reads the default
     with_strategy: Annotated[
@@ -431,9 +453,10 @@ def export(
     """Export a corpus for training or sharing. Failed dialogues are left out of SFT data."""
     from socialsim.corpus.esconv import write_esconv
     from socialsim.corpus.sft import export_sft
+    from socialsim.corpus.ssconv import write_ssconv
     from socialsim.schema import write_jsonl
 
-    known = {"sft", "parquet", "hf", "jsonl", "esconv"}
+    known = {"sft", "parquet", "hf", "jsonl", "esconv", "ssconv"}
     bad = [f for f in fmt if f not in known]
     if bad:
         raise UserError(f"option --format: unknown format {bad[0]!r} (use {', '.join(sorted(known))})")
@@ -441,10 +464,12 @@ def export(
     if not dialogues:
         raise UserError(f"{source}: holds no dialogues")
     sft_formats = tuple(f for f in fmt if f in ("sft", "parquet", "hf"))
-    for name, f in (("dialogues.jsonl", "jsonl"), ("esconv.json", "esconv")):
+    for name, f in (("dialogues.jsonl", "jsonl"), ("esconv.json", "esconv"), ("ssconv.json", "ssconv")):
         if f in fmt and (out / name).exists():
             raise UserError(f"{out / name}: already exists; choose a new --out")
     if sft_formats:
+        from socialsim.corpus.hf_card import describe_source
+
         meta = export_sft(
             dialogues,
             out,
@@ -453,10 +478,11 @@ def export(
             valid_fraction=valid_fraction,
             seed=seed,
             formats=sft_formats,
+            source=describe_source(source),
         )
         console.print(
-            f"SFT examples: {meta['examples']['train']} train, {meta['examples']['valid']} valid "
-            f"(from {meta['dialogues']['train']} + {meta['dialogues']['valid']} dialogues; "
+            f"SFT examples: {meta['examples']['train']} train, {meta['examples']['validation']} validation "
+            f"(from {meta['dialogues']['train']} + {meta['dialogues']['validation']} dialogues; "
             f"{meta['skipped_failed_dialogues']} failed dialogues left out)"
         )
     out.mkdir(parents=True, exist_ok=True)
@@ -464,11 +490,14 @@ def export(
         write_jsonl(dialogues, out / "dialogues.jsonl")
     if "esconv" in fmt:
         write_esconv(dialogues, out / "esconv.json")
+    if "ssconv" in fmt:
+        write_ssconv(dialogues, out / "ssconv.json")
     console.print(f"Wrote {', '.join(fmt)} to {out}")
 
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="Folder made by `socialsim export RUN --format sft`.")],
     out: Annotated[Path, typer.Option(help="Output folder: checkpoints/, adapter/, merged/, train.json.")],
     base_model: Annotated[
@@ -485,12 +514,21 @@ def train(
     lora_r: Annotated[int, typer.Option(min=1, help="LoRA rank (all linear layers).")] = 16,
     save_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps (resume point).")] = 10,
     bf16: Annotated[bool, typer.Option(help="bf16 training: use on a GPU; 10-15x slower on CPU.")] = False,
+    config: ConfigOpt = None,
+    dump_config: DumpConfigOpt = False,
 ) -> None:
     """LoRA fine-tuning of a supporter (transformers + peft + trl). Re-running with the same --out
     resumes from the last checkpoint. On a GPU, the same command trains a 7B model:
 
       socialsim train --data sft/ --base-model Qwen2.5-7B-Instruct/ --out runs/qwen-lora --bf16 --batch-size 8
+
+    Every option can come from a YAML file: socialsim train --config train.yaml (see --dump-config).
     """
+    if dump_config:
+        from socialsim.config import dump_config as dump
+
+        print(dump(ctx), end="")
+        return
     from socialsim.train.lora import TrainConfig, train_lora
 
     cfg = TrainConfig(

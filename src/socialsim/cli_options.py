@@ -49,6 +49,32 @@ CachePathOpt = Annotated[
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
 
 
+def _install_config(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+    from socialsim.config import install_config
+
+    install_config(ctx, value)
+    return value
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        is_eager=True,
+        callback=_install_config,
+        help="A YAML file of options (keys are option names, e.g. 'n: 100', 'max-turns: 6'). The command line "
+        "overrides the file, the file overrides the environment (OPENAI_BASE_URL) and the defaults; an unknown "
+        "key is an error. See --dump-config.",
+    ),
+]
+DumpConfigOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dump-config", help="Print the effective configuration as YAML (a file --config takes back) and exit."
+    ),
+]
+
+
 def make_llm(
     backend: str,
     *,

@@ -1,14 +1,16 @@
-"""What every typer app of socialsim shares: the one-line error contract (exit code 2)."""
+"""What every typer app of socialsim shares: one-line errors and the exit codes of
+`socialsim.errors` (0 done, 1 other failure, 2 bad input, 3 stopped but resumable)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 import typer
 from rich.console import Console
 
-from socialsim.errors import UserError
+from socialsim.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_RESUMABLE, Stopped, UserError
 
 err_console = Console(stderr=True)
 
@@ -35,18 +37,36 @@ class OneLineTyper(typer.Typer):
             raise UserError(f"{cmd}{message} (see --help)") from None
         except typer.Abort:
             raise KeyboardInterrupt from None
+        if rc == 130:  # typer turns Ctrl-C into exit code 130: ours is 3 (stopped but resumable)
+            raise KeyboardInterrupt
         if isinstance(rc, int) and rc:
             sys.exit(rc)
         return rc
 
 
 def run_app(app: typer.Typer) -> None:
-    """Run a typer app; a `UserError` becomes ``error: <one line>`` on stderr and exit code 2."""
+    """Run a typer app: a `UserError` becomes ``error: <one line>`` and exit code 2, `Stopped` and
+    Ctrl-C exit 3 (resumable), any other exception one line and exit 1."""
     try:
         app()
     except UserError as e:
         err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        sys.exit(EXIT_BAD_INPUT)
+    except Stopped as e:
+        err_console.print(f"stopped: {e}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(EXIT_RESUMABLE)
     except KeyboardInterrupt:
         err_console.print("interrupted: finished work is saved; run again with --resume to continue", markup=False)
-        sys.exit(130)
+        sys.exit(EXIT_RESUMABLE)
+    except Exception as e:
+        if os.environ.get("SOCIALSIM_DEBUG"):
+            raise
+        first = (str(e).splitlines() or [""])[0]
+        err_console.print(
+            f"failed: {e.__class__.__name__}: {first} "
+            "(a bug or a broken install; SOCIALSIM_DEBUG=1 shows the traceback)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(EXIT_FAILURE)

@@ -1,4 +1,17 @@
-"""Errors that reach the user as one clear line (and exit code 2 from the CLI)."""
+"""Errors that reach the user as one clear line, and the exit codes of every socialsim command.
+
+==== ==========================================================================================
+code meaning
+==== ==========================================================================================
+0    done
+1    another failure (a bug or a broken environment): one line on stderr; set
+     ``SOCIALSIM_DEBUG=1`` for the traceback
+2    bad input or an unusable setting (`UserError`): one line naming file, line, field or option
+3    stopped but resumable (`Stopped`): a budget ran out, dialogues were deferred after a
+     backend gave up, or Ctrl-C; finished work is saved and the same command (or ``--resume``)
+     continues it
+==== ==========================================================================================
+"""
 
 from __future__ import annotations
 
@@ -6,9 +19,19 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+EXIT_RESUMABLE = 3
+
 
 class UserError(Exception):
     """Bad input or an unusable setting: the CLI prints the message on one line and exits 2."""
+
+
+class Stopped(Exception):
+    """Work stopped before the end but is saved and can be continued: the CLI prints the message
+    (which says how to continue) and exits 3."""
 
 
 class BackendError(UserError):

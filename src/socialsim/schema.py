@@ -193,6 +193,8 @@ class Persona(BaseModel):
     coping_tried: list[str] = Field(default_factory=list)
     support_preferences: list[str] = Field(default_factory=list)
     talk_style: str | None = Field(default=None, description="e.g. 'terse, informal'")
+    topic: str | None = Field(default=None, description="The source's own topic label (e.g. SocialSim's 'Study').")
+    subtopic: str | None = Field(default=None, description="The source's own subtopic label(s).")
     risk: Literal["none", "passive_death_thoughts"] = "none"
 
     @field_validator("problem_type", mode="before")
@@ -243,6 +245,11 @@ class Turn(BaseModel):
     text: str
     strategy: Strategy | None = None
     thought: SupporterThought | None = None
+    thought_text: str | None = Field(
+        default=None,
+        description="Supporter turns: free-text reasoning before the reply when the source has no structured "
+        "thought (e.g. SSConv's 'Supporter Step by Step Reasoning').",
+    )
     disclosure_layer: int | None = Field(default=None, ge=0, le=2)
     role_fallback: bool = Field(
         default=False, description="Seeker text fell back to the persona's own words after role drift."

@@ -4,7 +4,7 @@ any backend) as supporters; a leading ``[Strategy]`` tag in its reply is read as
 from __future__ import annotations
 
 from socialsim.agents.common import clean_utterance, derive_seed, total_usage
-from socialsim.corpus.sft import DEFAULT_SYSTEM_PROMPT, split_prefix
+from socialsim.corpus.sft import DEFAULT_SYSTEM_PROMPT, chat_history, split_prefix
 from socialsim.errors import StructuredOutputError
 from socialsim.llm.base import ChatRequest
 from socialsim.llm.client import LLM
@@ -12,15 +12,9 @@ from socialsim.schema import Strategy, Turn
 
 
 def chat_messages(history: list[Turn], system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> list[dict[str, str]]:
-    """The SFT export's format: system prompt, then seeker = user, supporter = assistant."""
-    msgs = [{"role": "system", "content": system_prompt}]
-    for t in history:
-        role = "user" if t.speaker == "seeker" else "assistant"
-        if msgs[-1]["role"] == role:
-            msgs[-1] = {"role": role, "content": msgs[-1]["content"] + " " + t.text}
-        else:
-            msgs.append({"role": role, "content": t.text})
-    return msgs
+    """The SFT export's prompt format: system prompt, then seeker = user, supporter = assistant, earlier
+    replies with their ``[Strategy]`` tag as in training (`socialsim.corpus.sft.chat_history`)."""
+    return [{"role": "system", "content": system_prompt}, *chat_history(history, with_strategy=True)]
 
 
 class PlainSupporter:

@@ -1,11 +1,25 @@
-"""Training data for a supporter chatbot: chat-format SFT examples from dialogues.
+"""Training data for a supporter chatbot: SFT examples from dialogues, in TRL's conversational
+*prompt–completion* format.
 
-One example per supporter turn of every ``ok`` dialogue: a system prompt, the history (seeker
-= ``user``, supporter = ``assistant``) and the supporter's reply as the final ``assistant``
-message. Optionally the reply carries a controllable prefix: the strategy in brackets, as in
-ESConv's training format (``[Question] How long has this been going on?``), and/or the
-supporter's thought as JSON in a ``<thought>`` tag before it. Train/valid split by dialogue, so
-no dialogue leaks across the split.
+One example per supporter turn of every ``ok`` dialogue::
+
+    {"prompt": [{"role": "system", ...}, {"role": "user", ...}, {"role": "assistant", ...}, ...],
+     "completion": [{"role": "assistant", "content": "[Question] How long has this been going on?"}],
+     "dialogue_id": ..., "turn": ..., "strategy": ...}
+
+``prompt`` holds the system prompt and the history (seeker = ``user``, supporter = ``assistant``,
+consecutive turns of one speaker merged); ``completion`` holds the one supporter reply the model
+learns. The trainer puts loss on the completion only, so no history turn is ever trained on.
+
+**One tag convention everywhere.** A reply may carry a controllable prefix: the strategy in brackets,
+as in ESConv's training format (``[Question] ...``), and/or the supporter's thought as JSON in a
+``<thought>`` tag before it. Earlier supporter turns in the history carry *the same* prefix as the
+target (tagged history with tagged targets, plain with plain), and the plain chatbot
+(`socialsim.agents.plain`) renders its own earlier replies the same way at inference, so the model
+sees one format in training and in use.
+
+Splits are by dialogue (no dialogue leaks across them) and named as on the Hugging Face Hub:
+``train`` and ``validation``.
 """
 
 from __future__ import annotations
@@ -18,7 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from socialsim.errors import UserError
-from socialsim.schema import Dialogue, Strategy, parse_strategy
+from socialsim.schema import Dialogue, Strategy, Turn, parse_strategy
+
+Message = dict[str, str]
+#: The split names, as on the Hugging Face Hub.
+SPLITS = ("train", "validation")
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a warm, caring emotional supporter. Listen first, reflect feelings, ask gentle questions, "
@@ -56,6 +74,23 @@ def split_prefix(text: str) -> tuple[str, Strategy | None, dict[str, Any] | None
     return reply.strip(), strategy, thought
 
 
+def chat_history(turns: Iterable[Turn], *, with_strategy: bool = True, with_thought: bool = False) -> list[Message]:
+    """Turns as chat messages: seeker = ``user``, supporter = ``assistant`` (with the prefix
+    `format_target` gives targets), consecutive turns of one speaker merged."""
+    msgs: list[Message] = []
+    for t in turns:
+        role = "user" if t.speaker == "seeker" else "assistant"
+        text = t.text
+        if t.speaker == "supporter":
+            thought = t.thought.model_dump(mode="json") if t.thought else None
+            text = format_target(t.text, t.strategy, thought, with_strategy=with_strategy, with_thought=with_thought)
+        if msgs and msgs[-1]["role"] == role:
+            msgs[-1] = {"role": role, "content": msgs[-1]["content"] + " " + text}
+        else:
+            msgs.append({"role": role, "content": text})
+    return msgs
+
+
 def sft_examples(
     d: Dialogue,
     *,
@@ -63,34 +98,22 @@ def sft_examples(
     with_thought: bool = False,
     system_prompt: str = DEFAULT_SYSTEM_PROMPT,
 ) -> Iterator[dict[str, Any]]:
-    """Chat-format examples (``{"messages": [...], "dialogue_id", "turn", "strategy"}``)."""
+    """Prompt–completion examples (``{"prompt", "completion", "dialogue_id", "turn", "strategy"}``),
+    one per supporter turn that follows at least one seeker turn."""
     if d.status != "ok":
         return
-    history: list[dict[str, str]] = []
     for i, t in enumerate(d.turns):
-        role = "user" if t.speaker == "seeker" else "assistant"
-        if t.speaker == "supporter" and history:
-            target = format_target(
-                t.text,
-                t.strategy,
-                t.thought.model_dump(mode="json") if t.thought else None,
-                with_strategy=with_strategy,
-                with_thought=with_thought,
-            )
-            yield {
-                "messages": [
-                    {"role": "system", "content": system_prompt},
-                    *history,
-                    {"role": "assistant", "content": target},
-                ],
-                "dialogue_id": d.id,
-                "turn": i,
-                "strategy": t.strategy.value if t.strategy else None,
-            }
-        if history and history[-1]["role"] == role:
-            history[-1] = {"role": role, "content": history[-1]["content"] + " " + t.text}
-        else:
-            history.append({"role": role, "content": t.text})
+        if t.speaker != "supporter" or not any(x.speaker == "seeker" for x in d.turns[:i]):
+            continue
+        history = chat_history(d.turns[:i], with_strategy=with_strategy, with_thought=with_thought)
+        target = chat_history([t], with_strategy=with_strategy, with_thought=with_thought)
+        yield {
+            "prompt": [{"role": "system", "content": system_prompt}, *history],
+            "completion": target,
+            "dialogue_id": d.id,
+            "turn": i,
+            "strategy": t.strategy.value if t.strategy else None,
+        }
 
 
 def in_valid(dialogue_id: str, valid_fraction: float, seed: int = 0) -> bool:
@@ -106,10 +129,15 @@ def export_sft(
     with_thought: bool = False,
     valid_fraction: float = 0.1,
     seed: int = 0,
-    formats: tuple[str, ...] = ("jsonl",),
+    formats: tuple[str, ...] = ("sft",),
     system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+    source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write ``train.jsonl``/``valid.jsonl`` (and parquet / HF ``datasets`` on request) into `out`.
+    """Write ``train.jsonl``/``validation.jsonl`` into `out`; with ``parquet`` also
+    ``train.parquet``/``validation.parquet``; with ``hf`` the Hugging Face Hub layout
+    (``data/<split>-00000-of-00001.parquet`` and a ``README.md`` dataset card, see
+    `socialsim.corpus.hf_card`), loadable with ``datasets.load_dataset(out)``. `source` describes
+    where the dialogues came from (run config, persona bank), for the card.
 
     Returns counts. Refuses to write into a folder that already holds an export.
     """
@@ -118,47 +146,55 @@ def export_sft(
     out = Path(out)
     if (out / "train.jsonl").exists():
         raise UserError(f"{out}: already holds an export (train.jsonl); choose a new --out")
-    out.mkdir(parents=True, exist_ok=True)
-    splits: dict[str, list[dict[str, Any]]] = {"train": [], "valid": []}
-    n_dialogues = {"train": 0, "valid": 0}
+    kept: list[Dialogue] = []
+    splits: dict[str, list[dict[str, Any]]] = {k: [] for k in SPLITS}
+    n_dialogues = dict.fromkeys(SPLITS, 0)
     skipped = 0
     for d in dialogues:
         if d.status != "ok":
             skipped += 1
             continue
-        split = "valid" if in_valid(d.id, valid_fraction, seed) else "train"
+        kept.append(d)
+        split = "validation" if in_valid(d.id, valid_fraction, seed) else "train"
         n_dialogues[split] += 1
         splits[split].extend(
             sft_examples(d, with_strategy=with_strategy, with_thought=with_thought, system_prompt=system_prompt)
         )
     if not splits["train"]:
         raise UserError("no training examples: the corpus has no ok dialogue with a supporter turn")
+    datasets = None
+    if "parquet" in formats or "hf" in formats:
+        try:
+            import datasets
+        except ImportError:
+            raise UserError("parquet/hf exports need the [train] extra: pip install -e '.[train]'") from None
+    out.mkdir(parents=True, exist_ok=True)
     for name, rows in splits.items():
         tmp = out / f"{name}.jsonl.tmp"
         with tmp.open("w", encoding="utf-8") as f:
             for r in rows:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
         tmp.replace(out / f"{name}.jsonl")
-    if "parquet" in formats or "hf" in formats:
-        try:
-            import datasets
-        except ImportError:
-            raise UserError("parquet/hf exports need the [train] extra: pip install -e '.[train]'") from None
-        dd = datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in splits.items() if v})
-        if "parquet" in formats:
-            for k, ds in dd.items():
-                ds.to_parquet(str(out / f"{k}.parquet"))
-        if "hf" in formats:
-            dd.save_to_disk(str(out / "hf"))
     meta = {
+        "format": "prompt-completion (TRL conversational)",
         "examples": {k: len(v) for k, v in splits.items()},
         "dialogues": n_dialogues,
         "skipped_failed_dialogues": skipped,
         "with_strategy": with_strategy,
         "with_thought": with_thought,
+        "history_prefix": "same as targets",
         "valid_fraction": valid_fraction,
         "seed": seed,
         "system_prompt": system_prompt,
     }
+    if datasets is not None:
+        dd = {k: datasets.Dataset.from_list(v) for k, v in splits.items() if v}
+        if "parquet" in formats:
+            for k, ds in dd.items():
+                ds.to_parquet(str(out / f"{k}.parquet"))
+        if "hf" in formats:
+            from socialsim.corpus.hf_card import write_hub_layout
+
+            write_hub_layout(out, dd, kept, meta, source or {})
     (out / "export.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return meta

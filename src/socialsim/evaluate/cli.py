@@ -26,6 +26,8 @@ from socialsim.cli_options import (
     BaseUrlOpt,
     CacheOpt,
     CachePathOpt,
+    ConfigOpt,
+    DumpConfigOpt,
     ModelOpt,
     ModelPathOpt,
     QuietOpt,
@@ -183,6 +185,7 @@ def _default_report_dir(path: Path) -> Path:
 
 
 def evaluate_cmd(
+    ctx: typer.Context,
     path: CorpusArg,
     reference: Annotated[
         list[Path] | None,
@@ -252,6 +255,8 @@ def evaluate_cmd(
     ] = 2,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
+    config: ConfigOpt = None,
+    dump_config: DumpConfigOpt = False,
 ) -> None:
     """Measure a corpus (and references) side by side; optionally judge it; write an HTML + JSON report.
 
@@ -264,7 +269,14 @@ def evaluate_cmd(
 
       evaluate runs/qwen7b -r ESConv.json --judge --backend openai
       --base-url http://127.0.0.1:8000/v1 --model Qwen/Qwen2.5-72B-Instruct --judge-n 50
+
+    Every option can come from a YAML file: evaluate --config eval.yaml (see --dump-config).
     """
+    if dump_config:
+        from socialsim.config import dump_config as dump
+
+        print(dump(ctx), end="")
+        return
     from socialsim.evaluate.metrics import DIVERSITY_CHOICES, compare
     from socialsim.evaluate.readers import load_corpus
     from socialsim.evaluate.report import build_report, write_report

@@ -9,7 +9,8 @@ Formats, told apart by content, not by file name:
   or from ``dialogues.jsonl`` when the store is absent;
 - a file starting with ``{``: our JSONL, one `Dialogue` per line;
 - a file starting with ``[``: ESConv's JSON list (``seeker``/``supporter`` or the older
-  ``speaker``/``listener`` labels; older strategy names are mapped onto the eight current ones).
+  ``speaker``/``listener`` labels; older strategy names are mapped onto the eight current ones),
+  or SocialSim's SSConv list (objects with a ``Dialogue`` list; see `socialsim.corpus.ssconv`).
   Our own ``esconv.json`` exports are read back with their ``socialsim`` extras (thoughts,
   disclosure layers, status);
 - anything else: ESConv's TSV training format (``devWithStrategy_short.tsv``): one example a
@@ -78,7 +79,7 @@ class Corpus:
 
     name: str
     path: Path
-    format: str  # "run", "jsonl", "esconv-json", "esconv-tsv"
+    format: str  # "run", "jsonl", "esconv-json", "ssconv", "esconv-tsv"
     dialogues: list[Dialogue]
     meta: list[DialogueMeta]
     examples: list[ResponseExample] = field(default_factory=list)
@@ -227,6 +228,12 @@ def read_esconv_json(path: Path) -> Corpus:
         raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
     if not isinstance(data, list):
         raise UserError(f"{path}: expected a JSON list of ESConv dialogues")
+    from socialsim.corpus.ssconv import looks_like_ssconv, read_ssconv
+
+    if looks_like_ssconv(data):  # SocialSim's SSConv release: {"ID", "Dialogue": [{"Seeker"}, {"Supporter"}]}
+        dialogues = read_ssconv(path, data)
+        meta = [DialogueMeta(source=f"{path}#{i}") for i in range(len(dialogues))]
+        return Corpus(name=path.name, path=path, format="ssconv", dialogues=dialogues, meta=meta)
     stem = path.stem
     dialogues: list[Dialogue] = []
     meta: list[DialogueMeta] = []

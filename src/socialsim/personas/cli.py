@@ -28,7 +28,7 @@ from socialsim.cli_options import (
     backend_option,
     make_llm,
 )
-from socialsim.errors import UserError
+from socialsim.errors import EXIT_RESUMABLE, UserError
 
 BuilderBackendOpt = backend_option(
     "Who writes the personas (the embedded model proves the pipeline; its personas are poor)."
@@ -232,6 +232,9 @@ def stats(
 
 # -- import ----------------------------------------------------------------------------------------------
 
+#: How many skipped records `import --skip-invalid` lists (all are counted).
+SKIPPED_SHOWN = 5
+
 
 @app.command("import")
 def import_(
@@ -243,7 +246,10 @@ def import_(
             help="Source format. esconv: ESConv's JSON (one persona seed per dialogue; layers from the seeker's "
             "own messages; demographics 'unknown'). rolecards: ESC-Eval-style cards, blocks of 'Age: …', "
             "'Gender: …', 'Occupation: …', 'Problem: …' lines separated by blank lines (or ESC-Eval's JSON with "
-            "the card under 'base'). csv: a header of persona field names (disclosure.surface, "
+            "the card under 'base'; one record is one card even when blank lines separate its fields). socialsim: "
+            "SocialSim's released user profiles (a JSON list; surface from Situation, context from the Event fields, "
+            "core from the emotional words and Goals, Big Five from Personality, Topic/Subtopic kept). "
+            "csv: a header of persona field names (disclosure.surface, "
             "disclosure.context, disclosure.core; lists separated by ';'). jsonl: persona JSON lines.",
             show_default=False,
         ),
@@ -270,14 +276,30 @@ def import_(
     fallback_problem_type: Annotated[
         str | None,
         typer.Option(
-            help="rolecards: problem type for cards without a 'Problem type:' line that no keyword rule matches "
-            "(without it such a card is an error)."
+            help="rolecards/socialsim: problem type for records without a 'Problem type:' line (or a known topic) "
+            "that no keyword rule matches (without it such a record is an error)."
         ),
     ] = None,
     fallback_emotion: Annotated[
         str | None,
-        typer.Option(help="rolecards: emotion for cards without an 'Emotion:' line that no keyword rule matches."),
+        typer.Option(
+            help="rolecards/socialsim: emotion for records without an 'Emotion:' line that no keyword rule matches."
+        ),
     ] = None,
+    core_from: Annotated[
+        str,
+        typer.Option(
+            help="'rule': the core layer by the importer's fixed rules. 'llm': then rewrite each core (the worry "
+            "said last) with the model of --backend from the rest of the persona, in the seeker's voice; a reply "
+            "that is not 10-180 characters in the first person keeps the rule's core (counted)."
+        ),
+    ] = "rule",
+    backend: BuilderBackendOpt = "local",
+    base_url: BaseUrlOpt = None,
+    model: ModelOpt = None,
+    model_path: ModelPathOpt = None,
+    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
+    timeout: TimeoutOpt = 60.0,
 ) -> None:
     """Import personas from another format into a validated persona JSONL file.
 
@@ -296,6 +318,19 @@ def import_(
         raise UserError(f"{out}: already exists; choose another --out or add --force to replace it")
     if out.resolve() == src.resolve():
         raise UserError(f"{out}: --out is the source file; choose another --out")
+    if core_from not in ("rule", "llm"):
+        raise UserError(f"option --core-from: {core_from!r}: use 'rule' or 'llm'")
+    llm = None
+    if core_from == "llm":
+        llm = make_llm(
+            backend,
+            base_url=base_url,
+            model=model,
+            model_path=model_path,
+            api_key_env=api_key_env,
+            timeout=timeout,
+            require_model="the model that writes the core layers",
+        )
     result = import_personas(
         source_format,
         src,
@@ -304,7 +339,10 @@ def import_(
         fallback_problem_type=fallback_problem_type,
         fallback_emotion=fallback_emotion,
         skip_invalid=skip_invalid,
+        core_llm=llm,
     )
+    if llm is not None:
+        llm.close()
     n = write_personas(result.personas, out)
     console.print(f"Imported {n} personas from {src} ({source_format}) into {out}.")
     if result.notes:
@@ -315,9 +353,17 @@ def import_(
             t.add_row(escape(what), str(k))
         console.print(t)
     if result.skipped:
-        err_console.print(f"[yellow]Skipped {len(result.skipped)} invalid records:[/]")
-        for line in result.skipped:
+        shown = result.skipped[:SKIPPED_SHOWN]
+        more = len(result.skipped) - len(shown)
+        err_console.print(
+            f"[yellow]Skipped {len(result.skipped)} invalid records"
+            + (f" (the first {len(shown)} below)" if more else "")
+            + ":[/]"
+        )
+        for line in shown:
             err_console.print(f"  skipped: {line}", markup=False, highlight=False)
+        if more:
+            err_console.print(f"  … and {more} more", markup=False, highlight=False)
 
 
 # -- build -----------------------------------------------------------------------------------------------
@@ -410,7 +456,7 @@ def build(
         )
     except KeyboardInterrupt:
         err_console.print(f"interrupted: finished personas are saved; run the same command again to resume ({out})")
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_RESUMABLE) from None
     finally:
         llm.close()
         unload = getattr(llm.backend, "unload", None)

@@ -23,7 +23,7 @@ import typer
 
 from socialsim.cli_options import BaseUrlOpt, ModelOpt, ModelPathOpt, TimeoutOpt, backend_option
 from socialsim.cli_util import OneLineTyper
-from socialsim.errors import UserError
+from socialsim.errors import EXIT_RESUMABLE, UserError
 
 app = OneLineTyper(
     help="Serve the supporter as an OpenAI-compatible endpoint, or chat with it in the terminal.",
@@ -481,7 +481,7 @@ def chat_command(
                 pass
             console.print(f"[dim]history saved to {path} ({len(records)} messages)[/]")
     if interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(EXIT_RESUMABLE)
 
 
 def main() -> None:

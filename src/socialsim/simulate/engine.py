@@ -16,6 +16,7 @@ from socialsim.agents.prompts import Prompts
 from socialsim.errors import RetriesExhausted, UserError
 from socialsim.llm import LLM, BudgetExceeded, CallCache, Price, make_backend
 from socialsim.personas.bank import default_bank_path, load_personas, sample_personas
+from socialsim.provenance import backend_environment
 from socialsim.schema import Dialogue, ExecutionConfig, Persona, SimulationConfig
 from socialsim.simulate.dialogue import DialogueConfig, simulate_dialogue
 from socialsim.simulate.store import RunStore
@@ -118,6 +119,16 @@ class RunResult:
     wall_s: float
     exports: dict[str, Path]
     summary: dict[str, Any]
+
+    @property
+    def unfinished(self) -> str | None:
+        """Why the run is not complete yet (budget, deferred or pending dialogues), or None."""
+        if self.live.stopped:
+            return self.live.stopped
+        pending = int(self.summary.get("dialogues_pending") or 0) if self.summary else 0
+        if self.live.deferred or pending:
+            return f"{pending} dialogues pending ({self.live.deferred} deferred after the backend gave up)"
+        return None
 
 
 ProgressHook = Callable[[Live, LLM], None]
@@ -226,6 +237,10 @@ def run_simulation(
     live = Live(total=sim.n, ok=counts["ok"], failed=counts["failed"], turns=counts["turns"], skipped=len(done))
     own_llm = llm is None
     llm = llm or build_llm(sim, ex)
+    b = sim.backend
+    store.record_environment(
+        backend_environment(b.kind, base_url=b.base_url, model=b.model, api_key_env=ex.api_key_env)
+    )
     prior = store.get_meta("summary") or {}
     llm.prior_tokens = int(prior.get("prompt_tokens", 0)) + int(prior.get("completion_tokens", 0))
     llm.prior_cost = float(prior.get("cost_usd", 0.0))

@@ -95,6 +95,13 @@ class RunStore:
             raise UserError(f"{root / DB}: not a usable run database ({e})") from None
         return store
 
+    def record_environment(self, env: dict[str, Any]) -> None:
+        """Keep what this session runs on (software versions, the server's model entry) in the
+        manifest: ``environment`` is the latest session's, ``environment_first`` the first one's."""
+        self.manifest.setdefault("environment_first", env)
+        self.manifest["environment"] = env
+        _atomic_write(self.root / MANIFEST, json.dumps(self.manifest, indent=2, ensure_ascii=False) + "\n")
+
     # -- dialogues ----------------------------------------------------------------------------
     def done_indices(self) -> set[int]:
         return {r[0] for r in self.db.execute("SELECT idx FROM dialogues")}

@@ -1,5 +1,11 @@
 """LoRA supervised fine-tuning of a supporter with transformers + peft + trl.
 
+Data: `socialsim export --format sft` writes TRL's conversational prompt–completion format
+(``prompt``: system prompt + history, ``completion``: the one supporter reply). TRL tokenises
+``prompt`` with the base model's *own* chat template (and its generation prompt) and
+``prompt + completion`` the same way, and the loss covers the completion tokens only: no history turn
+is ever trained on, whatever the model family (ChatML, Llama, Mistral, Gemma templates alike).
+
 CPU facts this follows (measured, see README): bf16 makes CPU training 10–15x slower, so it is off;
 gradient checkpointing is off for small models; a GGUF base is loaded dequantized once and kept as
 safetensors in a cache folder; ``use_cache`` is set back to True before the merged model is saved.
@@ -17,17 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from socialsim.errors import UserError
+from socialsim.provenance import software_versions
 
-# ChatML (SmolLM2's format) with generation markers, so the loss covers only supporter replies.
-CHATML_WITH_GENERATION = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'assistant' %}"
-    "{{ '<|im_start|>assistant\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
-    "{{ '\n' }}"
-    "{% else %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+#: The split files `train` reads (``valid.jsonl`` is the name older exports used).
+VALIDATION_FILES = ("validation.jsonl", "valid.jsonl")
 
 
 @dataclass
@@ -43,7 +42,8 @@ class TrainConfig:
     save_steps: int = 10
     seed: int = 0
     bf16: bool = False
-    assistant_only_loss: bool = True
+    #: Loss on the completion (the supporter reply) only; False trains on prompt tokens too.
+    completion_only_loss: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -90,9 +90,19 @@ def resolve_base_model(spec: str | Path) -> Path:
     return target
 
 
-def _load_split(data: Path, name: str) -> list[dict[str, Any]]:
-    f = data / f"{name}.jsonl"
-    if not f.exists():
+def _messages_ok(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(m, dict) and {"role", "content"} <= m.keys() for m in value)
+    )
+
+
+def _load_split(data: Path, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Prompt–completion rows of the first file in `names` that exists (older ``messages`` rows are
+    split into prompt and completion at their last message)."""
+    f = next((data / n for n in names if (data / n).exists()), None)
+    if f is None:
         return []
     rows = []
     for lineno, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
@@ -102,68 +112,59 @@ def _load_split(data: Path, name: str) -> list[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise UserError(f"{f}:{lineno}: not valid JSON ({e.msg})") from None
-        msgs = row.get("messages") if isinstance(row, dict) else None
-        if (
-            not isinstance(msgs, list)
-            or not msgs
-            or not all(isinstance(m, dict) and {"role", "content"} <= m.keys() for m in msgs)
-        ):
-            raise UserError(f"{f}:{lineno}: field 'messages': expected a list of {{role, content}} messages")
-        if msgs[-1]["role"] != "assistant":
-            raise UserError(f"{f}:{lineno}: field 'messages': the last message must be the assistant's reply")
-        rows.append({"messages": msgs})
+        if isinstance(row, dict) and "messages" in row and "prompt" not in row:
+            msgs = row["messages"]
+            if not _messages_ok(msgs) or len(msgs) < 2 or msgs[-1]["role"] != "assistant":
+                raise UserError(
+                    f"{f}:{lineno}: field 'messages': expected {{role, content}} messages ending with the "
+                    "assistant's reply"
+                )
+            row = {"prompt": msgs[:-1], "completion": msgs[-1:]}
+        if not isinstance(row, dict) or not _messages_ok(row.get("prompt")):
+            raise UserError(
+                f"{f}:{lineno}: field 'prompt': expected a list of {{role, content}} messages "
+                "(make the data with `socialsim export RUN --format sft`)"
+            )
+        completion = row.get("completion")
+        if not _messages_ok(completion) or len(completion) != 1 or completion[0]["role"] != "assistant":
+            raise UserError(f"{f}:{lineno}: field 'completion': expected one assistant message (the supporter reply)")
+        rows.append({"prompt": row["prompt"], "completion": completion})
     return rows
 
 
-def train_lora(data: str | Path, base_model: str | Path, out: str | Path, cfg: TrainConfig | None = None) -> dict:
-    """Train (or resume) LoRA SFT; saves ``adapter/``, ``merged/``, ``train_log.jsonl``, ``train.json``."""
-    cfg = cfg or TrainConfig()
-    data, out = Path(data), Path(out)
-    if not data.is_dir():
-        raise UserError(f"--data {data}: not a folder; make one with `socialsim export RUN --format sft --out DIR`")
-    train_rows = _load_split(data, "train")
-    if not train_rows:
-        raise UserError(f"--data {data}: no train.jsonl with examples; make one with `socialsim export`")
-    valid_rows = _load_split(data, "valid")
-    base = resolve_base_model(base_model)
-    out.mkdir(parents=True, exist_ok=True)
-    state_file = out / "train_config.json"
-    wanted = {"data": str(data.resolve()), "base": str(base), **asdict(cfg)}
-    if state_file.exists():
-        had = json.loads(state_file.read_text())
-        diff = {
-            k
-            for k in ("data", "base", "lora_r", "lora_alpha", "max_length", "learning_rate")
-            if had.get(k) != wanted.get(k)
-        }
-        if diff:
-            raise UserError(
-                f"{out}: holds a training run with other settings ({', '.join(sorted(diff))}); choose a new --out"
-            )
-    state_file.write_text(json.dumps(wanted, indent=2) + "\n")
+def load_tokenizer(base: Path) -> Any:
+    """The base model's tokenizer with its own chat template; a pad token when it has none."""
+    from transformers import AutoTokenizer
 
+    tok = AutoTokenizer.from_pretrained(str(base))
+    if not getattr(tok, "chat_template", None):
+        raise UserError(
+            f"--base-model {base}: its tokenizer has no chat template; SFT uses the base model's own chat format, "
+            "so pick an instruct/chat model (or add a chat_template to its tokenizer_config.json)"
+        )
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def make_trainer(
+    train_rows: list[dict[str, Any]],
+    valid_rows: list[dict[str, Any]],
+    base: Path,
+    out: Path,
+    cfg: TrainConfig,
+    callbacks: list[Any] | None = None,
+) -> Any:
+    """The `trl.SFTTrainer` `train_lora` runs (also what tests inspect: its tokenised data and collator)."""
     import datasets
     import torch
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
-    from transformers.trainer_utils import get_last_checkpoint
+    from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
     torch.manual_seed(cfg.seed)
-    tok = AutoTokenizer.from_pretrained(str(base))
-    if cfg.assistant_only_loss:
-        tok.chat_template = CHATML_WITH_GENERATION
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+    tok = load_tokenizer(base)
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.bfloat16 if cfg.bf16 else torch.float32)
-    log_path = out / "train_log.jsonl"
-
-    class LossLog(TrainerCallback):
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
-            if logs and ("loss" in logs or "eval_loss" in logs):
-                with log_path.open("a", encoding="utf-8") as f:
-                    f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
-
     args = SFTConfig(
         output_dir=str(out / "checkpoints"),
         max_steps=cfg.max_steps,
@@ -181,7 +182,8 @@ def train_lora(data: str | Path, base_model: str | Path, out: str | Path, cfg: T
         report_to=[],
         max_length=cfg.max_length,
         packing=False,
-        assistant_only_loss=cfg.assistant_only_loss,
+        completion_only_loss=cfg.completion_only_loss,
+        assistant_only_loss=False,
         seed=cfg.seed,
         eval_strategy="no",
         disable_tqdm=False,
@@ -193,15 +195,62 @@ def train_lora(data: str | Path, base_model: str | Path, out: str | Path, cfg: T
         target_modules="all-linear",
         task_type="CAUSAL_LM",
     )
-    trainer = SFTTrainer(
+    return SFTTrainer(
         model=model,
         args=args,
         train_dataset=datasets.Dataset.from_list(train_rows),
         eval_dataset=datasets.Dataset.from_list(valid_rows) if valid_rows else None,
         processing_class=tok,
         peft_config=lora,
-        callbacks=[LossLog()],
+        callbacks=callbacks or [],
     )
+
+
+def read_data(data: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train rows, validation rows) of an SFT export folder; one-line errors."""
+    if not data.is_dir():
+        raise UserError(f"--data {data}: not a folder; make one with `socialsim export RUN --format sft --out DIR`")
+    train_rows = _load_split(data, ("train.jsonl",))
+    if not train_rows:
+        raise UserError(f"--data {data}: no train.jsonl with examples; make one with `socialsim export`")
+    return train_rows, _load_split(data, VALIDATION_FILES)
+
+
+def train_lora(data: str | Path, base_model: str | Path, out: str | Path, cfg: TrainConfig | None = None) -> dict:
+    """Train (or resume) LoRA SFT; saves ``adapter/``, ``merged/``, ``train_log.jsonl``, ``train.json``."""
+    cfg = cfg or TrainConfig()
+    data, out = Path(data), Path(out)
+    train_rows, valid_rows = read_data(data)
+    base = resolve_base_model(base_model)
+    out.mkdir(parents=True, exist_ok=True)
+    state_file = out / "train_config.json"
+    wanted = {"data": str(data.resolve()), "base": str(base), **asdict(cfg)}
+    if state_file.exists():
+        had = json.loads(state_file.read_text())
+        diff = {
+            k
+            for k in ("data", "base", "lora_r", "lora_alpha", "max_length", "learning_rate")
+            if had.get(k) != wanted.get(k)
+        }
+        if diff:
+            raise UserError(
+                f"{out}: holds a training run with other settings ({', '.join(sorted(diff))}); choose a new --out"
+            )
+    state_file.write_text(json.dumps(wanted, indent=2) + "\n")
+
+    from transformers import TrainerCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    log_path = out / "train_log.jsonl"
+
+    class LossLog(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
+            if logs and ("loss" in logs or "eval_loss" in logs):
+                with log_path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+    trainer = make_trainer(train_rows, valid_rows, base, out, cfg, [LossLog()])
+    tok = trainer.processing_class
     last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").exists() else None
     eval_loss_start = None
     if valid_rows and last is None:  # the base model's validation loss (LoRA starts as a no-op)
@@ -237,6 +286,7 @@ def train_lora(data: str | Path, base_model: str | Path, out: str | Path, cfg: T
         "eval_loss_start": eval_loss_start,
         "eval_loss": eval_loss,
         "base_model": str(base),
+        "software": software_versions("hf", ("peft", "trl", "accelerate", "datasets")),
     }
     (out / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot_losses(summary, out / "loss.png")
