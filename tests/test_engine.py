@@ -261,6 +261,10 @@ def test_crash_safety_sigkill_and_resume(tmp_path, persona_file, load_target):
     kills = 0
     for _ in range(5):
         p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # start-up (imports) can take seconds on a loaded machine: kill only once the run exists
+        deadline = time.monotonic() + 60
+        while not (out / "run.sqlite").exists() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
         time.sleep(rng.uniform(0.8, 2.5))
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
