@@ -236,3 +236,12 @@ def test_streamed_oversized_body_is_refused(tmp_path, run_dir):
                headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
     assert r.status_code == 413
     assert study.all_answers() == []
+
+
+def test_a_format_added_to_the_readers_shows_up(tmp_path):
+    from conftest import ROOT
+
+    c = _client([ROOT / "tests" / "data" / "ssconv_sample.json"])  # SSConv: detected by the corpus readers
+    assert "ssconv" in c.get("/").text
+    assert c.get("/c/0").text.count("/c/0/d/") == 2
+    assert c.get("/c/0/d/1").status_code == 200
