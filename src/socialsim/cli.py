@@ -149,7 +149,9 @@ def demo(
 
     out = out or Path(f"socialsim-demo-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     sim = _sim_config("default", n, seed, "sequential", max_turns, BackendConfig(kind="local"))
-    result = _run(out, sim, ExecutionConfig(), resume=False, quiet=quiet)
+    from socialsim.simulate.run import new_run
+
+    result = new_run(out, sim, ExecutionConfig(), progress=_progress_hook(quiet))
     from socialsim.schema import read_dialogues
 
     for d in read_dialogues(result.exports["jsonl"]):
@@ -188,30 +190,6 @@ def _sim_config(personas: str, n: int, seed: int, sampling: str, max_turns: int,
         )
     except ValidationError as e:
         raise UserError(options_message(e)) from None
-
-
-def _run(out: Path, sim: Any, ex: Any, *, resume: bool, quiet: bool, store: Any = None):  # type: ignore[no-untyped-def]
-    from socialsim.simulate.engine import build_llm, run_simulation
-    from socialsim.simulate.store import RunStore
-
-    try:
-        llm = build_llm(sim, ex)  # bad backend settings fail here, before anything is written
-    except UserError:
-        if store is not None:
-            store.close()
-        raise
-    if store is None:
-        store = RunStore.create(out, sim.model_dump(mode="json"), sim.config_hash())
-    hook = _progress_hook(quiet)
-    try:
-        if hook is not None:
-            with hook:
-                result = run_simulation(store, sim, ex, on_progress=hook.update, llm=llm)
-        else:
-            result = run_simulation(store, sim, ex, llm=llm)
-    finally:
-        store.close()
-    return result
 
 
 def _finish(result: Any, out: Path) -> None:
@@ -314,9 +292,7 @@ def simulate(
         return
     from pydantic import ValidationError
 
-    from socialsim.errors import validation_message
-    from socialsim.schema import BackendConfig, ExecutionConfig, SimulationConfig
-    from socialsim.simulate.store import RunStore
+    from socialsim.schema import BackendConfig, ExecutionConfig
 
     try:
         ex = ExecutionConfig(
@@ -344,43 +320,21 @@ def simulate(
         )
     except ValidationError as e:
         raise UserError(options_message(e)) from None
+    from socialsim.simulate.run import new_run, resume_run
+
     if resume is not None:
         if out is not None and Path(out) != Path(resume):
             raise UserError("give either --out (new run) or --resume DIR (continue a run), not both")
-        store = RunStore.open(resume)
-        try:
-            sim = SimulationConfig.model_validate(store.manifest["config"])
-        except ValidationError as e:
-            store.close()
-            raise UserError(validation_message(Path(resume) / "manifest.json", None, e)) from None
-        asked = {
-            "n": n,
-            "seed": seed,
-            "sampling": sampling,
-            "max_turns": max_turns,
-            "safety": safety,
-        }
-        diffs = [f"{k} {getattr(sim, k)} → {v}" for k, v in asked.items() if v is not None and getattr(sim, k) != v]
-        if backend != sim.backend.kind or (
-            backend == "openai" and (base_url, model) != (sim.backend.base_url, sim.backend.model)
-        ):
-            diffs.append(f"backend {sim.backend.kind}:{sim.backend.model} → {backend}:{model}")
-        from socialsim.simulate.engine import file_sha256, personas_path
-
-        if personas not in ("default", sim.personas) and str(Path(personas).resolve()) != sim.personas:
-            diffs.append(f"personas {sim.personas} → {personas}")
-        if file_sha256(personas_path(sim.personas)) != sim.personas_sha256:
-            diffs.append(f"persona file {sim.personas} changed since the run started")
-        if diffs and not force:
-            store.close()
-            raise UserError(
-                f"{resume}: resuming with a different config ({'; '.join(diffs)}); "
-                "drop those options, or add --force to continue anyway"
-            )
-        if diffs and force:
-            updates = {k: v for k, v in asked.items() if v is not None}
-            sim = sim.model_copy(update=updates)
-        result = _run(Path(resume), sim, ex, resume=True, quiet=quiet, store=store)
+        changes = {"n": n, "seed": seed, "sampling": sampling, "max_turns": max_turns, "safety": safety}
+        result = resume_run(
+            resume,
+            ex,
+            changes=changes,
+            backend=bcfg,
+            personas=personas,
+            force=force,
+            progress=_progress_hook(quiet),
+        )
     else:
         if out is None:
             raise UserError("--out DIR is required (the run folder to create), or --resume DIR")
@@ -395,7 +349,7 @@ def simulate(
             bcfg,
             safety=True if safety is None else safety,
         )
-        result = _run(out, sim, ex, resume=False, quiet=quiet)
+        result = new_run(out, sim, ex, progress=_progress_hook(quiet))
     console.print(_summary_table(result.summary))
     console.print(f"Dialogues: {result.exports['jsonl']}\nESConv JSON: {result.exports['esconv']}")
     _finish(result, result.root)
