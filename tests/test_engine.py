@@ -158,19 +158,10 @@ def test_faults_are_retried_within_bounds_and_budget_holds(tmp_path, persona_fil
 
 
 def test_retry_after_is_honoured_and_backoff_is_bounded():
-    from tenacity import RetryCallState
-
     llm = LLM.__new__(LLM)
     llm.backoff_base_s, llm.backoff_max_s = 0.5, 4.0
-
-    def state(n, exc):
-        st = RetryCallState(None, None, (), {})
-        st.attempt_number = n
-        st.set_exception((type(exc), exc, None))
-        return st
-
-    assert llm._wait(state(1, TransientError("429", retry_after=2.5))) >= 2.5
-    waits = [llm._wait(state(10, TransientError("500"))) for _ in range(200)]
+    assert llm._backoff(1, TransientError("429", retry_after=2.5)) >= 2.5
+    waits = [llm._backoff(10, TransientError("500")) for _ in range(200)]
     assert max(waits) <= 4.0 and min(waits) >= 0 and len(set(waits)) > 100  # jittered, capped
 
 

@@ -103,6 +103,7 @@ class Seeker:
         self.max_regenerations = max_regenerations
         self.temperature = temperature
         self.max_tokens = max_tokens
+        self._system: str | None = None
 
     def messages(self, history: list[Turn], layer: int, goodbye: bool) -> list[dict[str, str]]:
         """A system prompt with the persona, then one user message with the transcript and what
@@ -118,8 +119,10 @@ class Seeker:
             opening=self.prompts.render("seeker_opening.txt"),
             layers=DISCLOSURE_LAYERS,
         )
+        if self._system is None:  # the persona's system prompt is the same on every turn
+            self._system = self.prompts.render("seeker_system.j2", p=p)
         return [
-            {"role": "system", "content": self.prompts.render("seeker_system.j2", p=p)},
+            {"role": "system", "content": self._system},
             {"role": "user", "content": user},
         ]
 
