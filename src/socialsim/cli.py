@@ -17,7 +17,6 @@ from rich.table import Table
 from socialsim import __version__
 from socialsim.cli_options import (
     ApiKeyEnvOpt,
-    BaseUrlOpt,
     CacheOpt,
     CachePathOpt,
     ConfigOpt,
@@ -212,7 +211,15 @@ def simulate(
     ] = "default",
     n: Annotated[int | None, typer.Option(help="Number of dialogues to simulate.")] = None,
     backend: SimBackendOpt = "local",
-    base_url: BaseUrlOpt = None,
+    base_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="URL",
+            help="Server URL for --backend openai, e.g. http://127.0.0.1:8000/v1. Repeat it for replicas of the "
+            "same model (one vLLM per GPU): calls go to the least busy one, a failing one rests while its calls "
+            "are retried on the others. The first URL is the run's endpoint (its cache identity)."
+        ),
+    ] = None,
     model: ModelOpt = None,
     model_path: ModelPathOpt = None,
     api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
@@ -272,6 +279,13 @@ def simulate(
     price_out: Annotated[float, typer.Option(help="USD per million output tokens, for the cost estimate.")] = 0.0,
     cache: CacheOpt = True,
     cache_path: CachePathOpt = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="Simulate only shard K/N of the plan (every N-th dialogue from the K-th), e.g. one job of a job "
+            "array; combine the shards with `socialsim merge`."
+        ),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Simulate N dialogues into a run folder (SQLite store + dialogues.jsonl + esconv.json).
@@ -310,10 +324,11 @@ def simulate(
             price_out_per_m=price_out,
             cache=cache,
             cache_path=str(cache_path) if cache_path else None,
+            replica_urls=list(base_url or [])[1:],
         )
         bcfg = BackendConfig(
             kind=backend,
-            base_url=base_url,
+            base_url=base_url[0] if base_url else None,
             model=model,  # type: ignore[arg-type]
             model_path=str(model_path) if model_path else None,
             structured=structured,  # type: ignore[arg-type]
@@ -326,6 +341,8 @@ def simulate(
         if out is not None and Path(out) != Path(resume):
             raise UserError("give either --out (new run) or --resume DIR (continue a run), not both")
         changes = {"n": n, "seed": seed, "sampling": sampling, "max_turns": max_turns, "safety": safety}
+        if shard is not None:
+            raise UserError("--shard belongs to a new run; a resumed run keeps the shard it was started with")
         result = resume_run(
             resume,
             ex,
@@ -349,10 +366,30 @@ def simulate(
             bcfg,
             safety=True if safety is None else safety,
         )
-        result = new_run(out, sim, ex, progress=_progress_hook(quiet))
+        result = new_run(out, sim, ex, progress=_progress_hook(quiet), shard=shard)
     console.print(_summary_table(result.summary))
     console.print(f"Dialogues: {result.exports['jsonl']}\nESConv JSON: {result.exports['esconv']}")
     _finish(result, result.root)
+
+
+@app.command()
+def merge(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders of one config, e.g. the shards of a job array.")],
+    out: Annotated[Path, typer.Option(help="Run folder to create for the merged run.")],
+) -> None:
+    """Merge runs of the same config (e.g. `simulate --shard K/N` runs) into one run folder.
+
+    Runs of different configs are refused; a dialogue present in several runs is kept once. The
+    merged run resumes like any run (`simulate --resume OUT` fills in missing dialogues)."""
+    from socialsim.simulate.merge import merge_runs
+
+    r = merge_runs(runs, out)
+    console.print(
+        f"Merged {len(runs)} runs into {r.root}: {r.dialogues} dialogues"
+        + (f", {r.duplicates} duplicates dropped" if r.duplicates else "")
+        + (f", {r.missing} of the plan still missing (simulate --resume {r.root})" if r.missing else "")
+    )
+    console.print(f"Dialogues: {r.exports['jsonl']}\nESConv JSON: {r.exports['esconv']}")
 
 
 # -- export and train -------------------------------------------------------------------------------

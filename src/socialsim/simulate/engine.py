@@ -59,16 +59,27 @@ def default_cache_path() -> Path:
 
 def build_llm(sim: SimulationConfig, ex: ExecutionConfig) -> LLM:
     b = sim.backend
-    backend = make_backend(
-        b.kind,
-        base_url=b.base_url,
-        model=b.model,
-        model_path=b.model_path,
-        timeout_s=ex.timeout_s,
-        structured=b.structured,
-        http_client=ex.http_client,
-        api_key_env=ex.api_key_env,
-    )
+    if ex.replica_urls and b.kind != "openai":
+        raise UserError("--base-url given more than once needs --backend openai (replicas of one served model)")
+
+    def one(url: str | None) -> Any:
+        return make_backend(
+            b.kind,
+            base_url=url,
+            model=b.model,
+            model_path=b.model_path,
+            timeout_s=ex.timeout_s,
+            structured=b.structured,
+            http_client=ex.http_client,
+            api_key_env=ex.api_key_env,
+        )
+
+    if ex.replica_urls:
+        from socialsim.llm.replicas import ReplicaPool
+
+        backend: Any = ReplicaPool([one(u) for u in [b.base_url, *ex.replica_urls]])
+    else:
+        backend = one(b.base_url)
     cache = None
     if ex.cache:
         cache = CallCache(Path(ex.cache_path) if ex.cache_path else default_cache_path())
@@ -105,6 +116,28 @@ class Plan:
 def make_plan(sim: SimulationConfig, bank: list[Persona]) -> Plan:
     chosen = sample_personas(bank, sim.n, seed=sim.seed, mode=sim.sampling)
     return Plan(chosen, sim.seed, sim.config_hash()[:8])
+
+
+def parse_shard(spec: str | None) -> tuple[int, int] | None:
+    """``"K/N"`` (1 <= K <= N) as (K, N); None for the whole plan."""
+    if spec is None:
+        return None
+    try:
+        k, n = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise UserError(f"--shard {spec!r}: give K/N, e.g. 2/8 for the second of eight shards") from None
+    if not 1 <= k <= n:
+        raise UserError(f"--shard {spec!r}: K must be between 1 and N")
+    return k, n
+
+
+def plan_indices(n: int, shard: str | None = None) -> range:
+    """The dialogue indices a run (or its shard K/N: every N-th index from K-1) simulates."""
+    parsed = parse_shard(shard)
+    if parsed is None:
+        return range(n)
+    k, of = parsed
+    return range(k - 1, n, of)
 
 
 @dataclass
@@ -146,6 +179,16 @@ ProgressHook = Callable[[Live, LLM], None]
 MAX_CONSECUTIVE_GIVEUPS = 3
 
 
+def dialogue_config(sim: SimulationConfig) -> DialogueConfig:
+    return DialogueConfig(
+        max_turns=sim.max_turns,
+        feel_heard_after=sim.feel_heard_after,
+        seeker_temperature=sim.seeker_temperature,
+        supporter_temperature=sim.supporter_temperature,
+        safety=sim.safety,
+    )
+
+
 async def _run_pending(
     store: RunStore,
     sim: SimulationConfig,
@@ -157,13 +200,7 @@ async def _run_pending(
     prompts: Prompts,
     on_progress: ProgressHook | None,
 ) -> None:
-    dcfg = DialogueConfig(
-        max_turns=sim.max_turns,
-        feel_heard_after=sim.feel_heard_after,
-        seeker_temperature=sim.seeker_temperature,
-        supporter_temperature=sim.supporter_temperature,
-        safety=sim.safety,
-    )
+    dcfg = dialogue_config(sim)
     queue = iter(pending)
     stop = asyncio.Event()
     # more dialogues in flight than call slots: each dialogue is a chain of dependent calls, so
@@ -179,7 +216,7 @@ async def _run_pending(
             if idx is None:
                 return
             admitted += 1
-            enter_dialogue(admitted)  # its calls queue by work left, then admission order
+            enter_dialogue(admitted)  # its calls queue by progress, then admission order
             live.in_flight += 1
             try:
                 d: Dialogue = await simulate_dialogue(
@@ -246,9 +283,10 @@ def run_simulation(
     bank = load_personas(personas_path(sim.personas))
     plan = make_plan(sim, bank)
     done = store.done_indices()
-    pending = (i for i in range(sim.n) if i not in done)
+    mine = plan_indices(sim.n, store.manifest.get("shard"))
+    pending = (i for i in mine if i not in done)
     counts = store.counts()
-    live = Live(total=sim.n, ok=counts["ok"], failed=counts["failed"], turns=counts["turns"], skipped=len(done))
+    live = Live(total=len(mine), ok=counts["ok"], failed=counts["failed"], turns=counts["turns"], skipped=len(done))
     own_llm = llm is None
     llm = llm or build_llm(sim, ex)
     b = sim.backend
@@ -291,25 +329,37 @@ def _store_stats(store: RunStore, llm: LLM, live: Live, wall: float) -> None:
         **llm.stats.as_dict(),
     }
     runs.append(session)
-    store.set_meta("sessions", runs)
-    total: dict[str, Any] = {k: 0 for k in session if k not in ("stopped", "deferred")}
-    for r in runs:
-        for k in total:
-            total[k] = round(total[k] + (r.get(k) or 0), 6)
-    counts = store.counts()
-    summary = {
-        "dialogues_total": live.total,
-        "dialogues_ok": counts["ok"],
-        "dialogues_failed": counts["failed"],
-        "dialogues_pending": live.total - counts["ok"] - counts["failed"],
-        "turns": counts["turns"],
-        "stopped": live.stopped,
-        "deferred_this_session": live.deferred,
-        **total,
-    }
-    store.set_meta("summary", summary)
+    write_summary(store, live.total, runs, stopped=live.stopped, deferred=live.deferred)
+
+
+def write_summary(
+    store: RunStore, total_dialogues: int, sessions: list[dict[str, Any]], *, stopped: str | None = None,
+    deferred: int = 0,
+) -> dict[str, Any]:
+    """Store the sessions and the run's summary (also as ``summary.json``): dialogue counts from the
+    store, usage summed over every session."""
     import json
 
     from socialsim.simulate.store import _atomic_write
 
+    store.set_meta("sessions", sessions)
+    keys = [k for k in (sessions[-1] if sessions else {}) if k not in ("stopped", "deferred")]
+    total: dict[str, Any] = {k: 0 for k in keys}
+    for r in sessions:
+        for k in total:
+            total[k] = round(total[k] + (r.get(k) or 0), 6)
+    counts = store.counts()
+    summary = {
+        "dialogues_total": total_dialogues,
+        "shard": store.manifest.get("shard"),
+        "dialogues_ok": counts["ok"],
+        "dialogues_failed": counts["failed"],
+        "dialogues_pending": total_dialogues - counts["ok"] - counts["failed"],
+        "turns": counts["turns"],
+        "stopped": stopped,
+        "deferred_this_session": deferred,
+        **total,
+    }
+    store.set_meta("summary", summary)
     _atomic_write(store.root / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -25,6 +25,7 @@ from socialsim.simulate.engine import (
     RunResult,
     build_llm,
     file_sha256,
+    parse_shard,
     personas_path,
     run_simulation,
 )
@@ -104,13 +105,16 @@ def new_run(
     progress: Any = None,
     llm: LLM | None = None,
     runner: Callable[..., RunResult] | None = None,
+    shard: str | None = None,
 ) -> RunResult:
-    """Create the run folder ``out`` and simulate the whole plan into it, holding its lock.
+    """Create the run folder ``out`` and simulate the whole plan (or its ``shard`` "K/N") into it,
+    holding its lock.
 
     ``progress`` is a context manager with an ``update(live, llm)`` method (e.g. `RunProgress`);
     ``runner`` replaces the in-process engine (e.g. the Ray executor), same signature as
     `run_simulation`."""
     out = Path(out)
+    parse_shard(shard)
     llm = llm or build_llm(sim, ex)  # bad backend settings fail here, before anything is written
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a directory; choose another --out")
@@ -118,7 +122,7 @@ def new_run(
         raise UserError(f"{out}: already holds a run; continue it with --resume {out} or choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
     with RunLock.acquire(out):
-        store = RunStore.create(out, sim.model_dump(mode="json"), sim.config_hash())
+        store = RunStore.create(out, sim.model_dump(mode="json"), sim.config_hash(), shard=shard)
         return _execute(store, sim, ex, llm, progress, runner)
 
 

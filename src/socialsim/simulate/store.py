@@ -49,7 +49,9 @@ class RunStore:
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
-    def create(cls, root: str | Path, config: dict[str, Any], config_hash: str) -> RunStore:
+    def create(
+        cls, root: str | Path, config: dict[str, Any], config_hash: str, *, shard: str | None = None
+    ) -> RunStore:
         root = Path(root)
         if root.exists() and not root.is_dir():
             raise UserError(f"{root}: exists and is not a directory; choose another --out")
@@ -63,6 +65,8 @@ class RunStore:
             "config_hash": config_hash,
             "config": config,
         }
+        if shard is not None:  # this run simulates only shard K/N of the plan (see engine.plan_indices)
+            manifest["shard"] = shard
         store = cls(root, manifest)
         _atomic_write(root / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         return store
@@ -126,6 +130,16 @@ class RunStore:
                 d.created_at,
             ),
         )
+
+    def rows(self) -> Iterator[tuple[Any, ...]]:
+        """Every stored dialogue as its raw row (idx first), in index order: for copying between stores."""
+        yield from self.db.execute("SELECT * FROM dialogues ORDER BY idx")
+
+    def insert_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert raw rows from `rows` of another store of the same config, in one transaction."""
+        self.db.execute("BEGIN")
+        self.db.executemany("INSERT INTO dialogues VALUES (?,?,?,?,?,?,?,?,?)", rows)
+        self.db.execute("COMMIT")
 
     def iter_dialogues(self) -> Iterator[Dialogue]:
         for (blob,) in self.db.execute("SELECT json FROM dialogues ORDER BY idx"):
