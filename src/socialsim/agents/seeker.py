@@ -37,11 +37,16 @@ _SECOND = re.compile(r"\b(you|you're|you've|you'd|you'll|your|yours|yourself)\b"
 _GOODBYE = re.compile(r"\b(good ?bye|bye|take care|talk (to you )?(later|soon))\b", re.I)
 
 
+# one pass over the text tells whether any pattern matches (most utterances match none)
+_ANY_SUPPORTER_VOICE = re.compile("|".join(f"(?:{rx.pattern})" for _, rx in _SUPPORTER_VOICE), re.I)
+
+
 def supporter_voice(text: str) -> str | None:
     """The name of the first supporter-like pattern in a seeker utterance, else ``None``."""
-    for name, rx in _SUPPORTER_VOICE:
-        if rx.search(text):
-            return name
+    if _ANY_SUPPORTER_VOICE.search(text):
+        for name, rx in _SUPPORTER_VOICE:
+            if rx.search(text):
+                return name
     # a seeker talks about themself: mostly "I/my", not mostly "you/your"
     if len(_SECOND.findall(text)) > len(_FIRST.findall(text)):
         return "second-person"
