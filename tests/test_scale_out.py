@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 
-from conftest import one_line_error, run_cli
+from conftest import corpus_of, one_line_error, run_cli
 
 
 def _sim_args(persona_file, *urls, extra=()):
@@ -13,18 +13,6 @@ def _sim_args(persona_file, *urls, extra=()):
     for u in urls:
         args += ["--base-url", u]
     return [*args, *map(str, extra)]
-
-
-def _corpus(out):
-    """The dialogues without what differs between two runs of one plan (timestamps, latencies)."""
-    rows = []
-    for line in (out / "dialogues.jsonl").read_text().splitlines():
-        d = json.loads(line)
-        d.pop("created_at")
-        for t in d["turns"]:
-            t.pop("latency_s", None)
-        rows.append(d)
-    return rows
 
 
 def test_two_replicas_one_failing_mid_run_all_dialogues_complete(tmp_path, persona_file, load_target):
@@ -47,11 +35,11 @@ def test_two_replicas_one_failing_mid_run_all_dialogues_complete(tmp_path, perso
     served_a = a.stats()["served"]
     stdout, stderr = p.communicate(timeout=120)
     assert p.returncode == 0, stderr
-    ds = _corpus(out)
+    ds = corpus_of(out)
     assert len(ds) == 16 and len({d["id"].split("-")[-1] for d in ds}) == 16
     assert all(d["status"] == "ok" for d in ds)
     # the same dialogues as one endpoint gives: which replica answered changes nothing
-    assert ds == _corpus(ref)
+    assert ds == corpus_of(ref)
     assert a.stats()["served"] > served_a  # A took over B's share
 
 
@@ -70,12 +58,12 @@ def test_shards_merged_equal_the_unsharded_run(tmp_path, persona_file, load_targ
     merged = tmp_path / "merged"
     r = run_cli("merge", shards[1], shards[0], shards[0], "--out", merged)  # shard 1 twice: kept once
     assert r.returncode == 0, r.stderr
-    assert _corpus(merged) == _corpus(whole)
+    assert corpus_of(merged) == corpus_of(whole)
     assert len(json.loads((merged / "esconv.json").read_text())) == 7
     # the merged run is a run: resuming it finds nothing left to do
     r = run_cli(*_sim_args(persona_file, t.base_url, extra=["--resume", merged]))
     assert r.returncode == 0, r.stderr
-    assert len(_corpus(merged)) == 7
+    assert len(corpus_of(merged)) == 7
 
 
 def test_merge_refuses_runs_of_different_configs(tmp_path, persona_file, load_target):

@@ -286,6 +286,15 @@ def simulate(
             "array; combine the shards with `socialsim merge`."
         ),
     ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(help="'local' (this process) or 'ray' (dialogues spread over --workers Ray actors; "
+                     "needs socialsim[ray])."),
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (default: start a local one). With --executor ray.")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Ray actors, each with its own backend and cache.")] = 2,
     quiet: QuietOpt = False,
 ) -> None:
     """Simulate N dialogues into a run folder (SQLite store + dialogues.jsonl + esconv.json).
@@ -335,8 +344,9 @@ def simulate(
         )
     except ValidationError as e:
         raise UserError(options_message(e)) from None
-    from socialsim.simulate.run import new_run, resume_run
+    from socialsim.simulate.run import make_runner, new_run, resume_run
 
+    runner = make_runner(executor, workers=workers, address=ray_address)
     if resume is not None:
         if out is not None and Path(out) != Path(resume):
             raise UserError("give either --out (new run) or --resume DIR (continue a run), not both")
@@ -351,6 +361,7 @@ def simulate(
             personas=personas,
             force=force,
             progress=_progress_hook(quiet),
+            runner=runner,
         )
     else:
         if out is None:
@@ -366,7 +377,7 @@ def simulate(
             bcfg,
             safety=True if safety is None else safety,
         )
-        result = new_run(out, sim, ex, progress=_progress_hook(quiet), shard=shard)
+        result = new_run(out, sim, ex, progress=_progress_hook(quiet), shard=shard, runner=runner)
     console.print(_summary_table(result.summary))
     console.print(f"Dialogues: {result.exports['jsonl']}\nESConv JSON: {result.exports['esconv']}")
     _finish(result, result.root)

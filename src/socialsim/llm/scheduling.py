@@ -34,8 +34,10 @@ class Ticket:
         self.horizon = 0  # the call count at which the dialogue is expected to end
 
     def expect(self, more_calls: int) -> None:
-        """The dialogue expects about ``more_calls`` more calls from now on."""
-        self.horizon = self.calls + more_calls
+        """The dialogue expects about ``more_calls`` more calls from now on (ignored outside the
+        engine, where every call shares ticket 0 and is served in arrival order)."""
+        if self.seq:
+            self.horizon = self.calls + more_calls
 
 
 _NO_TICKET = Ticket(0)

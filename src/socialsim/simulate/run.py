@@ -190,3 +190,13 @@ def resume_run(
             raise
         return _execute(store, sim, ex, llm, progress, runner)
 
+
+def make_runner(executor: str, *, workers: int = 2, address: str | None = None) -> Callable[..., RunResult] | None:
+    """The engine a run uses: None for this process (`run_simulation`), or the Ray executor."""
+    if executor == "local":
+        return None
+    if executor == "ray":
+        from socialsim.simulate.ray_executor import RayExecutor
+
+        return RayExecutor(workers=workers, address=address)
+    raise UserError(f"--executor {executor!r}: use 'local' or 'ray'")
