@@ -4,6 +4,7 @@
     python bench/bench_scale.py small --rounds 1 # one workload
     python bench/bench_scale.py profile          # where the engine's CPU per call goes (cProfile)
     python bench/bench_scale.py --baseline OTHER/src   # also another source tree (before/after)
+    python bench/bench_scale.py --no-limit-raw   # without the raw client limited to C calls in flight
 
 Workloads (against the load target, latency L, capacity C, in its own process):
   small  100 dialogues, L = 0.2 s, C = 32
@@ -67,13 +68,27 @@ def _simulate_cmd(url: str, n: int, capacity: int, out: Path) -> list[str]:
             "--out", str(out)]  # fmt: skip
 
 
-def record_chains(url: str, n: int, capacity: int, path: Path) -> int:
-    """Run the workload once in-process, keeping each dialogue's request bodies in call order."""
+def configs(url: str, n: int, capacity: int) -> tuple[Any, Any]:
+    """The configs `socialsim simulate --n N --concurrency C --no-cache` builds for the load target."""
     from socialsim.agents.prompts import Prompts
-    from socialsim.llm import LLM, make_backend
     from socialsim.personas.bank import default_bank_path
     from socialsim.schema import BackendConfig, ExecutionConfig, SimulationConfig
-    from socialsim.simulate.engine import file_sha256, run_simulation
+    from socialsim.simulate.engine import file_sha256
+
+    sim = SimulationConfig(
+        backend=BackendConfig(kind="openai", base_url=url, model="m"),
+        personas="default",
+        personas_sha256=file_sha256(default_bank_path()),
+        n=n,
+        templates_digest=Prompts().source_digest(),
+    )
+    return sim, ExecutionConfig(concurrency=capacity, cache=False)
+
+
+def record_chains(url: str, n: int, capacity: int, path: Path) -> int:
+    """Run the workload once in-process, keeping each dialogue's request bodies in call order."""
+    from socialsim.llm import LLM, make_backend
+    from socialsim.simulate.engine import run_simulation
     from socialsim.simulate.store import RunStore
 
     inner = make_backend("openai", base_url=url, model="m", http_client="aiohttp")
@@ -93,14 +108,7 @@ def record_chains(url: str, n: int, capacity: int, path: Path) -> int:
         async def aclose(self) -> None:
             await inner.aclose()
 
-    sim = SimulationConfig(
-        backend=BackendConfig(kind="openai", base_url=url, model="m"),
-        personas="default",
-        personas_sha256=file_sha256(default_bank_path()),
-        n=n,
-        templates_digest=Prompts().source_digest(),
-    )
-    ex = ExecutionConfig(concurrency=capacity, cache=False)
+    sim, ex = configs(url, n, capacity)
     with tempfile.TemporaryDirectory() as d:
         store = RunStore.create(Path(d) / "run", sim.model_dump(mode="json"), sim.config_hash())
         run_simulation(store, sim, ex, llm=LLM(Recording(), concurrency=capacity))  # type: ignore[arg-type]
@@ -109,10 +117,10 @@ def record_chains(url: str, n: int, capacity: int, path: Path) -> int:
     return sum(len(c) for c in chains.values())
 
 
-def bench_workload(name: str, rounds: int, baseline: Path | None = None) -> dict[str, Any]:
+def bench_workload(name: str, rounds: int, baseline: Path | None = None, limit_raw: bool = True) -> dict[str, Any]:
     n, latency, capacity = WORKLOADS[name]
     proc, url = start_target(latency, capacity)
-    variants = ["raw", "socialsim"] + (["baseline"] if baseline else [])
+    variants = ["raw"] + (["raw_limit_c"] if limit_raw else []) + ["socialsim"] + (["baseline"] if baseline else [])
     res: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     try:
         with tempfile.TemporaryDirectory() as d:
@@ -123,8 +131,9 @@ def bench_workload(name: str, rounds: int, baseline: Path | None = None) -> dict
             for r in range(rounds):
                 order = variants[r % len(variants) :] + variants[: r % len(variants)]  # rotated: interleaved
                 for who in order:
-                    if who == "raw":
+                    if who.startswith("raw"):
                         raw = [sys.executable, str(ROOT / "bench" / "raw_client.py"), url, str(chains)]
+                        raw += [str(capacity)] if who == "raw_limit_c" else []
                         wall, cpu, out = timed(raw)
                         got = json.loads(out)
                         calls, run_wall = got["calls"], got["wall"]
@@ -159,7 +168,7 @@ def table(results: list[dict[str, Any]]) -> str:
     ]
     for r in results:
         label = f"{r['n']} dialogues, L = {r['latency']} s, C = {r['capacity']}"
-        for who in [w for w in ("raw", "socialsim", "baseline") if w in r]:
+        for who in [w for w in ("raw", "raw_limit_c", "socialsim", "baseline") if w in r]:
             xs = r[who]
             lines.append(
                 f"| {label} | {who} | {med(xs, 'calls'):.0f} | {med(xs, 'eff'):.3f} | {med(xs, 'eff_process'):.3f}"
@@ -171,6 +180,9 @@ def table(results: list[dict[str, Any]]) -> str:
         )
         lines.append(f"| {label} | **socialsim / raw** | | **{ratio:.3f}** (target ≥ 0.97) | {ratio_p:.3f} | "
                      f"target ≤ 1.0 ms |")  # fmt: skip
+        if "raw_limit_c" in r:
+            lim = statistics.median(s["eff"] / w["eff"] for s, w in zip(r["socialsim"], r["raw_limit_c"], strict=True))
+            lines.append(f"| {label} | socialsim / raw_limit_c | | {lim:.3f} | | |")
         if "baseline" in r:
             b = statistics.median(s["eff"] / w["eff"] for s, w in zip(r["baseline"], r["raw"], strict=True))
             lines.append(f"| {label} | baseline / raw | | {b:.3f} | | |")
@@ -182,22 +194,12 @@ def profile(n: int = 300, latency: float = 0.05, capacity: int = 64, top: int = 
     import cProfile
     import pstats
 
-    from socialsim.agents.prompts import Prompts
-    from socialsim.personas.bank import default_bank_path
-    from socialsim.schema import BackendConfig, ExecutionConfig, SimulationConfig
-    from socialsim.simulate.engine import file_sha256, run_simulation
+    from socialsim.simulate.engine import run_simulation
     from socialsim.simulate.store import RunStore
 
     proc, url = start_target(latency, capacity)
     try:
-        sim = SimulationConfig(
-            backend=BackendConfig(kind="openai", base_url=url, model="m"),
-            personas="default",
-            personas_sha256=file_sha256(default_bank_path()),
-            n=n,
-            templates_digest=Prompts().source_digest(),
-        )
-        ex = ExecutionConfig(concurrency=capacity, cache=False)
+        sim, ex = configs(url, n, capacity)
         with tempfile.TemporaryDirectory() as d:
             store = RunStore.create(Path(d) / "run", sim.model_dump(mode="json"), sim.config_hash())
             prof = cProfile.Profile()
@@ -231,8 +233,10 @@ def main(argv: list[str]) -> None:
         i = argv.index("--baseline")
         baseline = Path(argv[i + 1]).resolve()
         argv = argv[:i] + argv[i + 2 :]
+    limit_raw = "--no-limit-raw" not in argv
+    argv = [a for a in argv if a != "--no-limit-raw"]
     names = argv or list(WORKLOADS)
-    results = [bench_workload(name, rounds, baseline) for name in names]
+    results = [bench_workload(name, rounds, baseline, limit_raw) for name in names]
     load = os.getloadavg()
     print(f"\nMeasured {time.strftime('%Y-%m-%d %H:%M')} on {os.cpu_count()} cores, median of {rounds} interleaved "
           f"rounds; load average at the end {load[0]:.2f}.\n")  # fmt: skip

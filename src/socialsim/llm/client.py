@@ -279,8 +279,10 @@ class LLM:
             self._release(tokens, cost)
         self._account(result, key)
         if handed:
-            # the freed slot went to a waiting call: let it go out before this dialogue's own work
-            # (replies arrive in bursts; otherwise each woken call waits for the whole burst's CPU)
+            # The freed slot went to a waiting call: let it go out before this dialogue's own work.
+            # Replies arrive in bursts; the first yield puts the woken call ahead of this task, the
+            # second puts every call woken by the burst ahead of all the burst's dialogue work.
+            await asyncio.sleep(0)
             await asyncio.sleep(0)
         return result
 
