@@ -77,3 +77,45 @@ def test_merge_refuses_runs_of_different_configs(tmp_path, persona_file, load_ta
     assert not (tmp_path / "m" / "manifest.json").exists()
     one_line_error(run_cli(*_sim_args(persona_file, t.base_url, extra=["--n", "2", "--shard", "3/2",
                                                                        "--out", tmp_path / "s"])), "--shard")
+
+
+def test_replica_pool_spreads_by_least_in_flight_and_rests_a_failing_replica():
+    import asyncio
+
+    from socialsim.llm.base import ChatRequest, Completion, TransientError
+    from socialsim.llm.replicas import ReplicaPool
+
+    class Slow:  # answers after a delay; counts what it was given (load only)
+        kind, model = "openai", "m"
+
+        def __init__(self, name, delay, fail=False):
+            self.name, self.delay, self.fail, self.got = name, delay, fail, 0
+
+        def identity(self):
+            return {"kind": "openai", "model": "m", "base_url": self.name}
+
+        async def complete(self, req):
+            self.got += 1
+            await asyncio.sleep(self.delay)
+            if self.fail:
+                raise TransientError(f"refused by {self.name}")
+            return Completion(text=self.name)
+
+        async def aclose(self):
+            pass
+
+    fast, slow, bad = Slow("fast", 0.01), Slow("slow", 0.2), Slow("bad", 0.0, fail=True)
+    pool = ReplicaPool([fast, slow, bad], cooldown_s=60)
+    req = ChatRequest.of([{"role": "user", "content": "hi"}])
+
+    async def go():
+        return await asyncio.gather(*(pool.complete(req) for _ in range(30)))
+
+    answers = asyncio.run(go())
+    assert all(a.text in ("fast", "slow") for a in answers)  # the failing replica's calls went elsewhere
+    assert bad.got == 10  # 30 at once, least in flight first: a third each before anyone failed
+    assert fast.got >= 10 and slow.got >= 10
+    answers = asyncio.run(go())
+    assert all(a.text in ("fast", "slow") for a in answers)
+    assert bad.got == 10  # resting now: no new calls
+    assert pool.identity()["base_url"] == "fast"  # the first replica's identity, whoever answered
