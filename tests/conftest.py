@@ -109,6 +109,18 @@ def one_line_error(r, *needles):
     return lines[0]
 
 
+def corpus_of(out):
+    """A run's dialogues without what differs between two runs of one plan (timestamps, latencies)."""
+    rows = []
+    for line in (Path(out) / "dialogues.jsonl").read_text().splitlines():
+        d = json.loads(line)
+        d.pop("created_at")
+        for t in d["turns"]:
+            t.pop("latency_s", None)
+        rows.append(d)
+    return rows
+
+
 class LoadTarget:
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(

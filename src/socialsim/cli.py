@@ -17,7 +17,6 @@ from rich.table import Table
 from socialsim import __version__
 from socialsim.cli_options import (
     ApiKeyEnvOpt,
-    BaseUrlOpt,
     CacheOpt,
     CachePathOpt,
     ConfigOpt,
@@ -149,7 +148,9 @@ def demo(
 
     out = out or Path(f"socialsim-demo-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     sim = _sim_config("default", n, seed, "sequential", max_turns, BackendConfig(kind="local"))
-    result = _run(out, sim, ExecutionConfig(), resume=False, quiet=quiet)
+    from socialsim.simulate.run import new_run
+
+    result = new_run(out, sim, ExecutionConfig(), progress=_progress_hook(quiet))
     from socialsim.schema import read_dialogues
 
     for d in read_dialogues(result.exports["jsonl"]):
@@ -190,30 +191,6 @@ def _sim_config(personas: str, n: int, seed: int, sampling: str, max_turns: int,
         raise UserError(options_message(e)) from None
 
 
-def _run(out: Path, sim: Any, ex: Any, *, resume: bool, quiet: bool, store: Any = None):  # type: ignore[no-untyped-def]
-    from socialsim.simulate.engine import build_llm, run_simulation
-    from socialsim.simulate.store import RunStore
-
-    try:
-        llm = build_llm(sim, ex)  # bad backend settings fail here, before anything is written
-    except UserError:
-        if store is not None:
-            store.close()
-        raise
-    if store is None:
-        store = RunStore.create(out, sim.model_dump(mode="json"), sim.config_hash())
-    hook = _progress_hook(quiet)
-    try:
-        if hook is not None:
-            with hook:
-                result = run_simulation(store, sim, ex, on_progress=hook.update, llm=llm)
-        else:
-            result = run_simulation(store, sim, ex, llm=llm)
-    finally:
-        store.close()
-    return result
-
-
 def _finish(result: Any, out: Path) -> None:
     """Exit 3 (`Stopped`) when the run is resumable rather than complete."""
     from socialsim.errors import Stopped
@@ -234,7 +211,15 @@ def simulate(
     ] = "default",
     n: Annotated[int | None, typer.Option(help="Number of dialogues to simulate.")] = None,
     backend: SimBackendOpt = "local",
-    base_url: BaseUrlOpt = None,
+    base_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="URL",
+            help="Server URL for --backend openai, e.g. http://127.0.0.1:8000/v1. Repeat it for replicas of the "
+            "same model (one vLLM per GPU): calls go to the least busy one, a failing one rests while its calls "
+            "are retried on the others. The first URL is the run's endpoint (its cache identity)."
+        ),
+    ] = None,
     model: ModelOpt = None,
     model_path: ModelPathOpt = None,
     api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
@@ -294,6 +279,22 @@ def simulate(
     price_out: Annotated[float, typer.Option(help="USD per million output tokens, for the cost estimate.")] = 0.0,
     cache: CacheOpt = True,
     cache_path: CachePathOpt = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="Simulate only shard K/N of the plan (every N-th dialogue from the K-th), e.g. one job of a job "
+            "array; combine the shards with `socialsim merge`."
+        ),
+    ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(help="'local' (this process) or 'ray' (dialogues spread over --workers Ray actors; "
+                     "needs socialsim[ray])."),
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (default: start a local one). With --executor ray.")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Ray actors, each with its own backend and cache.")] = 2,
     quiet: QuietOpt = False,
 ) -> None:
     """Simulate N dialogues into a run folder (SQLite store + dialogues.jsonl + esconv.json).
@@ -314,9 +315,7 @@ def simulate(
         return
     from pydantic import ValidationError
 
-    from socialsim.errors import validation_message
-    from socialsim.schema import BackendConfig, ExecutionConfig, SimulationConfig
-    from socialsim.simulate.store import RunStore
+    from socialsim.schema import BackendConfig, ExecutionConfig
 
     try:
         ex = ExecutionConfig(
@@ -334,53 +333,36 @@ def simulate(
             price_out_per_m=price_out,
             cache=cache,
             cache_path=str(cache_path) if cache_path else None,
+            replica_urls=list(base_url or [])[1:],
         )
         bcfg = BackendConfig(
             kind=backend,
-            base_url=base_url,
+            base_url=base_url[0] if base_url else None,
             model=model,  # type: ignore[arg-type]
             model_path=str(model_path) if model_path else None,
             structured=structured,  # type: ignore[arg-type]
         )
     except ValidationError as e:
         raise UserError(options_message(e)) from None
+    from socialsim.simulate.run import make_runner, new_run, resume_run
+
+    runner = make_runner(executor, workers=workers, address=ray_address)
     if resume is not None:
         if out is not None and Path(out) != Path(resume):
             raise UserError("give either --out (new run) or --resume DIR (continue a run), not both")
-        store = RunStore.open(resume)
-        try:
-            sim = SimulationConfig.model_validate(store.manifest["config"])
-        except ValidationError as e:
-            store.close()
-            raise UserError(validation_message(Path(resume) / "manifest.json", None, e)) from None
-        asked = {
-            "n": n,
-            "seed": seed,
-            "sampling": sampling,
-            "max_turns": max_turns,
-            "safety": safety,
-        }
-        diffs = [f"{k} {getattr(sim, k)} → {v}" for k, v in asked.items() if v is not None and getattr(sim, k) != v]
-        if backend != sim.backend.kind or (
-            backend == "openai" and (base_url, model) != (sim.backend.base_url, sim.backend.model)
-        ):
-            diffs.append(f"backend {sim.backend.kind}:{sim.backend.model} → {backend}:{model}")
-        from socialsim.simulate.engine import file_sha256, personas_path
-
-        if personas not in ("default", sim.personas) and str(Path(personas).resolve()) != sim.personas:
-            diffs.append(f"personas {sim.personas} → {personas}")
-        if file_sha256(personas_path(sim.personas)) != sim.personas_sha256:
-            diffs.append(f"persona file {sim.personas} changed since the run started")
-        if diffs and not force:
-            store.close()
-            raise UserError(
-                f"{resume}: resuming with a different config ({'; '.join(diffs)}); "
-                "drop those options, or add --force to continue anyway"
-            )
-        if diffs and force:
-            updates = {k: v for k, v in asked.items() if v is not None}
-            sim = sim.model_copy(update=updates)
-        result = _run(Path(resume), sim, ex, resume=True, quiet=quiet, store=store)
+        changes = {"n": n, "seed": seed, "sampling": sampling, "max_turns": max_turns, "safety": safety}
+        if shard is not None:
+            raise UserError("--shard belongs to a new run; a resumed run keeps the shard it was started with")
+        result = resume_run(
+            resume,
+            ex,
+            changes=changes,
+            backend=bcfg,
+            personas=personas,
+            force=force,
+            progress=_progress_hook(quiet),
+            runner=runner,
+        )
     else:
         if out is None:
             raise UserError("--out DIR is required (the run folder to create), or --resume DIR")
@@ -395,10 +377,30 @@ def simulate(
             bcfg,
             safety=True if safety is None else safety,
         )
-        result = _run(out, sim, ex, resume=False, quiet=quiet)
+        result = new_run(out, sim, ex, progress=_progress_hook(quiet), shard=shard, runner=runner)
     console.print(_summary_table(result.summary))
     console.print(f"Dialogues: {result.exports['jsonl']}\nESConv JSON: {result.exports['esconv']}")
     _finish(result, result.root)
+
+
+@app.command()
+def merge(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders of one config, e.g. the shards of a job array.")],
+    out: Annotated[Path, typer.Option(help="Run folder to create for the merged run.")],
+) -> None:
+    """Merge runs of the same config (e.g. `simulate --shard K/N` runs) into one run folder.
+
+    Runs of different configs are refused; a dialogue present in several runs is kept once. The
+    merged run resumes like any run (`simulate --resume OUT` fills in missing dialogues)."""
+    from socialsim.simulate.merge import merge_runs
+
+    r = merge_runs(runs, out)
+    console.print(
+        f"Merged {len(runs)} runs into {r.root}: {r.dialogues} dialogues"
+        + (f", {r.duplicates} duplicates dropped" if r.duplicates else "")
+        + (f", {r.missing} of the plan still missing (simulate --resume {r.root})" if r.missing else "")
+    )
+    console.print(f"Dialogues: {r.exports['jsonl']}\nESConv JSON: {r.exports['esconv']}")
 
 
 # -- export and train -------------------------------------------------------------------------------

@@ -70,6 +70,9 @@ def file_defaults(path: str | Path | None, params: dict[str, Any]) -> dict[str, 
     for name, env in ENV_DEFAULTS.items():
         if name in params and name not in values and os.environ.get(env):
             values[name] = os.environ[env]
+    for name, value in values.items():  # a repeatable option (e.g. --base-url) takes one value as is
+        if getattr(params[name], "multiple", False) and value is not None and not isinstance(value, list | tuple):
+            values[name] = [value]
     return values
 
 
@@ -95,6 +98,9 @@ def effective_config(ctx: Any) -> dict[str, Any]:
             value = str(value)
         elif isinstance(value, list | tuple):
             value = [str(v) if isinstance(v, Path) else v for v in value]
+            if getattr(p, "multiple", False) and len(value) <= 1:
+                # given once (or not at all): written as one value or none, read back the same way
+                value = value[0] if value else None
         out[name] = value
     return out
 

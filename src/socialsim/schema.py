@@ -397,3 +397,8 @@ class ExecutionConfig(BaseModel):
     price_out_per_m: float = Field(default=0.0, ge=0)
     cache: bool = True
     cache_path: str | None = None
+    replica_urls: list[str] = Field(
+        default_factory=list,
+        description="More base URLs serving the same model as backend.base_url (--base-url given again): calls "
+        "go to the replica with the fewest in flight; the cache and seeds do not depend on which one answers.",
+    )

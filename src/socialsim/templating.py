@@ -20,4 +20,5 @@ def make_env(package: str, override_dir: str | Path | None = None, folder: str =
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
+        auto_reload=False,  # templates do not change during a run: no stat() of the file per render
     )

@@ -28,10 +28,26 @@ class Prompts:
         self.env = make_env("socialsim.agents", override_dir)
         src, _, _ = self.env.loader.get_source(self.env, "strategies.json")  # type: ignore[union-attr]
         self.strategies = {Strategy(k): v for k, v in json.loads(src).items()}
+        self._strategy_list = [{"label": s.value, "definition": d} for s, d in self.strategies.items()]
+        self._static: dict[str, str] = {}
 
     def render(self, name: str, **ctx: Any) -> str:
-        ctx.setdefault("strategies", [{"label": s.value, "definition": d} for s, d in self.strategies.items()])
+        if not ctx:  # a template without variables renders the same every time: once per run
+            text = self._static.get(name)
+            if text is None:
+                text = self._static[name] = self._render(name, ctx)
+            return text
+        return self._render(name, ctx)
+
+    def _render(self, name: str, ctx: dict[str, Any]) -> str:
+        ctx.setdefault("strategies", self._strategy_list)
         return self.env.get_template(name).render(**ctx).strip()
+
+    def compile_all(self) -> None:
+        """Compile every template now (before a run's event loop starts, not at each first use)."""
+        for name in TEMPLATE_NAMES:
+            if name.endswith((".j2", ".txt")):
+                self.env.get_template(name)
 
     def source_digest(self) -> str:
         """A hash of every template's text: part of a run's config, so edits invalidate resumes."""

@@ -37,11 +37,16 @@ _SECOND = re.compile(r"\b(you|you're|you've|you'd|you'll|your|yours|yourself)\b"
 _GOODBYE = re.compile(r"\b(good ?bye|bye|take care|talk (to you )?(later|soon))\b", re.I)
 
 
+# one pass over the text tells whether any pattern matches (most utterances match none)
+_ANY_SUPPORTER_VOICE = re.compile("|".join(f"(?:{rx.pattern})" for _, rx in _SUPPORTER_VOICE), re.I)
+
+
 def supporter_voice(text: str) -> str | None:
     """The name of the first supporter-like pattern in a seeker utterance, else ``None``."""
-    for name, rx in _SUPPORTER_VOICE:
-        if rx.search(text):
-            return name
+    if _ANY_SUPPORTER_VOICE.search(text):
+        for name, rx in _SUPPORTER_VOICE:
+            if rx.search(text):
+                return name
     # a seeker talks about themself: mostly "I/my", not mostly "you/your"
     if len(_SECOND.findall(text)) > len(_FIRST.findall(text)):
         return "second-person"
@@ -103,6 +108,7 @@ class Seeker:
         self.max_regenerations = max_regenerations
         self.temperature = temperature
         self.max_tokens = max_tokens
+        self._system: str | None = None
 
     def messages(self, history: list[Turn], layer: int, goodbye: bool) -> list[dict[str, str]]:
         """A system prompt with the persona, then one user message with the transcript and what
@@ -118,8 +124,10 @@ class Seeker:
             opening=self.prompts.render("seeker_opening.txt"),
             layers=DISCLOSURE_LAYERS,
         )
+        if self._system is None:  # the persona's system prompt is the same on every turn
+            self._system = self.prompts.render("seeker_system.j2", p=p)
         return [
-            {"role": "system", "content": self.prompts.render("seeker_system.j2", p=p)},
+            {"role": "system", "content": self._system},
             {"role": "user", "content": user},
         ]
 

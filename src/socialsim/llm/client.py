@@ -17,6 +17,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 
 from socialsim.errors import BackendError, RetriesExhausted
 from socialsim.llm.base import Backend, ChatRequest, Completion, TransientError
+from socialsim.llm.scheduling import PrioritySemaphore
 from socialsim.schema import Usage
 
 
@@ -182,7 +183,8 @@ class LLM:
         self.backend = backend
         self.cache = cache
         self.concurrency = concurrency
-        self._sem = _PerLoop(lambda: asyncio.Semaphore(self.concurrency))
+        # waiting calls are served in tail-aware order (see llm/scheduling.py), not first-come-first-served
+        self._sem = _PerLoop(lambda: PrioritySemaphore(self.concurrency))
         self.limiter = RateLimiter(rpm, tpm)
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
@@ -228,9 +230,6 @@ class LLM:
             wait = max(wait, exc.retry_after)
         return wait
 
-    def _wait(self, state: RetryCallState) -> float:
-        return self._backoff(state.attempt_number, state.outcome.exception() if state.outcome else None)
-
     def _gave_up(self, e: TransientError) -> RetriesExhausted:
         self.stats.errors += 1
         return RetriesExhausted(
@@ -270,19 +269,37 @@ class LLM:
         sem = self._sem.get()
         tokens, cost = self._reserve(request)
         try:
-            async with sem:
+            await sem.acquire()
+            try:
                 await self.limiter.acquire(tokens)
                 result = await self._with_retries(request)
+            finally:
+                handed = sem.release()
         finally:
             self._release(tokens, cost)
         self._account(result, key)
+        if handed:
+            # The freed slot went to a waiting call: let it go out before this dialogue's own work.
+            # Replies arrive in bursts; the first yield puts the woken call ahead of this task, the
+            # second puts every call woken by the burst ahead of all the burst's dialogue work.
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
         return result
 
     async def _with_retries(self, request: ChatRequest) -> Completion:
+        try:  # the common case, a first attempt that works, without building the retry machinery
+            return await self.backend.complete(request)
+        except TransientError as e:
+            if self.max_attempts <= 1:
+                raise self._gave_up(e) from None
+            first = e
+        self.stats.retries += 1
+        await asyncio.sleep(self._backoff(1, first))
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientError),
-            stop=stop_after_attempt(self.max_attempts),
-            wait=self._wait,
+            stop=stop_after_attempt(self.max_attempts - 1),
+            # attempt k of tenacity is attempt k + 1 of the call
+            wait=lambda s: self._backoff(s.attempt_number + 1, s.outcome.exception() if s.outcome else None),
             before_sleep=self._count_retry,
             reraise=True,
         )

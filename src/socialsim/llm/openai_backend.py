@@ -100,6 +100,8 @@ class OpenAIBackend:
         self._key = os.environ.get(api_key_env) or "sk-no-key-needed"
         self._client: Any = None
         self._session: Any = None
+        if transport == "aiohttp":
+            import aiohttp  # noqa: F401 - imported now (~0.4 s), not inside the event loop at the first call
 
     def identity(self) -> dict[str, Any]:
         return {"kind": self.kind, "model": self.model, "base_url": self.base_url}

@@ -7,6 +7,7 @@ raises `StructuredOutputError` carrying the last raw output.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from dataclasses import replace
@@ -31,11 +32,14 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
+@functools.lru_cache(maxsize=64)
 def grammar_schema(model: type[BaseModel], *, max_string: int = 200) -> dict[str, Any]:
     """A JSON schema of `model` that grammar-based decoders (llama.cpp) enforce faithfully.
 
     Refs are inlined, small integer ranges become enums (llama.cpp ignores minimum/maximum),
     string lengths are capped so output is not cut mid-string, and every property is required.
+    Built once per model (pydantic's schema generation cost ~4 ms, paid on every thought call
+    before): the returned dict is shared, so treat it as read-only.
     """
     schema = model.model_json_schema()
     out = _inline_refs(schema, schema.get("$defs", {}))

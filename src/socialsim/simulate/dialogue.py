@@ -12,12 +12,17 @@ from socialsim.agents.seeker import Seeker, says_goodbye
 from socialsim.agents.supporter import Supporter
 from socialsim.errors import StructuredOutputError
 from socialsim.llm.client import LLM
+from socialsim.llm.scheduling import current_ticket
 from socialsim.safety.layer import SafetyDecision, SafetyLayer, label_seeker_turn
 from socialsim.schema import Dialogue, Persona, Strategy, Turn
 
+CALLS_PER_TURN = 3
+"""A supporter turn is a thought, a reply and the seeker's answer (regenerations aside)."""
+
 
 @lru_cache(maxsize=1)
-def _default_safety() -> SafetyLayer:
+def default_safety() -> SafetyLayer:
+    """The rule-stage safety layer simulations label seeker turns with (built once per process)."""
     return SafetyLayer(source="simulate")
 
 
@@ -57,7 +62,7 @@ async def simulate_dialogue(
     record); after a flagged seeker turn the supporter's turn is the fixed crisis protocol (strategy
     Question, ``risk_reason`` 'protocol:<category>'), with resources for the persona's locale."""
     cfg = config or DialogueConfig()
-    guard = (safety or _default_safety()) if cfg.safety else None
+    guard = (safety or default_safety()) if cfg.safety else None
     prompts = prompts or Prompts()
     sup_llm = supporter_llm or llm
     seeker = Seeker(
@@ -106,9 +111,15 @@ async def simulate_dialogue(
                 turn.text, turn.risk_reason = safe, f"output_screen:{hit.rule}"
         return turn
 
+    ticket = current_ticket()  # tells the engine's scheduler how much of this dialogue is left
+    ticket.expect(1 + CALLS_PER_TURN * cfg.max_turns)
     try:
         await seeker_turn(layer=0, goodbye=False, turn_index=0)
         for i in range(cfg.max_turns):
+            turns_left = cfg.max_turns - i
+            if core_at is not None:  # goodbye comes feel_heard_after turns after the core worry
+                turns_left = min(turns_left, core_at + cfg.feel_heard_after - i + 1)
+            ticket.expect(CALLS_PER_TURN * turns_left)
             sup_turn = await supporter_turn(i)
             d.turns.append(sup_turn)
             # a supporter without a strategy (a plain chatbot under test) earns nothing

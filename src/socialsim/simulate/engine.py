@@ -15,11 +15,22 @@ from socialsim.agents.common import derive_seed
 from socialsim.agents.prompts import Prompts
 from socialsim.errors import RetriesExhausted, UserError
 from socialsim.llm import LLM, BudgetExceeded, CallCache, Price, make_backend
+from socialsim.llm.scheduling import enter_dialogue
 from socialsim.personas.bank import default_bank_path, load_personas, sample_personas
 from socialsim.provenance import backend_environment
 from socialsim.schema import Dialogue, ExecutionConfig, Persona, SimulationConfig
-from socialsim.simulate.dialogue import DialogueConfig, simulate_dialogue
+from socialsim.simulate.dialogue import DialogueConfig, default_safety, simulate_dialogue
 from socialsim.simulate.store import RunStore
+
+
+def run_loop(coro: Any) -> Any:
+    """Run a coroutine on a fresh event loop: uvloop's when it is installed (a third less CPU per
+    HTTP call than asyncio's own loop, measured in bench/bench_scale.py), asyncio's otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -48,16 +59,27 @@ def default_cache_path() -> Path:
 
 def build_llm(sim: SimulationConfig, ex: ExecutionConfig) -> LLM:
     b = sim.backend
-    backend = make_backend(
-        b.kind,
-        base_url=b.base_url,
-        model=b.model,
-        model_path=b.model_path,
-        timeout_s=ex.timeout_s,
-        structured=b.structured,
-        http_client=ex.http_client,
-        api_key_env=ex.api_key_env,
-    )
+    if ex.replica_urls and b.kind != "openai":
+        raise UserError("--base-url given more than once needs --backend openai (replicas of one served model)")
+
+    def one(url: str | None) -> Any:
+        return make_backend(
+            b.kind,
+            base_url=url,
+            model=b.model,
+            model_path=b.model_path,
+            timeout_s=ex.timeout_s,
+            structured=b.structured,
+            http_client=ex.http_client,
+            api_key_env=ex.api_key_env,
+        )
+
+    if ex.replica_urls:
+        from socialsim.llm.replicas import ReplicaPool
+
+        backend: Any = ReplicaPool([one(u) for u in [b.base_url, *ex.replica_urls]])
+    else:
+        backend = one(b.base_url)
     cache = None
     if ex.cache:
         cache = CallCache(Path(ex.cache_path) if ex.cache_path else default_cache_path())
@@ -94,6 +116,28 @@ class Plan:
 def make_plan(sim: SimulationConfig, bank: list[Persona]) -> Plan:
     chosen = sample_personas(bank, sim.n, seed=sim.seed, mode=sim.sampling)
     return Plan(chosen, sim.seed, sim.config_hash()[:8])
+
+
+def parse_shard(spec: str | None) -> tuple[int, int] | None:
+    """``"K/N"`` (1 <= K <= N) as (K, N); None for the whole plan."""
+    if spec is None:
+        return None
+    try:
+        k, n = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise UserError(f"--shard {spec!r}: give K/N, e.g. 2/8 for the second of eight shards") from None
+    if not 1 <= k <= n:
+        raise UserError(f"--shard {spec!r}: K must be between 1 and N")
+    return k, n
+
+
+def plan_indices(n: int, shard: str | None = None) -> range:
+    """The dialogue indices a run (or its shard K/N: every N-th index from K-1) simulates."""
+    parsed = parse_shard(shard)
+    if parsed is None:
+        return range(n)
+    k, of = parsed
+    return range(k - 1, n, of)
 
 
 @dataclass
@@ -135,6 +179,16 @@ ProgressHook = Callable[[Live, LLM], None]
 MAX_CONSECUTIVE_GIVEUPS = 3
 
 
+def dialogue_config(sim: SimulationConfig) -> DialogueConfig:
+    return DialogueConfig(
+        max_turns=sim.max_turns,
+        feel_heard_after=sim.feel_heard_after,
+        seeker_temperature=sim.seeker_temperature,
+        supporter_temperature=sim.supporter_temperature,
+        safety=sim.safety,
+    )
+
+
 async def _run_pending(
     store: RunStore,
     sim: SimulationConfig,
@@ -146,26 +200,23 @@ async def _run_pending(
     prompts: Prompts,
     on_progress: ProgressHook | None,
 ) -> None:
-    dcfg = DialogueConfig(
-        max_turns=sim.max_turns,
-        feel_heard_after=sim.feel_heard_after,
-        seeker_temperature=sim.seeker_temperature,
-        supporter_temperature=sim.supporter_temperature,
-        safety=sim.safety,
-    )
+    dcfg = dialogue_config(sim)
     queue = iter(pending)
     stop = asyncio.Event()
     # more dialogues in flight than call slots: each dialogue is a chain of dependent calls, so
     # a full pipeline needs several chains per slot (measured in bench/bench_engine.py)
     width = ex.dialogues_in_flight or (2 if llm.concurrency == 1 else 8 * llm.concurrency)
     giveups = 0
+    admitted = 0
 
     async def worker() -> None:
-        nonlocal giveups
+        nonlocal giveups, admitted
         while not stop.is_set():
             idx = next(queue, None)
             if idx is None:
                 return
+            admitted += 1
+            enter_dialogue(admitted)  # its calls queue by progress, then admission order
             live.in_flight += 1
             try:
                 d: Dialogue = await simulate_dialogue(
@@ -232,9 +283,10 @@ def run_simulation(
     bank = load_personas(personas_path(sim.personas))
     plan = make_plan(sim, bank)
     done = store.done_indices()
-    pending = (i for i in range(sim.n) if i not in done)
+    mine = plan_indices(sim.n, store.manifest.get("shard"))
+    pending = (i for i in mine if i not in done)
     counts = store.counts()
-    live = Live(total=sim.n, ok=counts["ok"], failed=counts["failed"], turns=counts["turns"], skipped=len(done))
+    live = Live(total=len(mine), ok=counts["ok"], failed=counts["failed"], turns=counts["turns"], skipped=len(done))
     own_llm = llm is None
     llm = llm or build_llm(sim, ex)
     b = sim.backend
@@ -245,6 +297,9 @@ def run_simulation(
     llm.prior_tokens = int(prior.get("prompt_tokens", 0)) + int(prior.get("completion_tokens", 0))
     llm.prior_cost = float(prior.get("cost_usd", 0.0))
     prompts = Prompts()
+    prompts.compile_all()
+    if sim.safety:  # compile the safety rules now (~1 s), not inside the loop while calls wait
+        default_safety()
     t0 = time.monotonic()
 
     async def main() -> None:
@@ -255,7 +310,7 @@ def run_simulation(
             await llm.backend.aclose()
 
     try:
-        asyncio.run(main())
+        run_loop(main())
     finally:
         wall = time.monotonic() - t0
         _store_stats(store, llm, live, wall)
@@ -274,25 +329,37 @@ def _store_stats(store: RunStore, llm: LLM, live: Live, wall: float) -> None:
         **llm.stats.as_dict(),
     }
     runs.append(session)
-    store.set_meta("sessions", runs)
-    total: dict[str, Any] = {k: 0 for k in session if k not in ("stopped", "deferred")}
-    for r in runs:
-        for k in total:
-            total[k] = round(total[k] + (r.get(k) or 0), 6)
-    counts = store.counts()
-    summary = {
-        "dialogues_total": live.total,
-        "dialogues_ok": counts["ok"],
-        "dialogues_failed": counts["failed"],
-        "dialogues_pending": live.total - counts["ok"] - counts["failed"],
-        "turns": counts["turns"],
-        "stopped": live.stopped,
-        "deferred_this_session": live.deferred,
-        **total,
-    }
-    store.set_meta("summary", summary)
+    write_summary(store, live.total, runs, stopped=live.stopped, deferred=live.deferred)
+
+
+def write_summary(
+    store: RunStore, total_dialogues: int, sessions: list[dict[str, Any]], *, stopped: str | None = None,
+    deferred: int = 0,
+) -> dict[str, Any]:
+    """Store the sessions and the run's summary (also as ``summary.json``): dialogue counts from the
+    store, usage summed over every session."""
     import json
 
     from socialsim.simulate.store import _atomic_write
 
+    store.set_meta("sessions", sessions)
+    keys = [k for k in (sessions[-1] if sessions else {}) if k not in ("stopped", "deferred")]
+    total: dict[str, Any] = {k: 0 for k in keys}
+    for r in sessions:
+        for k in total:
+            total[k] = round(total[k] + (r.get(k) or 0), 6)
+    counts = store.counts()
+    summary = {
+        "dialogues_total": total_dialogues,
+        "shard": store.manifest.get("shard"),
+        "dialogues_ok": counts["ok"],
+        "dialogues_failed": counts["failed"],
+        "dialogues_pending": total_dialogues - counts["ok"] - counts["failed"],
+        "turns": counts["turns"],
+        "stopped": stopped,
+        "deferred_this_session": deferred,
+        **total,
+    }
+    store.set_meta("summary", summary)
     _atomic_write(store.root / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary

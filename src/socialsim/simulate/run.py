@@ -1,0 +1,202 @@
+"""Starting and resuming a run: the resume rules, and the one-writer lock of a run folder.
+
+A run folder has one writer at a time. `RunLock` takes an OS lock (``fcntl.flock``) on
+``writer.lock`` in the folder; the kernel drops it when the process ends, however it ends
+(kill -9 included), so there is never a stale lock to clean up. Readers (`evaluate`, `export`,
+the web UI) open the store without it: SQLite's WAL lets them read while the writer writes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from socialsim.errors import UserError, validation_message
+from socialsim.schema import BackendConfig, ExecutionConfig, SimulationConfig
+from socialsim.simulate.engine import (
+    LLM,
+    RunResult,
+    build_llm,
+    file_sha256,
+    parse_shard,
+    personas_path,
+    run_simulation,
+)
+from socialsim.simulate.store import MANIFEST, RunStore
+
+LOCK_FILE = "writer.lock"
+
+
+class RunLock:
+    """An exclusive, non-blocking OS lock on a run folder, held while a process writes the run."""
+
+    def __init__(self, root: Path, fd: int) -> None:
+        self.root, self._fd = root, fd
+
+    @classmethod
+    def acquire(cls, root: str | Path) -> RunLock:
+        """Take the lock, or raise `UserError` naming the pid that holds it (never waits)."""
+        root = Path(root)
+        fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise UserError(
+                f"{root}: another socialsim process (pid {holder}) is writing this run; "
+                "wait for it to finish or stop it, then resume"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return cls(root, fd)
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = -1
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _holder(fd: int) -> str:
+    """The pid the holder wrote (it writes right after locking: wait a moment for it)."""
+    for _ in range(20):
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        if text:
+            return text
+        time.sleep(0.01)
+    return "unknown"
+
+
+def _execute(
+    store: RunStore,
+    sim: SimulationConfig,
+    ex: ExecutionConfig,
+    llm: LLM,
+    progress: Any,
+    runner: Callable[..., RunResult] | None,
+) -> RunResult:
+    """Run the plan with an optional progress display (a context manager with ``update``)."""
+    run = runner or run_simulation
+    try:
+        with progress if progress is not None else nullcontext():
+            return run(store, sim, ex, llm=llm, on_progress=progress.update if progress is not None else None)
+    finally:
+        store.close()
+
+
+def new_run(
+    out: str | Path,
+    sim: SimulationConfig,
+    ex: ExecutionConfig,
+    *,
+    progress: Any = None,
+    llm: LLM | None = None,
+    runner: Callable[..., RunResult] | None = None,
+    shard: str | None = None,
+) -> RunResult:
+    """Create the run folder ``out`` and simulate the whole plan (or its ``shard`` "K/N") into it,
+    holding its lock.
+
+    ``progress`` is a context manager with an ``update(live, llm)`` method (e.g. `RunProgress`);
+    ``runner`` replaces the in-process engine (e.g. the Ray executor), same signature as
+    `run_simulation`."""
+    out = Path(out)
+    parse_shard(shard)
+    llm = llm or build_llm(sim, ex)  # bad backend settings fail here, before anything is written
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a directory; choose another --out")
+    if (out / MANIFEST).exists():
+        raise UserError(f"{out}: already holds a run; continue it with --resume {out} or choose a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    with RunLock.acquire(out):
+        store = RunStore.create(out, sim.model_dump(mode="json"), sim.config_hash(), shard=shard)
+        return _execute(store, sim, ex, llm, progress, runner)
+
+
+def resume_config(
+    store: RunStore,
+    *,
+    changes: dict[str, Any],
+    backend: BackendConfig | None = None,
+    personas: str = "default",
+    force: bool = False,
+) -> SimulationConfig:
+    """The run's config for a resume. ``changes`` are corpus options the user gave again (None =
+    not given); any that differ from the run's, another backend or another persona file are
+    refused unless ``force`` (then the given options win)."""
+    root = store.root
+    try:
+        sim = SimulationConfig.model_validate(store.manifest["config"])
+    except ValidationError as e:
+        raise UserError(validation_message(root / MANIFEST, None, e)) from None
+    diffs = [f"{k} {getattr(sim, k)} → {v}" for k, v in changes.items() if v is not None and getattr(sim, k) != v]
+    if backend is not None and (
+        backend.kind != sim.backend.kind
+        or (backend.kind == "openai" and (backend.base_url, backend.model) != (sim.backend.base_url, sim.backend.model))
+    ):
+        diffs.append(f"backend {sim.backend.kind}:{sim.backend.model} → {backend.kind}:{backend.model}")
+    if personas not in ("default", sim.personas) and str(Path(personas).resolve()) != sim.personas:
+        diffs.append(f"personas {sim.personas} → {personas}")
+    if file_sha256(personas_path(sim.personas)) != sim.personas_sha256:
+        diffs.append(f"persona file {sim.personas} changed since the run started")
+    if diffs and not force:
+        raise UserError(
+            f"{root}: resuming with a different config ({'; '.join(diffs)}); "
+            "drop those options, or add --force to continue anyway"
+        )
+    if diffs:
+        sim = sim.model_copy(update={k: v for k, v in changes.items() if v is not None})
+    return sim
+
+
+def resume_run(
+    root: str | Path,
+    ex: ExecutionConfig,
+    *,
+    changes: dict[str, Any] | None = None,
+    backend: BackendConfig | None = None,
+    personas: str = "default",
+    force: bool = False,
+    progress: Any = None,
+    runner: Callable[..., RunResult] | None = None,
+) -> RunResult:
+    """Continue the run in ``root`` where it stopped. The folder's lock is taken first: a second
+    writer gets a one-line `UserError` naming the holder's pid before any call is made."""
+    store = RunStore.open(root)
+    try:
+        lock = RunLock.acquire(store.root)
+    except UserError:
+        store.close()
+        raise
+    with lock:
+        try:
+            sim = resume_config(store, changes=changes or {}, backend=backend, personas=personas, force=force)
+            llm = build_llm(sim, ex)
+        except BaseException:
+            store.close()
+            raise
+        return _execute(store, sim, ex, llm, progress, runner)
+
+
+def make_runner(executor: str, *, workers: int = 2, address: str | None = None) -> Callable[..., RunResult] | None:
+    """The engine a run uses: None for this process (`run_simulation`), or the Ray executor."""
+    if executor == "local":
+        return None
+    if executor == "ray":
+        from socialsim.simulate.ray_executor import RayExecutor
+
+        return RayExecutor(workers=workers, address=address)
+    raise UserError(f"--executor {executor!r}: use 'local' or 'ray'")
