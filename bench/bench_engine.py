@@ -8,9 +8,11 @@ throughput  Against the load target (latency L, capacity C, in its own process):
             and the engine process's CPU time per LLM call; for both HTTP clients.
 rss         Peak RSS of a whole `simulate` run of 1,000 vs 100,000 dialogues (turn cap 1) on an
             instant in-process backend, each in a fresh process.
-local       The embedded model's completion tokens/s through `simulate_dialogue` vs raw
+local       The embedded SmolLM2-135M model's completion tokens/s through `simulate_dialogue` vs raw
             llama-cpp-python on the same calls, with and without the prompt cache, in one
             process, interleaved over rounds (median of per-round ratios).
+
+The default embedded model (qwen2.5-1.5b) has its own: bench/bench_local_model.py.
 """
 
 from __future__ import annotations
@@ -248,7 +250,7 @@ def bench_local(n: int = 1, max_turns: int = 2, rounds: int = 3) -> None:
     cfg = DialogueConfig(max_turns=max_turns)
 
     def simulate(prompt_cache_mb: int, record: list[ChatRequest] | None = None) -> tuple[float, int]:
-        backend = LocalBackend(prompt_cache_mb=prompt_cache_mb)
+        backend = LocalBackend(model_name="smollm2-135m", prompt_cache_mb=prompt_cache_mb)
         backend.load()  # load time excluded
         rec = Recording(backend)
         llm = LLM(rec)
@@ -267,7 +269,7 @@ def bench_local(n: int = 1, max_turns: int = 2, rounds: int = 3) -> None:
 
     requests: list[ChatRequest] = []
     simulate(256, requests)  # records the calls (and warms the page cache)
-    settings = LocalBackend()
+    settings = LocalBackend(model_name="smollm2-135m")
     model_path, n_ctx, n_threads = settings.model_path, settings.n_ctx, settings.n_threads
 
     def raw(with_cache: bool) -> tuple[float, int]:

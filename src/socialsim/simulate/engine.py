@@ -18,7 +18,7 @@ from socialsim.llm import LLM, BudgetExceeded, CallCache, Price, make_backend
 from socialsim.personas.bank import default_bank_path, load_personas, sample_personas
 from socialsim.provenance import backend_environment
 from socialsim.schema import Dialogue, ExecutionConfig, Persona, SimulationConfig
-from socialsim.simulate.dialogue import DialogueConfig, simulate_dialogue
+from socialsim.simulate.dialogue import DialogueConfig, DialogueEvents, simulate_dialogue
 from socialsim.simulate.store import RunStore
 
 
@@ -107,6 +107,8 @@ class Live:
     deferred: int = 0
     turns: int = 0
     skipped: int = 0
+    quality: dict[str, int] = field(default_factory=dict)
+    """Per-turn checks of the dialogues finished this session (see `turn_quality`)."""
     stopped: str | None = None
     started: float = field(default_factory=time.monotonic)
 
@@ -132,6 +134,18 @@ class RunResult:
 
 
 ProgressHook = Callable[[Live, LLM], None]
+
+
+def turn_quality(d: Dialogue) -> dict[str, int]:
+    """Counts the run summary adds up: seeker role fallbacks, supporter replies regenerated for leaking
+    prompt text, and thoughts (how many validated on the first call)."""
+    sup = [t for t in d.turns if t.speaker == "supporter" and t.thought_attempts is not None]
+    return {
+        "role_fallbacks": sum(1 for t in d.turns if t.role_fallback),
+        "supporter_leaks": sum(t.leaks for t in d.turns),
+        "thoughts": len(sup),
+        "thoughts_first_try": sum(1 for t in sup if t.thought_attempts == 1),
+    }
 MAX_CONSECUTIVE_GIVEUPS = 3
 
 
@@ -145,6 +159,7 @@ async def _run_pending(
     live: Live,
     prompts: Prompts,
     on_progress: ProgressHook | None,
+    on_event: DialogueEvents | None = None,
 ) -> None:
     dcfg = DialogueConfig(
         max_turns=sim.max_turns,
@@ -175,6 +190,7 @@ async def _run_pending(
                     dialogue_id=plan.dialogue_id(idx),
                     config=dcfg,
                     prompts=prompts,
+                    on_event=on_event,
                 )
             except BudgetExceeded as e:
                 live.stopped = str(e)
@@ -193,6 +209,8 @@ async def _run_pending(
             giveups = 0
             store.commit(idx, d)
             live.turns += len(d.turns)
+            for k, v in turn_quality(d).items():
+                live.quality[k] = live.quality.get(k, 0) + v
             if d.status == "ok":
                 live.ok += 1
             else:
@@ -227,8 +245,10 @@ def run_simulation(
     *,
     on_progress: ProgressHook | None = None,
     llm: LLM | None = None,
+    on_event: DialogueEvents | None = None,
 ) -> RunResult:
-    """Simulate every dialogue of the plan not yet in the store, then export from the store."""
+    """Simulate every dialogue of the plan not yet in the store, then export from the store.
+    ``on_event`` sees every dialogue's turns as they are made (a live transcript)."""
     bank = load_personas(personas_path(sim.personas))
     plan = make_plan(sim, bank)
     done = store.done_indices()
@@ -249,7 +269,7 @@ def run_simulation(
 
     async def main() -> None:
         try:
-            await _run_pending(store, sim, ex, llm, plan, pending, live, prompts, on_progress)
+            await _run_pending(store, sim, ex, llm, plan, pending, live, prompts, on_progress, on_event)
         finally:
             # connections belong to this event loop: release them here (they reopen lazily)
             await llm.backend.aclose()
@@ -272,6 +292,7 @@ def _store_stats(store: RunStore, llm: LLM, live: Live, wall: float) -> None:
         "stopped": live.stopped,
         "deferred": live.deferred,
         **llm.stats.as_dict(),
+        **{k: live.quality.get(k, 0) for k in ("role_fallbacks", "supporter_leaks", "thoughts", "thoughts_first_try")},
     }
     runs.append(session)
     store.set_meta("sessions", runs)
@@ -290,6 +311,8 @@ def _store_stats(store: RunStore, llm: LLM, live: Live, wall: float) -> None:
         "deferred_this_session": live.deferred,
         **total,
     }
+    if summary.get("thoughts"):
+        summary["thoughts_first_try_rate"] = round(summary["thoughts_first_try"] / summary["thoughts"], 4)
     store.set_meta("summary", summary)
     import json
 

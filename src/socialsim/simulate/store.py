@@ -46,7 +46,10 @@ class RunStore:
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
-    def create(cls, root: str | Path, config: dict[str, Any], config_hash: str) -> RunStore:
+    def create(
+        cls, root: str | Path, config: dict[str, Any], config_hash: str, *, model: dict[str, Any] | None = None
+    ) -> RunStore:
+        """A new run folder; ``model`` (name, sha256 of the model file when known) goes into the manifest."""
         root = Path(root)
         if root.exists() and not root.is_dir():
             raise UserError(f"{root}: exists and is not a directory; choose another --out")
@@ -60,6 +63,8 @@ class RunStore:
             "config_hash": config_hash,
             "config": config,
         }
+        if model is not None:
+            manifest["model"] = model
         store = cls(root, manifest)
         _atomic_write(root / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         return store
