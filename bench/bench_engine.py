@@ -288,17 +288,7 @@ def bench_local(n: int = 1, max_turns: int = 2, rounds: int = 3) -> None:
             m.set_cache(_lean_ram_cache(256 << 20))
         t0, out_toks = time.perf_counter(), 0
         for req in requests:
-            kw: dict[str, Any] = {
-                "messages": req.message_dicts(),
-                "temperature": req.temperature,
-                "top_p": req.top_p,
-                "max_tokens": req.max_tokens,
-                "repeat_penalty": req.repeat_penalty,
-                "stop": list(req.stop) or None,
-                "seed": req.seed,
-            }
-            if req.json_schema:
-                kw["response_format"] = {"type": "json_object", "schema": req.json_schema}
+            kw = LocalBackend._kwargs(req)  # the same request as the backend sends
             out_toks += m.create_chat_completion(**kw)["usage"]["completion_tokens"]
         wall = time.perf_counter() - t0
         m.close()
@@ -347,6 +337,10 @@ def main(argv: list[str]) -> None:
     os.environ.setdefault("SOCIALSIM_CACHE_DIR", tempfile.mkdtemp())
     for name in which:
         {"throughput": bench_throughput, "rss": bench_rss, "local": bench_local}[name]()
+    print_table()
+
+
+def print_table() -> None:
     print(f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores.\n")
     print("| measure | value | target | note |\n|---|---|---|---|")
     for r in ROWS:

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_engine import ROWS, Recording, row  # noqa: E402
+from bench_engine import Recording, print_table, row  # noqa: E402
 
 from socialsim.llm import LLM, ChatRequest  # noqa: E402
 
@@ -164,17 +164,7 @@ def bench_simulate(max_turns: int = 3, rounds: int = 1) -> None:
         reset_perf(m)
         t0, prompt, out = time.perf_counter(), 0, 0
         for req in requests:
-            kw: dict[str, Any] = {
-                "messages": req.message_dicts(),
-                "temperature": req.temperature,
-                "top_p": req.top_p,
-                "max_tokens": req.max_tokens,
-                "repeat_penalty": req.repeat_penalty,
-                "stop": list(req.stop) or None,
-                "seed": req.seed,
-            }
-            if req.json_schema:
-                kw["response_format"] = {"type": "json_object", "schema": req.json_schema}
+            kw = LocalBackend._kwargs(req)  # the same request as the backend sends
             u = m.create_chat_completion(**kw)["usage"]
             prompt += u["prompt_tokens"]
             out += u["completion_tokens"]
@@ -238,10 +228,7 @@ def main(argv: list[str]) -> None:
     os.environ.setdefault("SOCIALSIM_CACHE_DIR", tempfile.mkdtemp())
     for name in argv or ["prefill", "simulate"]:
         {"prefill": bench_prefill, "simulate": bench_simulate}[name]()
-    print(f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores.\n")
-    print("| measure | value | target | note |\n|---|---|---|---|")
-    for r in ROWS:
-        print("| " + " | ".join(r) + " |")
+    print_table()
 
 
 if __name__ == "__main__":

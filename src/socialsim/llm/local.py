@@ -63,8 +63,7 @@ class LocalBackend:
     ) -> None:
         from socialsim.llm.models import resolve
 
-        resolved = resolve(model_name, model_path)
-        self.model_path = resolved.path
+        resolved = self._resolved = resolve(model_name, model_path)
         self.model = resolved.title
         self.model_name = resolved.name
         self.sha256 = resolved.sha256
@@ -75,6 +74,11 @@ class LocalBackend:
         self._thread_lock = threading.Lock()
         self._thread = ModelThread("socialsim-llama")
         self.llama_options = {**LLAMA_DEFAULTS, **(llama_options or {})}
+
+    @property
+    def model_path(self) -> Path:
+        """The GGUF file (a model in parts is assembled into the cache on first use)."""
+        return self._resolved.path
 
     def identity(self) -> dict[str, Any]:
         return {"kind": self.kind, "model": self.model, "file": self.sha256}

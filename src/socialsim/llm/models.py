@@ -72,13 +72,22 @@ DEFAULT_MODEL = "qwen2.5-1.5b"
 MODEL_NAMES_HELP = ", ".join(f"'{m.name}' ({m.about})" for m in MODELS.values())
 
 
-@dataclass(frozen=True)
+@dataclass
 class ResolvedModel:
     name: str
     """Registry name, or the file's stem for ``--model-path``."""
     title: str
-    path: Path
     sha256: str
+    _path: Path | None = None
+    _parts: EmbeddedModel | None = None
+
+    @property
+    def path(self) -> Path:
+        """The GGUF file; a model in parts is assembled (once) on first use."""
+        if self._path is None:
+            assert self._parts is not None
+            self._path = assemble(self._parts)
+        return self._path
 
 
 def get_model(name: str | None) -> EmbeddedModel:
@@ -291,13 +300,20 @@ def model_file(name: str | None) -> Path:
 
 
 def resolve(name: str | None = None, model_path: str | Path | None = None) -> ResolvedModel:
-    """A named model (default `DEFAULT_MODEL`) or any GGUF at ``model_path``, with its sha256."""
+    """A named model (default `DEFAULT_MODEL`) or any GGUF at ``model_path``, with its sha256. A model in
+    parts is checked for missing parts now (cheap), and assembled only when its `path` is first used."""
     if model_path is not None:
         path = Path(model_path)
         if not path.is_file():
             raise UserError(f"{path}: model file not found; give a .gguf path with --model-path")
-        return ResolvedModel(path.stem, path.stem, path, file_sha256(path))
+        return ResolvedModel(path.stem, path.stem, file_sha256(path), path)
     model = get_model(name)
-    path = model_file(model.name)
-    sha = model.sha256 if model.parts else file_sha256(path)  # an assembled file was checked against it
-    return ResolvedModel(model.name, model.title, path, sha or "")
+    if model.parts:
+        assert model.sha256
+        target = assembled_path(model)
+        if target.is_file() and known_sha256(target) == model.sha256:
+            return ResolvedModel(model.name, model.title, model.sha256, target)
+        part_files(model)  # a missing part fails here, in one line
+        return ResolvedModel(model.name, model.title, model.sha256, None, model)
+    path = _single_file(model)
+    return ResolvedModel(model.name, model.title, file_sha256(path), path)
