@@ -77,11 +77,9 @@ def bench_prefill(rounds: int = 2) -> None:
     path, n_ctx, n_threads = str(settings.model_path), settings.n_ctx, settings.n_threads
     variants: dict[str, dict[str, Any]] = {
         "defaults (n_batch 512, n_ubatch 512, f16 KV)": {},
-        "n_batch 256, n_ubatch 256": {"n_batch": 256, "n_ubatch": 256},
-        "n_batch 1024, n_ubatch 1024": {"n_batch": 1024, "n_ubatch": 1024},
+        "n_batch 128, n_ubatch 128": {"n_batch": 128, "n_ubatch": 128},
         "flash_attn": {"flash_attn": True},
         "flash_attn + q8_0 KV cache": {"flash_attn": True, "type_k": 8, "type_v": 8},
-        "n_threads 1 (reference)": {"n_threads": 1, "n_threads_batch": 1},
     }
     messages = _thought_prompt()
     prompt_s: dict[str, list[float]] = {k: [] for k in variants}

@@ -66,3 +66,4 @@ def test_demo_on_qwen_streams_a_coherent_dialogue(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["thoughts"] == 3 and summary["supporter_leaks"] == 0
     print(f"\ndemo on qwen2.5-1.5b: {total:.0f} s; summary {summary}")
+    print("\n".join(f"{t:6.1f}s {x}" for t, x in arrivals))  # the transcript as it arrived (pytest -s)
