@@ -171,3 +171,63 @@ def test_ordinary_replies_are_not_leaks(reply):
     from socialsim.agents.supporter import prompt_leak
 
     assert prompt_leak(reply) is None
+
+
+class _LeakyBackend:
+    """Injects replies that leak prompt text (a fault double; the real model is tested in test_qwen_model)."""
+
+    kind, model = "fake", "leaky"
+
+    def __init__(self, replies):
+        self.replies = list(replies)
+
+    def identity(self):
+        return {"kind": self.kind}
+
+    async def complete(self, req):
+        import json
+
+        from socialsim.llm import Completion
+
+        if "JSON" in req.messages[0][1]:  # the thought prompt
+            thought = {"emotion": "sad", "intensity": 3, "cause": "Exams.", "need": "Calm.", "strategy": "Question"}
+            return Completion(text=json.dumps({**thought, "rationale": "early"}))
+        return Completion(text=self.replies.pop(0))
+
+    async def aclose(self):
+        pass
+
+
+@pytest.mark.parametrize(
+    "replies,text,leaks",
+    [
+        (["Your Private Notes: Question: ask them.", "What has the week been like for you?"], "What has", 1),
+        (["Supporter: That sounds hard."], "That sounds hard.", 0),  # a role label is cut, not a leak
+        (["Strategy for this reply: Question. Poor you.", '{"reply": 1}', "Here is a reply: hi"], "Poor you.", 3),
+    ],
+)
+def test_supporter_regenerates_leaking_replies(replies, text, leaks):
+    import asyncio
+
+    from socialsim.agents.prompts import Prompts
+    from socialsim.agents.supporter import Supporter
+    from socialsim.llm import LLM
+    from socialsim.schema import Turn
+
+    sup = Supporter(LLM(_LeakyBackend(replies)), Prompts(), seed=1)
+    turn = asyncio.run(sup.respond([Turn(speaker="seeker", text="My exams scare me.")], turn_index=0))
+    assert turn.text.startswith(text) and turn.leaks == leaks and turn.thought_attempts == 1
+
+
+def test_supporter_reply_with_nothing_clean_fails_the_dialogue():
+    import asyncio
+
+    from socialsim.agents.prompts import Prompts
+    from socialsim.agents.supporter import Supporter
+    from socialsim.errors import StructuredOutputError
+    from socialsim.llm import LLM
+    from socialsim.schema import Turn
+
+    sup = Supporter(LLM(_LeakyBackend(["{}", "Private notes: x", "[Question]"])), Prompts(), seed=1)
+    with pytest.raises(StructuredOutputError, match="leaked prompt text in all 3 attempts"):
+        asyncio.run(sup.respond([Turn(speaker="seeker", text="My exams scare me.")], turn_index=0))

@@ -42,7 +42,7 @@ _LEAKS: list[tuple[str, re.Pattern[str]]] = [
             r"^\s*\**(?:supporter|seeker|assistant|user|system|counse?llor|therapist)\**\s*:|<\|[a-z_]+\|>|"
             r"\[/?inst\]|</?s>|^\s*<\w+>",
         ),
-        ("strategy-tag", rf"\[(?:{_STRATEGY_TAG})[^\]]*\]"),
+        ("strategy-tag", rf"\[(?:{_STRATEGY_TAG})[^\]]*\]|^\W*(?:{_STRATEGY_TAG})\s*:"),
     ]
 ]
 
@@ -66,6 +66,18 @@ def drop_leaking_sentences(text: str, phrases: Iterable[str] = ()) -> str:
     phrases = list(phrases)
     keep = [s for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip() and prompt_leak(s, phrases) is None]
     return " ".join(keep).strip()
+
+
+def reply_leak(raw: str, utterance: str, phrases: Iterable[str] = ()) -> str | None:
+    """`prompt_leak` of a cleaned reply, or of the raw text's first line (a leading label such as "Your
+    private notes:" is cut by `clean_utterance` as if it were a speaker's name; a plain role label there
+    is only a label and was cut, not a leak)."""
+    phrases = list(phrases)
+    leak = prompt_leak(utterance, phrases)
+    if leak is None:
+        head = prompt_leak(raw.strip().split("\n", 1)[0], phrases)
+        leak = head if head != "role-tag" else None
+    return leak
 
 
 EventHook = Callable[[str, Any], None]
@@ -146,13 +158,13 @@ class Supporter:
 
     async def respond(self, history: list[Turn], *, turn_index: int) -> Turn:
         """Thought, then reply. A reply that leaks prompt text (see `prompt_leak`) is regenerated with a new
-        seed, up to ``reply_attempts`` calls in all; if every one leaks, the last one's clean sentences are
-        kept, and a reply with none left fails the dialogue."""
+        seed, up to ``reply_attempts`` calls in all; if every one leaks, the longest clean remainder (its
+        sentences without a leak) is kept, and when no attempt has one the dialogue fails."""
         self._emit("generating", "thought")
         thought, completions = await self.think(history, turn_index=turn_index)
         thought_attempts = len(completions)
         self._emit("thought", thought)
-        text, leaks, last = "", 0, ""
+        text, leaks, leaked = "", 0, []
         for attempt in range(self.reply_attempts):
             self._emit("generating", "reply")
             c = await self.llm.complete(self.reply_request(history, thought, turn_index=turn_index, attempt=attempt))
@@ -160,13 +172,13 @@ class Supporter:
             candidate = clean_utterance(c.text)
             if len(candidate) < 2:
                 continue
-            if prompt_leak(candidate, self.leak_phrases) is None:
+            if reply_leak(c.text, candidate, self.leak_phrases) is None:
                 text = candidate
                 break
             leaks += 1
-            last = candidate
-        if not text and last:
-            text = drop_leaking_sentences(last, self.leak_phrases)
+            leaked.append(candidate)
+        if not text and leaked:
+            text = max((drop_leaking_sentences(c, self.leak_phrases) for c in leaked), key=len)
         if len(text) < 2:
             why = "leaked prompt text" if leaks else "stayed empty"
             raise StructuredOutputError(

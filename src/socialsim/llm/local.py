@@ -26,8 +26,8 @@ def default_model_path(name: str | None = "smollm2-135m") -> Path:
 
 
 LLAMA_DEFAULTS: dict[str, Any] = {}
-"""Extra `llama_cpp.Llama` options (prefill batch sizes, flash attention, KV cache type); measured
-in bench/bench_engine.py (`local15` and `prefill`)."""
+"""Extra `llama_cpp.Llama` options (prefill batch sizes, flash attention, KV cache type). None is set:
+`python bench/bench_local_model.py prefill` found none better than llama.cpp's defaults beyond noise."""
 
 
 def _lean_ram_cache(capacity_bytes: int) -> Any:
@@ -112,7 +112,6 @@ class LocalBackend:
                 "use an instruct model's GGUF that carries one"
             )
         llm.chat_format = "chat_template.default"
-        self.chat_template = llm.metadata.get("tokenizer.chat_template", "")
 
     @staticmethod
     def _kwargs(request: ChatRequest) -> dict[str, Any]:
