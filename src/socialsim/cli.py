@@ -136,8 +136,8 @@ def demo(
     model: Annotated[
         str,
         typer.Option(
-            help="Embedded model: 'qwen2.5-1.5b' (default; ~4-6 min for the default dialogue on 2 cores) or "
-            "'smollm2-135m' (under a minute; proves the wiring, poor text)."
+            help="Embedded model: 'qwen2.5-1.5b' (default; about 5-6 min for the default dialogue on 2 cores) or "
+            "'smollm2-135m' (much faster; proves the wiring, poor text)."
         ),
     ] = "qwen2.5-1.5b",
     out: Annotated[
