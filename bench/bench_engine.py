@@ -8,9 +8,11 @@ throughput  Against the load target (latency L, capacity C, in its own process):
             and the engine process's CPU time per LLM call; for both HTTP clients.
 rss         Peak RSS of a whole `simulate` run of 1,000 vs 100,000 dialogues (turn cap 1) on an
             instant in-process backend, each in a fresh process.
-local       The embedded model's completion tokens/s through `simulate_dialogue` vs raw
+local       The embedded SmolLM2-135M model's completion tokens/s through `simulate_dialogue` vs raw
             llama-cpp-python on the same calls, with and without the prompt cache, in one
             process, interleaved over rounds (median of per-round ratios).
+
+The default embedded model (qwen2.5-1.5b) has its own: bench/bench_local_model.py.
 """
 
 from __future__ import annotations
@@ -248,7 +250,7 @@ def bench_local(n: int = 1, max_turns: int = 2, rounds: int = 3) -> None:
     cfg = DialogueConfig(max_turns=max_turns)
 
     def simulate(prompt_cache_mb: int, record: list[ChatRequest] | None = None) -> tuple[float, int]:
-        backend = LocalBackend(prompt_cache_mb=prompt_cache_mb)
+        backend = LocalBackend(model_name="smollm2-135m", prompt_cache_mb=prompt_cache_mb)
         backend.load()  # load time excluded
         rec = Recording(backend)
         llm = LLM(rec)
@@ -267,7 +269,7 @@ def bench_local(n: int = 1, max_turns: int = 2, rounds: int = 3) -> None:
 
     requests: list[ChatRequest] = []
     simulate(256, requests)  # records the calls (and warms the page cache)
-    settings = LocalBackend()
+    settings = LocalBackend(model_name="smollm2-135m")
     model_path, n_ctx, n_threads = settings.model_path, settings.n_ctx, settings.n_threads
 
     def raw(with_cache: bool) -> tuple[float, int]:
@@ -286,17 +288,7 @@ def bench_local(n: int = 1, max_turns: int = 2, rounds: int = 3) -> None:
             m.set_cache(_lean_ram_cache(256 << 20))
         t0, out_toks = time.perf_counter(), 0
         for req in requests:
-            kw: dict[str, Any] = {
-                "messages": req.message_dicts(),
-                "temperature": req.temperature,
-                "top_p": req.top_p,
-                "max_tokens": req.max_tokens,
-                "repeat_penalty": req.repeat_penalty,
-                "stop": list(req.stop) or None,
-                "seed": req.seed,
-            }
-            if req.json_schema:
-                kw["response_format"] = {"type": "json_object", "schema": req.json_schema}
+            kw = LocalBackend._kwargs(req)  # the same request as the backend sends
             out_toks += m.create_chat_completion(**kw)["usage"]["completion_tokens"]
         wall = time.perf_counter() - t0
         m.close()
@@ -345,6 +337,10 @@ def main(argv: list[str]) -> None:
     os.environ.setdefault("SOCIALSIM_CACHE_DIR", tempfile.mkdtemp())
     for name in which:
         {"throughput": bench_throughput, "rss": bench_rss, "local": bench_local}[name]()
+    print_table()
+
+
+def print_table() -> None:
     print(f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores.\n")
     print("| measure | value | target | note |\n|---|---|---|---|")
     for r in ROWS:

@@ -19,7 +19,7 @@ mkdir -p "$W"
 if [ -f "$W/corpus/manifest.json" ]; then
   socialsim simulate --resume "$W/corpus" -q
 else
-  socialsim simulate --n "$N_DIALOGUES" --max-turns 4 --out "$W/corpus" -q
+  socialsim simulate --model smollm2-135m --n "$N_DIALOGUES" --max-turns 4 --out "$W/corpus" -q
 fi
 
 # 2. prompt-completion SFT data (TRL), the strategy as a prefix in history and target, split by dialogue
@@ -31,7 +31,7 @@ socialsim train --data "$W/sft" --out "$W/lora" --max-steps "$STEPS" --save-step
   --base-model "${BASE_MODEL:-embedded}" ${TRAIN_ARGS:-}
 
 # 4a. response metrics on ESConv contexts
-for who in "base=local:embedded:plain" "tuned=hf:$W/lora/merged:plain"; do
+for who in "base=local:smollm2-135m:plain" "tuned=hf:$W/lora/merged:plain"; do
   name=${who%%=*}
   [ -f "$W/responses-$name.jsonl" ] || \
     socialsim chatbot-eval responses --contender "$who" --contexts "$TSV" --limit "$N_CONTEXTS" \
@@ -40,7 +40,8 @@ done
 
 # 4b. simulated seekers from held-out personas, judged, side by side
 [ -f "$W/interactive.json" ] || socialsim chatbot-eval interactive \
-  --contender base=local:embedded:plain \
-  --contender base-pipeline=local:embedded:pipeline \
+  --contender base=local:smollm2-135m:plain \
+  --contender base-pipeline=local:smollm2-135m:pipeline \
   --contender tuned=hf:"$W/lora/merged":plain \
+  --seeker local:smollm2-135m --judge local:smollm2-135m \
   --n "$N_EVAL" --max-turns 4 --out "$W/interactive.json"

@@ -71,9 +71,22 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped in CI (a missing install step?): {report.longrepr}"
 
 
+def _user_models_dir() -> str:
+    base = os.environ.get("SOCIALSIM_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "socialsim"
+    )
+    return os.environ.get("SOCIALSIM_MODELS_DIR") or os.path.join(base, "models")
+
+
+USER_MODELS_DIR = _user_models_dir()  # read before any test isolates the cache
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
+    """Each test gets its own cache; assembled model files (1.1 GB for qwen2.5-1.5b) stay shared in the
+    user's models folder, so they are built once (by `socialsim demo` in CI) and not per test."""
     monkeypatch.setenv("SOCIALSIM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SOCIALSIM_MODELS_DIR", USER_MODELS_DIR)
 
 
 def free_port() -> int:
@@ -170,7 +183,7 @@ def llama_server(tmp_path_factory):
             "-m",
             "llama_cpp.server",
             "--model",
-            str(default_model_path()),
+            str(default_model_path("smollm2-135m")),
             "--host",
             "127.0.0.1",
             "--port",
@@ -214,4 +227,4 @@ def llama_server(tmp_path_factory):
 def local_backend():
     from socialsim.llm.local import LocalBackend
 
-    return LocalBackend()
+    return LocalBackend(model_name="smollm2-135m")

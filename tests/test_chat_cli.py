@@ -29,6 +29,8 @@ def test_chat_with_embedded_model(tmp_path):
         "chat",
         "--backend",
         "local",
+        "--model",
+        "smollm2-135m",
         "--show-thoughts",
         "--history",
         hist,

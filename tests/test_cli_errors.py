@@ -104,6 +104,6 @@ def test_existing_run_is_not_overwritten(tmp_path, persona_file):
     out = tmp_path / "run"
     out.mkdir()
     (out / "manifest.json").write_text('{"keep": true}')
-    r = run_cli("simulate", "--personas", persona_file, "--n", "1", "--out", out)
+    r = run_cli("simulate", "--personas", persona_file, "--n", "1", "--out", out, "--model", "smollm2-135m")
     _one_line_error(r, "already holds a run", "--resume")
     assert (out / "manifest.json").read_text() == '{"keep": true}'

@@ -275,7 +275,7 @@ def test_build_resumes_after_kill_on_the_embedded_model(tmp_path):
     """Kill -9 the real build after its first finished slot, resume, then replay the whole build
     uninterrupted from the call cache: the resumed output equals the uninterrupted one."""
     out = tmp_path / "killed.jsonl"
-    args = ["--n", 2, "--seed", 5, "--attempts", 2]
+    args = ["--n", 2, "--seed", 5, "--attempts", 2, "--model", "smollm2-135m"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # SOCIALSIM_CACHE_DIR is the test's own (conftest)
     proc = subprocess.Popen(build_cmd(out, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     rej = Path(f"{out}.rejects.jsonl")

@@ -26,6 +26,8 @@ def test_serve_routes_held_out_indirect_message_to_protocol(tmp_path):
     s = ServeProcess(
         "--backend",
         "local",
+        "--model",
+        "smollm2-135m",
         "--learned",
         "--locale",
         "en-GB",
@@ -55,6 +57,8 @@ def test_chat_routes_held_out_indirect_message_to_protocol_with_locale_fallback(
         "chat",
         "--backend",
         "local",
+        "--model",
+        "smollm2-135m",
         "--learned",
         "--show-thoughts",
         "--history",

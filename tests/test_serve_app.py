@@ -23,6 +23,8 @@ def server(tmp_path_factory):
     s = ServeProcess(
         "--backend",
         "local",
+        "--model",
+        "smollm2-135m",
         "--server-key-env",
         "SOCIALSIM_TEST_SERVER_KEY",
         "--served-model-name",

@@ -130,35 +130,57 @@ def _summary_table(summary: dict[str, Any]) -> Table:
 
 @app.command()
 def demo(
-    n: Annotated[int, typer.Option(min=1, max=12, help="How many dialogues to simulate.")] = 3,
-    max_turns: Annotated[int, typer.Option(min=1, max=20, help="Supporter turns per dialogue at most.")] = 4,
+    n: Annotated[int, typer.Option(min=1, max=12, help="How many dialogues to simulate.")] = 1,
+    max_turns: Annotated[int, typer.Option(min=1, max=20, help="Supporter turns per dialogue at most.")] = 3,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Embedded model: 'qwen2.5-1.5b' (default; about 5-6 min for the default dialogue on 2 cores) or "
+            "'smollm2-135m' (much faster; proves the wiring, poor text)."
+        ),
+    ] = "qwen2.5-1.5b",
     out: Annotated[
         Path | None, typer.Option(help="Run folder to create (default: ./socialsim-demo-TIMESTAMP).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    cache: CacheOpt = True,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No live transcript; print the dialogues at the end.")
+    ] = False,
 ) -> None:
-    """Simulate a few short dialogues on the embedded model and print them.
+    """Simulate a short dialogue on the embedded model, printing each turn as it is generated.
 
-    Uses the first personas of the built-in bank, the embedded SmolLM2-135M model (proves the
-    wiring; it is too small for good data), and writes a run folder with dialogues.jsonl and
+    Default: one dialogue of 3 supporter turns with the first persona of the built-in bank on
+    Qwen2.5-Coder-1.5B-Instruct (in-process, 2 CPU cores are enough). The seeker's text, then the
+    supporter's thought (emotion, intensity, cause, need, strategy) and reply appear as they are made:
+    token by token on a terminal, line by line otherwise. Writes a run folder with dialogues.jsonl and
     esconv.json.
     """
-    from socialsim.schema import BackendConfig, ExecutionConfig
+    from socialsim.schema import BackendConfig, ExecutionConfig, read_dialogues
+    from socialsim.simulate.live import LiveTranscript
 
     out = out or Path(f"socialsim-demo-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
-    sim = _sim_config("default", n, seed, "sequential", max_turns, BackendConfig(kind="local"))
+    sim = _sim_config("default", n, seed, "sequential", max_turns, BackendConfig(kind="local", model=model))
+    # one dialogue at a time: the transcript reads in order, and the prompt cache serves one conversation
+    ex = ExecutionConfig(dialogues_in_flight=1, cache=cache)
     from socialsim.simulate.run import new_run
 
-    result = new_run(out, sim, ExecutionConfig(), progress=_progress_hook(quiet))
-    from socialsim.schema import read_dialogues
-
-    for d in read_dialogues(result.exports["jsonl"]):
-        print_dialogue(d)
+    if quiet:
+        result = new_run(out, sim, ex)
+        for d in read_dialogues(result.exports["jsonl"]):
+            print_dialogue(d)
+    else:
+        with LiveTranscript(console) as transcript:
+            result = new_run(out, sim, ex, on_event=transcript.on_event)
+    s = result.summary
     console.print(f"\nWrote {result.exports['jsonl']} ({n} dialogues) and {result.exports['esconv']}.")
+    rate = s.get("thoughts_first_try_rate")
     console.print(
-        f"[dim]wall {result.wall_s:.1f}s · {result.stats['calls']} calls · "
-        f"{result.stats['completion_tokens']} tokens out[/]"
+        f"[dim]model {model} · wall {result.wall_s:.1f}s · {s['calls']} calls ({s['cached_calls']} from the cache) · "
+        f"{s['prompt_tokens']}+{s['completion_tokens']} tokens · thoughts valid on the first try: "
+        f"{s.get('thoughts_first_try', 0)}/{s.get('thoughts', 0)}{f' ({rate:.0%})' if rate is not None else ''} · "
+        f"supporter replies regenerated for prompt leaks: {s.get('supporter_leaks', 0)} · "
+        f"seeker role fallbacks: {s.get('role_fallbacks', 0)}[/]"
     )
 
 
@@ -335,6 +357,11 @@ def simulate(
             cache_path=str(cache_path) if cache_path else None,
             replica_urls=list(base_url or [])[1:],
         )
+        asked_model = model
+        if backend == "local" and model_path is None and model is None:
+            from socialsim.llm.models import DEFAULT_MODEL
+
+            model = DEFAULT_MODEL  # recorded by name, so a later default cannot change a resumed run
         bcfg = BackendConfig(
             kind=backend,
             base_url=base_url[0] if base_url else None,
@@ -357,7 +384,8 @@ def simulate(
             resume,
             ex,
             changes=changes,
-            backend=bcfg,
+            # a local model the user did not name again is the run's own, not today's default
+            backend=bcfg.model_copy(update={"model": asked_model}) if backend == "local" else bcfg,
             personas=personas,
             force=force,
             progress=_progress_hook(quiet),
@@ -580,7 +608,8 @@ ContenderOpt = Annotated[
     list[str],
     typer.Option(
         "--contender",
-        help="NAME=BACKEND:TARGET[:MODE], repeatable. BACKEND local (TARGET 'embedded' or a .gguf), hf "
+        help="NAME=BACKEND:TARGET[:MODE], repeatable. BACKEND local (TARGET 'embedded' = qwen2.5-1.5b, "
+        "'smollm2-135m', or a .gguf), hf "
         "(TARGET a model folder, e.g. runs/lora/merged) or openai (TARGET BASE_URL|MODEL). MODE plain (the "
         "model replies directly: a trained chatbot; default) or pipeline (thought, then reply). "
         "Example: --contender base=local:embedded:plain --contender tuned=hf:runs/lora/merged",
@@ -601,7 +630,12 @@ def parse_contender(spec: str) -> tuple[str, Any, str]:
     if target.rsplit(":", 1)[-1] in ("plain", "pipeline") and ":" in target:
         target, mode = target.rsplit(":", 1)
     if kind == "local":
-        backend = make_backend("local", model_path=None if target == "embedded" else target)
+        from socialsim.llm.models import MODELS
+
+        if target == "embedded" or target in MODELS:
+            backend = make_backend("local", model=None if target == "embedded" else target)
+        else:
+            backend = make_backend("local", model_path=target)
     elif kind == "hf":
         backend = make_backend("hf", model_path=target)
     elif kind == "openai":

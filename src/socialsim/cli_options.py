@@ -14,7 +14,8 @@ from socialsim.errors import UserError
 BACKEND_KINDS: tuple[str, ...] = ("local", "openai", "hf")
 
 BACKENDS_HELP = (
-    "'local': the embedded SmolLM2-135M GGUF, in-process (or another GGUF at --model-path). "
+    "'local': an embedded GGUF model in-process, named by --model (default qwen2.5-1.5b; smollm2-135m is "
+    "the tiny, fast one), or any GGUF at --model-path. "
     "'openai': any OpenAI-compatible server at --base-url (vLLM, SGLang, Ollama, llama.cpp server, OpenAI, "
     "DeepSeek). 'hf': a transformers model folder at --model-path (e.g. `socialsim train`'s merged/)."
 )
@@ -27,12 +28,18 @@ def backend_option(role: str = "") -> Any:
 
 BackendOpt = backend_option()
 BaseUrlOpt = Annotated[str | None, typer.Option(help="Server URL for --backend openai, e.g. http://127.0.0.1:8000/v1.")]
-ModelOpt = Annotated[str | None, typer.Option(help="Model name the server serves (--backend openai).")]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="--backend openai: the model name the server serves. --backend local: an embedded model, "
+        "'qwen2.5-1.5b' (default; Qwen2.5-Coder-1.5B-Instruct Q4_K_M, assembled once from its 22 wheels into "
+        "the cache) or 'smollm2-135m' (SmolLM2-135M-Instruct: fast, for wiring checks; poor text)."
+    ),
+]
 ModelPathOpt = Annotated[
     Path | None,
     typer.Option(
-        help="--backend local: another GGUF file (default: SmolLM2-135M-Instruct). "
-        "--backend hf: the transformers model folder."
+        help="--backend local: any GGUF file instead of a named model. --backend hf: the transformers model folder."
     ),
 ]
 ApiKeyEnvOpt = Annotated[
@@ -113,6 +120,10 @@ def make_llm(
         raise UserError(f"option --model: required with --backend openai ({require_model})")
     if backend == "local" and model_path is not None and not Path(model_path).is_file():
         raise UserError(f"option --model-path: {model_path}: GGUF file not found")
+    if backend == "local" and model:
+        from socialsim.llm.models import get_model
+
+        get_model(model)  # an unknown name fails here, in one line
     b = make_backend(
         backend,
         base_url=base_url,

@@ -257,6 +257,14 @@ class Turn(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     latency_s: float = 0.0
     calls: int = 0
+    thought_attempts: int | None = Field(
+        default=None, description="Supporter turns: calls the thought took until it validated (1 = first try)."
+    )
+    leaks: int = Field(
+        default=0,
+        description="Supporter turns: replies regenerated because they leaked prompt text (template phrases, "
+        "field names, role tags).",
+    )
     risk: Literal["none", "self_harm", "suicide", "harm_to_others"] | None = Field(
         default=None, description="Seeker turns: the crisis risk the safety rules found (None: not checked)."
     )

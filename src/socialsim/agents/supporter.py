@@ -3,6 +3,10 @@ chosen strategy."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from socialsim.agents.common import clean_utterance, derive_seed, total_usage
 from socialsim.agents.prompts import Prompts
 from socialsim.errors import StructuredOutputError
@@ -11,6 +15,72 @@ from socialsim.llm.client import LLM
 from socialsim.llm.structured import generate_structured
 from socialsim.schema import SupporterThought, Turn
 
+_FIELDS = r"(?:emotion|intensity|cause|need|needs|strategy|rationale)"
+_STRATEGY_TAG = (
+    r"question|restatement|paraphras\w*|reflection of feelings|self-disclosure|affirmation|providing suggestions|"
+    r"information|others"
+)
+_LEAKS: list[tuple[str, re.Pattern[str]]] = [
+    (name, re.compile(rx, re.I | re.M))
+    for name, rx in [
+        ("private-notes", r"\bprivate notes?\b"),
+        (
+            "template",
+            r"\bstrategy for (this|the|your) (reply|response)\b|\bnow write your reply\b|\(intensity \d|"
+            r"\bintensity:? \d ?/ ?5\b|\bthey need:|\bconversation so far\b|\bjson analysis\b|\bstrategy guide\b|"
+            r"\bthe seeker'?s? (last )?message\b|\bemotional supporter\b",
+        ),
+        ("field-name", rf'"{_FIELDS}"\s*:|^\s*[-*]?\s*\**{_FIELDS}\**\s*:|\b{_FIELDS}:\s'),
+        ("json", r"[{}]|```"),
+        (
+            "here-is-a",
+            r"^\W*here(?:'s| is) (?:a|an|my|the)\b|\bhere(?:'s| is) (?:a|an|my|the) (?:\w+ )?"
+            r"(?:reply|response|message|version|draft)\b",
+        ),
+        (
+            "role-tag",
+            r"^\s*\**(?:supporter|seeker|assistant|user|system|counse?llor|therapist)\**\s*:|<\|[a-z_]+\|>|"
+            r"\[/?inst\]|</?s>|^\s*<\w+>",
+        ),
+        ("strategy-tag", rf"\[(?:{_STRATEGY_TAG})[^\]]*\]|^\W*(?:{_STRATEGY_TAG})\s*:"),
+    ]
+]
+
+
+def prompt_leak(text: str, phrases: Iterable[str] = ()) -> str | None:
+    """The name of the first kind of prompt leakage in a supporter reply, else ``None``: template phrases
+    (also any of ``phrases``, e.g. the strategy definitions), "Private Notes", thought field names, JSON,
+    "Here is a ...", role tags or strategy tags."""
+    for name, rx in _LEAKS:
+        if rx.search(text):
+            return name
+    low = text.lower()
+    for phrase in phrases:
+        if phrase and phrase.lower() in low:
+            return "template"
+    return None
+
+
+def drop_leaking_sentences(text: str, phrases: Iterable[str] = ()) -> str:
+    """What is left of ``text`` once every sentence with a prompt leak is removed."""
+    phrases = list(phrases)
+    keep = [s for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip() and prompt_leak(s, phrases) is None]
+    return " ".join(keep).strip()
+
+
+def reply_leak(raw: str, utterance: str, phrases: Iterable[str] = ()) -> str | None:
+    """`prompt_leak` of a cleaned reply, or of the raw text's first line (a leading label such as "Your
+    private notes:" is cut by `clean_utterance` as if it were a speaker's name; a plain role label there
+    is only a label and was cut, not a leak)."""
+    phrases = list(phrases)
+    leak = prompt_leak(utterance, phrases)
+    if leak is None:
+        head = prompt_leak(raw.strip().split("\n", 1)[0], phrases)
+        leak = head if head != "role-tag" else None
+    return leak
+
+
+EventHook = Callable[[str, Any], None]
 
 class Supporter:
     def __init__(
@@ -23,8 +93,15 @@ class Supporter:
         thought_max_tokens: int = 320,
         reply_max_tokens: int = 120,
         parse_attempts: int = 3,
+        reply_attempts: int = 3,
+        on_event: EventHook | None = None,
     ) -> None:
         self.llm, self.prompts, self.seed = llm, prompts, seed
+        self.reply_attempts = reply_attempts
+        self.on_event = on_event
+        """Called with ("generating", "thought" | "reply") before each call and ("thought", thought) once
+        the thought validated (a live transcript shows them as they come)."""
+        self.leak_phrases = [d.rstrip(".") for d in prompts.strategies.values()]
         self.temperature = temperature
         self.thought_max_tokens = thought_max_tokens
         self.reply_max_tokens = reply_max_tokens
@@ -75,17 +152,38 @@ class Supporter:
             seed=derive_seed(self.seed, "reply", turn_index, attempt),
         )
 
+    def _emit(self, kind: str, payload: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, payload)
+
     async def respond(self, history: list[Turn], *, turn_index: int) -> Turn:
+        """Thought, then reply. A reply that leaks prompt text (see `prompt_leak`) is regenerated with a new
+        seed, up to ``reply_attempts`` calls in all; if every one leaks, the longest clean remainder (its
+        sentences without a leak) is kept, and when no attempt has one the dialogue fails."""
+        self._emit("generating", "thought")
         thought, completions = await self.think(history, turn_index=turn_index)
-        text = ""
-        for attempt in range(2):
+        thought_attempts = len(completions)
+        self._emit("thought", thought)
+        text, leaks, leaked = "", 0, []
+        for attempt in range(self.reply_attempts):
+            self._emit("generating", "reply")
             c = await self.llm.complete(self.reply_request(history, thought, turn_index=turn_index, attempt=attempt))
             completions.append(c)
-            text = clean_utterance(c.text)
-            if len(text) >= 2:
+            candidate = clean_utterance(c.text)
+            if len(candidate) < 2:
+                continue
+            if reply_leak(c.text, candidate, self.leak_phrases) is None:
+                text = candidate
                 break
+            leaks += 1
+            leaked.append(candidate)
+        if not text and leaked:
+            text = max((drop_leaking_sentences(c, self.leak_phrases) for c in leaked), key=len)
         if len(text) < 2:
-            raise StructuredOutputError("supporter reply stayed empty after 2 attempts", raw=c.text)
+            why = "leaked prompt text" if leaks else "stayed empty"
+            raise StructuredOutputError(
+                f"supporter reply {why} in all {self.reply_attempts} attempts", raw=completions[-1].text
+            )
         usage, latency, calls = total_usage(completions)
         return Turn(
             speaker="supporter",
@@ -95,4 +193,6 @@ class Supporter:
             usage=usage,
             latency_s=round(latency, 4),
             calls=calls,
+            thought_attempts=thought_attempts,
+            leaks=leaks,
         )

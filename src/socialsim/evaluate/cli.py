@@ -63,8 +63,8 @@ CorpusArg = Annotated[
     ),
 ]
 JudgeBackendOpt = backend_option(
-    "Who judges (the embedded model proves the wiring but is far too small to judge well; use a strong "
-    "model for real judgements)."
+    "Who judges (the embedded models are small judges: qwen2.5-1.5b gives rough verdicts, smollm2-135m only "
+    "proves the wiring; use a strong model for real judgements)."
 )
 ConcurrencyOpt = Annotated[
     int, typer.Option(min=1, help="Judge calls in flight at once (the embedded model always runs one).")

@@ -32,14 +32,17 @@ def make_backend(
     structured: str = "auto",
     http_client: str = "aiohttp",
 ) -> Backend:
-    """Build a backend by name: ``local`` (embedded GGUF, or another GGUF at `model_path`),
+    """Build a backend by name: ``local`` (a named embedded model, `model` = 'qwen2.5-1.5b' by default or
+    'smollm2-135m', or any GGUF at `model_path`),
     ``openai`` (any compatible server) or ``hf`` (a transformers model folder at `model_path`)."""
     from socialsim.errors import UserError
 
     if kind == "local":
         from socialsim.llm.local import LocalBackend
 
-        return LocalBackend(model_path)
+        if model and model_path:
+            raise UserError("--backend local: give either --model NAME or --model-path FILE, not both")
+        return LocalBackend(model_path, model_name=model)
     if kind == "openai":
         if not base_url:
             raise UserError("--base-url is required with --backend openai, e.g. http://127.0.0.1:8000/v1")

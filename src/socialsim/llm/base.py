@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from socialsim.schema import Usage
 
 Message = dict[str, str]
+
+TOKEN_SINK: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar("TOKEN_SINK", default=None)
+"""When set (e.g. by a live transcript), backends that can stream hand each generated piece of text to it
+while `complete` runs; the completion returned is the same. Called from the backend's model thread."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,15 @@ class ChatRequest:
         }
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def model_record(backend: Any) -> dict[str, Any]:
+    """What a run manifest records about the model: its name and, for a model file, its sha256."""
+    return {
+        "name": getattr(backend, "model_name", None) or backend.model,
+        "title": backend.model,
+        "sha256": getattr(backend, "sha256", None),
+    }
 
 
 @dataclass

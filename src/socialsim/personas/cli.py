@@ -31,7 +31,7 @@ from socialsim.cli_options import (
 from socialsim.errors import EXIT_RESUMABLE, UserError
 
 BuilderBackendOpt = backend_option(
-    "Who writes the personas (the embedded model proves the pipeline; its personas are poor)."
+    "Who writes the personas (the embedded 1.5B model writes usable ones slowly; a strong server writes better)."
 )
 
 app = typer.Typer(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -24,6 +25,11 @@ CALLS_PER_TURN = 3
 def default_safety() -> SafetyLayer:
     """The rule-stage safety layer simulations label seeker turns with (built once per process)."""
     return SafetyLayer(source="simulate")
+
+
+DialogueEvents = Callable[[str, str, Any], None]
+"""``on_event(kind, dialogue_id, payload)``, called as a dialogue unfolds: ("start", Persona), ("generating",
+"seeker" | "thought" | "reply"), ("thought", SupporterThought), ("turn", Turn), ("end", Dialogue)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ async def simulate_dialogue(
     supporter_llm: LLM | None = None,
     supporter: Any = None,
     safety: SafetyLayer | None = None,
+    on_event: DialogueEvents | None = None,
 ) -> Dialogue:
     """Simulate one dialogue. Unparseable model output ends it with status ``failed``; backend
     and budget errors propagate to the caller (the dialogue is then not recorded). `supporter`
@@ -60,7 +67,9 @@ async def simulate_dialogue(
     Safety (``config.safety``, on by default): every seeker turn gets a ``risk`` label from the rule
     stage (no LLM classifier, nothing written to an event log: the labels in the dialogue are the
     record); after a flagged seeker turn the supporter's turn is the fixed crisis protocol (strategy
-    Question, ``risk_reason`` 'protocol:<category>'), with resources for the persona's locale."""
+    Question, ``risk_reason`` 'protocol:<category>'), with resources for the persona's locale.
+
+    ``on_event`` sees each turn as soon as it is done (see `DialogueEvents`)."""
     cfg = config or DialogueConfig()
     guard = (safety or default_safety()) if cfg.safety else None
     prompts = prompts or Prompts()
@@ -80,6 +89,12 @@ async def simulate_dialogue(
         temperature=cfg.supporter_temperature,
         parse_attempts=cfg.parse_attempts,
     )
+    def emit(kind: str, payload: Any) -> None:
+        if on_event is not None:
+            on_event(kind, dialogue_id, payload)
+
+    if on_event is not None and hasattr(supporter, "on_event"):
+        supporter.on_event = emit
     d = Dialogue(
         id=dialogue_id,
         persona_id=persona.id,
@@ -95,8 +110,10 @@ async def simulate_dialogue(
 
     async def seeker_turn(layer: int, goodbye: bool, turn_index: int) -> Turn:
         nonlocal label
+        emit("generating", "seeker")
         turn = await seeker.speak(d.turns, layer=layer, goodbye=goodbye, turn_index=turn_index)
         d.turns.append(turn)
+        emit("turn", turn)
         if guard is not None:
             label = label_seeker_turn(turn, d.turns, guard)
         return turn
@@ -113,6 +130,7 @@ async def simulate_dialogue(
 
     ticket = current_ticket()  # tells the engine's scheduler how much of this dialogue is left
     ticket.expect(1 + CALLS_PER_TURN * cfg.max_turns)
+    emit("start", persona)
     try:
         await seeker_turn(layer=0, goodbye=False, turn_index=0)
         for i in range(cfg.max_turns):
@@ -122,6 +140,7 @@ async def simulate_dialogue(
             ticket.expect(CALLS_PER_TURN * turns_left)
             sup_turn = await supporter_turn(i)
             d.turns.append(sup_turn)
+            emit("turn", sup_turn)
             # a supporter without a strategy (a plain chatbot under test) earns nothing
             layer = state.update(sup_turn.strategy or Strategy.OTHERS)
             if layer == 2 and core_at is None:
@@ -138,4 +157,5 @@ async def simulate_dialogue(
         d.status = "failed"
         d.end_reason = "failure"
         d.failure_reason = str(e)
+    emit("end", d)
     return d

@@ -19,7 +19,7 @@ from socialsim.llm.scheduling import enter_dialogue
 from socialsim.personas.bank import default_bank_path, load_personas, sample_personas
 from socialsim.provenance import backend_environment
 from socialsim.schema import Dialogue, ExecutionConfig, Persona, SimulationConfig
-from socialsim.simulate.dialogue import DialogueConfig, default_safety, simulate_dialogue
+from socialsim.simulate.dialogue import DialogueConfig, DialogueEvents, default_safety, simulate_dialogue
 from socialsim.simulate.store import RunStore
 
 
@@ -151,6 +151,8 @@ class Live:
     deferred: int = 0
     turns: int = 0
     skipped: int = 0
+    quality: dict[str, int] = field(default_factory=dict)
+    """Per-turn checks of the dialogues finished this session (see `turn_quality`)."""
     stopped: str | None = None
     started: float = field(default_factory=time.monotonic)
 
@@ -176,6 +178,18 @@ class RunResult:
 
 
 ProgressHook = Callable[[Live, LLM], None]
+
+
+def turn_quality(d: Dialogue) -> dict[str, int]:
+    """Counts the run summary adds up: seeker role fallbacks, supporter replies regenerated for leaking
+    prompt text, and thoughts (how many validated on the first call)."""
+    sup = [t for t in d.turns if t.speaker == "supporter" and t.thought_attempts is not None]
+    return {
+        "role_fallbacks": sum(1 for t in d.turns if t.role_fallback),
+        "supporter_leaks": sum(t.leaks for t in d.turns),
+        "thoughts": len(sup),
+        "thoughts_first_try": sum(1 for t in sup if t.thought_attempts == 1),
+    }
 MAX_CONSECUTIVE_GIVEUPS = 3
 
 
@@ -199,6 +213,7 @@ async def _run_pending(
     live: Live,
     prompts: Prompts,
     on_progress: ProgressHook | None,
+    on_event: DialogueEvents | None = None,
 ) -> None:
     dcfg = dialogue_config(sim)
     queue = iter(pending)
@@ -226,6 +241,7 @@ async def _run_pending(
                     dialogue_id=plan.dialogue_id(idx),
                     config=dcfg,
                     prompts=prompts,
+                    on_event=on_event,
                 )
             except BudgetExceeded as e:
                 live.stopped = str(e)
@@ -244,6 +260,8 @@ async def _run_pending(
             giveups = 0
             store.commit(idx, d)
             live.turns += len(d.turns)
+            for k, v in turn_quality(d).items():
+                live.quality[k] = live.quality.get(k, 0) + v
             if d.status == "ok":
                 live.ok += 1
             else:
@@ -278,8 +296,10 @@ def run_simulation(
     *,
     on_progress: ProgressHook | None = None,
     llm: LLM | None = None,
+    on_event: DialogueEvents | None = None,
 ) -> RunResult:
-    """Simulate every dialogue of the plan not yet in the store, then export from the store."""
+    """Simulate every dialogue of the plan not yet in the store, then export from the store.
+    ``on_event`` sees every dialogue's turns as they are made (a live transcript)."""
     bank = load_personas(personas_path(sim.personas))
     plan = make_plan(sim, bank)
     done = store.done_indices()
@@ -304,7 +324,7 @@ def run_simulation(
 
     async def main() -> None:
         try:
-            await _run_pending(store, sim, ex, llm, plan, pending, live, prompts, on_progress)
+            await _run_pending(store, sim, ex, llm, plan, pending, live, prompts, on_progress, on_event)
         finally:
             # connections belong to this event loop: release them here (they reopen lazily)
             await llm.backend.aclose()
@@ -327,6 +347,7 @@ def _store_stats(store: RunStore, llm: LLM, live: Live, wall: float) -> None:
         "stopped": live.stopped,
         "deferred": live.deferred,
         **llm.stats.as_dict(),
+        **{k: live.quality.get(k, 0) for k in ("role_fallbacks", "supporter_leaks", "thoughts", "thoughts_first_try")},
     }
     runs.append(session)
     write_summary(store, live.total, runs, stopped=live.stopped, deferred=live.deferred)
@@ -360,6 +381,8 @@ def write_summary(
         "deferred_this_session": deferred,
         **total,
     }
+    if summary.get("thoughts"):
+        summary["thoughts_first_try_rate"] = round(summary["thoughts_first_try"] / summary["thoughts"], 4)
     store.set_meta("summary", summary)
     _atomic_write(store.root / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from socialsim.errors import UserError, validation_message
+from socialsim.llm.base import model_record
 from socialsim.schema import BackendConfig, ExecutionConfig, SimulationConfig
 from socialsim.simulate.engine import (
     LLM,
@@ -87,12 +88,15 @@ def _execute(
     llm: LLM,
     progress: Any,
     runner: Callable[..., RunResult] | None,
+    on_event: Any = None,
 ) -> RunResult:
-    """Run the plan with an optional progress display (a context manager with ``update``)."""
+    """Run the plan with an optional progress display (a context manager with ``update``) and an
+    optional live transcript (``on_event``, see `DialogueEvents`)."""
     run = runner or run_simulation
+    extra = {"on_event": on_event} if on_event is not None else {}
     try:
         with progress if progress is not None else nullcontext():
-            return run(store, sim, ex, llm=llm, on_progress=progress.update if progress is not None else None)
+            return run(store, sim, ex, llm=llm, on_progress=progress.update if progress is not None else None, **extra)
     finally:
         store.close()
 
@@ -106,6 +110,7 @@ def new_run(
     llm: LLM | None = None,
     runner: Callable[..., RunResult] | None = None,
     shard: str | None = None,
+    on_event: Any = None,
 ) -> RunResult:
     """Create the run folder ``out`` and simulate the whole plan (or its ``shard`` "K/N") into it,
     holding its lock.
@@ -122,8 +127,10 @@ def new_run(
         raise UserError(f"{out}: already holds a run; continue it with --resume {out} or choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
     with RunLock.acquire(out):
-        store = RunStore.create(out, sim.model_dump(mode="json"), sim.config_hash(), shard=shard)
-        return _execute(store, sim, ex, llm, progress, runner)
+        store = RunStore.create(
+            out, sim.model_dump(mode="json"), sim.config_hash(), shard=shard, model=model_record(llm.backend)
+        )
+        return _execute(store, sim, ex, llm, progress, runner, on_event)
 
 
 def resume_config(
@@ -146,6 +153,7 @@ def resume_config(
     if backend is not None and (
         backend.kind != sim.backend.kind
         or (backend.kind == "openai" and (backend.base_url, backend.model) != (sim.backend.base_url, sim.backend.model))
+        or (backend.kind == "local" and backend.model not in (None, sim.backend.model))
     ):
         diffs.append(f"backend {sim.backend.kind}:{sim.backend.model} → {backend.kind}:{backend.model}")
     if personas not in ("default", sim.personas) and str(Path(personas).resolve()) != sim.personas:

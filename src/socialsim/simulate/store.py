@@ -50,8 +50,15 @@ class RunStore:
     # -- opening ------------------------------------------------------------------------------
     @classmethod
     def create(
-        cls, root: str | Path, config: dict[str, Any], config_hash: str, *, shard: str | None = None
+        cls,
+        root: str | Path,
+        config: dict[str, Any],
+        config_hash: str,
+        *,
+        shard: str | None = None,
+        model: dict[str, Any] | None = None,
     ) -> RunStore:
+        """A new run folder; ``model`` (name, sha256 of the model file when known) goes into the manifest."""
         root = Path(root)
         if root.exists() and not root.is_dir():
             raise UserError(f"{root}: exists and is not a directory; choose another --out")
@@ -67,6 +74,8 @@ class RunStore:
         }
         if shard is not None:  # this run simulates only shard K/N of the plan (see engine.plan_indices)
             manifest["shard"] = shard
+        if model is not None:
+            manifest["model"] = model
         store = cls(root, manifest)
         _atomic_write(root / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         return store
