@@ -22,9 +22,9 @@ pytestmark = pytest.mark.skipif(
     not (CHROMIUM.is_file() and DRIVER.is_file()), reason="apt-get install chromium chromium-driver"
 )
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from socialsim.ui.study import create_study  # noqa: E402
@@ -65,11 +65,31 @@ def _shot(b: Browser, path: Path) -> Path:
     return path
 
 
+def _detached(button):
+    """A wait condition: true once `button`'s document has been replaced. Chromium reports a node
+    of a replaced document either as stale or, right after a tab switch, as an inspector error
+    ("Node with given id does not belong to the document"); both mean the old page is gone."""
+
+    def gone(_driver) -> bool:
+        try:
+            button.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as e:
+            if "does not belong to the document" in (e.msg or ""):
+                return True
+            raise
+        return False
+
+    return gone
+
+
 def _submit(b: Browser) -> None:
-    """Click the form's button and wait until the next page has replaced this one."""
+    """Click the form's button and wait until the next page has replaced this one and loaded."""
     button = b.d.find_element(By.ID, "submit")
     button.click()
-    WebDriverWait(b.d, 30).until(EC.staleness_of(button))
+    WebDriverWait(b.d, 30).until(_detached(button))
+    WebDriverWait(b.d, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def _answer_in_browser(b: Browser, sides: dict[str, str], comment: str = "") -> None:
