@@ -1,5 +1,6 @@
 """`simulate --executor ray` on a real local Ray cluster against the load target (issue 13, part 4)."""
 
+import json
 
 import pytest
 
@@ -36,6 +37,7 @@ def test_ray_run_with_an_actor_killed_equals_the_single_process_run(tmp_path, pe
     ex = ExecutionConfig(concurrency=8, cache=False)
     executor = RayExecutor(workers=2, per_worker=4)
     killed: list[int] = []
+    calls_seen: list[int] = []
 
     class KillOneActor:
         def __enter__(self):
@@ -45,6 +47,7 @@ def test_ray_run_with_an_actor_killed_equals_the_single_process_run(tmp_path, pe
             return None
 
         def update(self, live, llm):
+            calls_seen.append(llm.stats.calls)
             if not killed and live.ok >= 10:
                 ray.kill(executor.actors[0])  # dies with 4 dialogues in flight
                 killed.append(live.ok)
@@ -61,6 +64,12 @@ def test_ray_run_with_an_actor_killed_equals_the_single_process_run(tmp_path, pe
     assert len(ds) == 40 and len({d["id"] for d in ds}) == 40
     assert ds == corpus_of(ref)
     assert (out / "manifest.json").read_text().count(sim.config_hash()) == 1
+    # usage: every actor's calls are counted, the killed one's too (its lost dialogues are paid twice),
+    # and the live progress saw them grow while the run went on
+    ref_summary = json.loads((ref / "summary.json").read_text())
+    assert result.summary["calls"] >= ref_summary["calls"] > 0
+    assert result.summary["thoughts"] == ref_summary["thoughts"] > 0
+    assert 0 < calls_seen[len(calls_seen) // 2] < calls_seen[-1]
 
 
 @pytest.mark.slow

@@ -25,6 +25,7 @@ from socialsim.simulate.engine import (
     make_plan,
     personas_path,
     plan_indices,
+    turn_quality,
 )
 from socialsim.simulate.store import RunStore
 
@@ -46,7 +47,9 @@ class DialogueWorker:
         self.prompts = Prompts()
         self.dcfg = dialogue_config(self.sim)
 
-    async def simulate(self, idx: int) -> str:
+    async def simulate(self, idx: int) -> tuple[str, dict[str, Any]]:
+        """The dialogue (as JSON) and this actor's usage so far, so the driver's totals and live
+        progress include every actor's calls, also those of an actor that dies later."""
         from socialsim.llm.scheduling import enter_dialogue
         from socialsim.simulate.dialogue import simulate_dialogue
 
@@ -59,10 +62,13 @@ class DialogueWorker:
             config=self.dcfg,
             prompts=self.prompts,
         )
-        return d.model_dump_json()
+        return d.model_dump_json(), self._usage()
 
     async def stats(self) -> dict[str, Any]:
-        return {**self.llm.stats.__dict__}
+        return self._usage()
+
+    def _usage(self) -> dict[str, Any]:
+        return {k: v for k, v in self.llm.stats.__dict__.items() if k != "started" and isinstance(v, int | float)}
 
 
 class RayExecutor:
@@ -120,28 +126,33 @@ class RayExecutor:
         used_cost = 0.0
         self.actors = [self._actor(sim, ex) for _ in range(self.workers)]
         load = [0] * self.workers
-        inflight: dict[Any, tuple[int, int]] = {}
+        inflight: dict[Any, tuple[int, int, int]] = {}
         width = self._width(ex)
         giveups, deaths, used_tokens = 0, 0, 0
         t0 = time.monotonic()
-        totals: dict[str, float] = {}
+        # the latest usage snapshot of every actor this run has had (a dead actor's stays counted)
+        usage: dict[int, dict[str, Any]] = {}
+        actor_ids = list(range(self.workers))
         try:
             while True:
                 if live.stopped is None:
                     for a in range(self.workers):
                         while queue and load[a] < width:
                             idx = queue.popleft()
-                            inflight[self.actors[a].simulate.remote(idx)] = (idx, a)
+                            inflight[self.actors[a].simulate.remote(idx)] = (idx, a, actor_ids[a])
                             load[a] += 1
                 live.in_flight = len(inflight)
                 if not inflight:
                     break
                 ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.25)
                 for ref in ready:
-                    idx, a = inflight.pop(ref)
+                    idx, a, aid = inflight.pop(ref)
                     load[a] -= 1
                     try:
-                        d = Dialogue.model_validate_json(ray.get(ref))
+                        raw, snapshot = ray.get(ref)
+                        d = Dialogue.model_validate_json(raw)
+                        if snapshot.get("calls", 0) >= usage.get(aid, {}).get("calls", 0):
+                            usage[aid] = snapshot
                     except RayActorError:
                         # the actor died: its dialogues in flight go back to the queue, a new actor
                         # takes its place (unless actors keep dying before finishing anything)
@@ -152,11 +163,12 @@ class RayExecutor:
                                 "see the Ray logs (e.g. /tmp/ray/session_latest/logs)"
                             ) from None
                         lost = [idx]
-                        for r in [r for r, (_, b) in inflight.items() if b == a]:
+                        for r in [r for r, (_, b, _) in inflight.items() if b == a]:
                             lost.append(inflight.pop(r)[0])
                         queue.extendleft(sorted(lost, reverse=True))
                         load[a] = 0
                         self._replace(a, sim, ex)
+                        actor_ids[a] = max(actor_ids) + 1
                         continue
                     except RayTaskError as e:  # the dialogue raised inside the actor: as in-process
                         cause = e.cause if isinstance(e.cause, BaseException) else e
@@ -175,27 +187,28 @@ class RayExecutor:
                     used_tokens += d.usage.prompt_tokens + d.usage.completion_tokens
                     used_cost += price.cost(d.usage.prompt_tokens, d.usage.completion_tokens)
                     live.turns += len(d.turns)
+                    for k, v in turn_quality(d).items():
+                        live.quality[k] = live.quality.get(k, 0) + v
                     live.ok += d.status == "ok"
                     live.failed += d.status == "failed"
                     if budget_tokens is not None and used_tokens >= budget_tokens and live.stopped is None:
                         live.stopped = f"token budget {ex.max_tokens} reached"
                     if budget_cost is not None and used_cost >= budget_cost and live.stopped is None:
                         live.stopped = f"cost budget ${ex.max_cost} reached"
+                if ready:
+                    _sum_into(llm, usage)
                 if on_progress:
                     on_progress(live, llm)
-            for actor in self.actors:
+            for a, actor in enumerate(self.actors):
                 try:
-                    for k, v in ray.get(actor.stats.remote(), timeout=30).items():
-                        if isinstance(v, int | float) and k != "started":
-                            totals[k] = totals.get(k, 0) + v
+                    usage[actor_ids[a]] = ray.get(actor.stats.remote(), timeout=30)
                 except RayActorError:
                     pass
         finally:
             for actor in self.actors:
                 ray.kill(actor)
             wall = time.monotonic() - t0
-            for k, v in totals.items():
-                setattr(llm.stats, k, type(getattr(llm.stats, k))(v))
+            _sum_into(llm, usage)
             _store_stats(store, llm, live, wall)
             exports = store.export()
         if on_progress:
@@ -210,3 +223,9 @@ class RayExecutor:
         self.replaced += 1
 
 
+
+
+def _sum_into(llm: LLM, usage: dict[int, dict[str, Any]]) -> None:
+    """The driver makes no calls itself: its stats are the sum of the actors' latest snapshots."""
+    for k in {k for snap in usage.values() for k in snap}:
+        setattr(llm.stats, k, type(getattr(llm.stats, k))(sum(snap.get(k, 0) for snap in usage.values())))
