@@ -13,7 +13,7 @@ from test_evaluate_metrics import tiny
 
 def _cli(*args, cwd):
     return subprocess.run(
-        [sys.executable, "-m", "socialsim.evaluate.cli", *map(str, args)],
+        [sys.executable, "-m", "socialsim.cli.evaluate", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,

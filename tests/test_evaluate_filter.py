@@ -84,7 +84,7 @@ def test_judgements_file(tmp_path):
 
 def _cli(*args, cwd):
     return subprocess.run(
-        [sys.executable, "-m", "socialsim.evaluate.cli", *map(str, args)],
+        [sys.executable, "-m", "socialsim.cli.evaluate", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,

@@ -134,7 +134,7 @@ def test_evaluate_command_writes_the_report(tmp_path):
     if (ESCONV_DIR / "FailedESConv.json").is_file():
         refs = ["-r", str(ESCONV_DIR / "FailedESConv.json"), "-r", str(ESCONV_DIR / "devWithStrategy_short.tsv")]
     r = subprocess.run(
-        [sys.executable, "-m", "socialsim.evaluate.cli", "evaluate", str(corpus), *refs, "--diversity", "none"]
+        [sys.executable, "-m", "socialsim.cli.evaluate", "evaluate", str(corpus), *refs, "--diversity", "none"]
         + ["--report", str(tmp_path / "rep")],
         capture_output=True,
         text=True,

@@ -13,7 +13,7 @@ def _app(body: str) -> subprocess.CompletedProcess:
     """A socialsim-style app whose one command runs `body`, through the shared `run_app`."""
     code = textwrap.dedent(
         f"""
-        from socialsim.cli_util import OneLineTyper, run_app
+        from socialsim.cli.app import OneLineTyper, run_app
         from socialsim.errors import Stopped, UserError
         app = OneLineTyper()
         @app.command()

@@ -141,7 +141,7 @@ def test_repair_tail_cuts_only_a_torn_last_line(tmp_path):
 
 
 def build_cmd(out, *args):
-    return [sys.executable, "-m", "socialsim.personas.cli", "build", "--out", str(out), "--quiet", *map(str, args)]
+    return [sys.executable, "-m", "socialsim.cli.personas", "build", "--out", str(out), "--quiet", *map(str, args)]
 
 
 def lines(path):

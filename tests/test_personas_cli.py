@@ -1,4 +1,4 @@
-"""`python -m socialsim.personas.cli`: the commands work, and bad input ends as one line on stderr
+"""`python -m socialsim.cli.personas`: the commands work, and bad input ends as one line on stderr
 (file, line, field), exit code 2, and no output file."""
 
 import json
@@ -18,7 +18,7 @@ FAILED_ESCONV = ESCONV_DIR / "FailedESConv.json"
 
 def pcli(*args, timeout=300):
     return subprocess.run(
-        [sys.executable, "-m", "socialsim.personas.cli", *map(str, args)],
+        [sys.executable, "-m", "socialsim.cli.personas", *map(str, args)],
         capture_output=True,
         text=True,
         env={**os.environ, "COLUMNS": "200"},
@@ -198,7 +198,7 @@ def test_every_option_has_help():
         assert r.returncode == 0
     from typer.main import get_command
 
-    from socialsim.personas.cli import app
+    from socialsim.cli.personas import app
 
     group = get_command(app)
     for name, cmd in group.commands.items():

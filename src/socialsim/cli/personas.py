@@ -1,6 +1,6 @@
 """``personas``: list, show, validate, inspect, import and build persona banks.
 
-Run as ``python -m socialsim.personas.cli ...`` (or, once wired in, ``socialsim personas ...``).
+Run as ``python -m socialsim.cli.personas ...`` or ``socialsim personas ...``.
 Bad input ends as one line on stderr (``error: file:line: field '...': ...``) and exit code 2,
 and no output file is written.
 """
@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from socialsim.cli_options import (
+from socialsim.cli.options import (
     ApiKeyEnvOpt,
     BaseUrlOpt,
     CacheOpt,
@@ -307,7 +307,7 @@ def import_(
     line (or record) and field, and nothing is written. What a source lacks is filled by fixed
     rules, and the fills are counted in the summary (see socialsim.personas.importers).
 
-      python -m socialsim.personas.cli import --from esconv ../shared/data/esconv/FailedESConv.json
+      python -m socialsim.cli.personas import --from esconv ../shared/data/esconv/FailedESConv.json
       --out esconv_seeds.jsonl --skip-invalid
     """
     from socialsim.personas.importers import IMPORT_KINDS, import_personas, write_personas
@@ -418,7 +418,7 @@ def build(
     stay invalid go to OUT.rejects.jsonl with their reasons. Accepted personas are appended line by
     line, so a stopped build (Ctrl-C, kill) resumes where it stopped when run again with the same --out.
 
-      python -m socialsim.personas.cli build --n 200 --backend openai --base-url http://127.0.0.1:8000/v1
+      python -m socialsim.cli.personas build --n 200 --backend openai --base-url http://127.0.0.1:8000/v1
       --model Qwen/Qwen2.5-7B-Instruct --out personas/qwen200.jsonl
     """
     from socialsim.embeddings import NEAR_DUPLICATE_THRESHOLD
@@ -500,7 +500,7 @@ def build(
 
 def main() -> None:
     """Entry point: run the app; a `UserError` becomes one line on stderr and exit code 2."""
-    from socialsim.cli_util import run_app
+    from socialsim.cli.app import run_app
 
     run_app(app)
 

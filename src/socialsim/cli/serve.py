@@ -1,9 +1,9 @@
 """``socialsim serve`` and ``socialsim chat``: typer command functions, also runnable on their own as
-``python -m socialsim.serve.cli serve|chat ...``.
+``python -m socialsim.cli.serve serve|chat ...``.
 
 To register them in the main CLI::
 
-    from socialsim.serve.cli import chat_command, serve_command
+    from socialsim.cli.serve import chat_command, serve_command
     app.command("serve")(serve_command)
     app.command("chat")(chat_command)
 """
@@ -21,8 +21,8 @@ from typing import Annotated, Any
 
 import typer
 
-from socialsim.cli_options import BaseUrlOpt, ModelOpt, ModelPathOpt, TimeoutOpt, backend_option
-from socialsim.cli_util import OneLineTyper
+from socialsim.cli.app import OneLineTyper
+from socialsim.cli.options import BaseUrlOpt, ModelOpt, ModelPathOpt, TimeoutOpt, backend_option
 from socialsim.errors import EXIT_RESUMABLE, UserError
 
 app = OneLineTyper(
@@ -152,7 +152,7 @@ def build_supporter(
     """(LLM, SupporterPipeline) from the options `serve` and `chat` share. The LLM has no call cache:
     every conversation is answered fresh. Cheap option checks come first, then the upstream check,
     then the safety event log is opened."""
-    from socialsim.cli_options import make_llm
+    from socialsim.cli.options import make_llm
     from socialsim.safety import (
         CLASSIFY_SCOPES,
         CrisisResources,
@@ -485,7 +485,7 @@ def chat_command(
 
 
 def main() -> None:
-    from socialsim.cli_util import run_app
+    from socialsim.cli.app import run_app
 
     run_app(app)
 

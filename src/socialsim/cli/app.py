@@ -17,7 +17,7 @@ err_console = Console(stderr=True)
 
 class OneLineTyper(typer.Typer):
     """A typer app whose usage errors (bad option values, unknown options) are `UserError`s too, so
-    `socialsim.cli_util.run_app` prints them as one line with exit code 2."""
+    `socialsim.cli.app.run_app` prints them as one line with exit code 2."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:  # typer >= 0.2x vendors click as typer._click

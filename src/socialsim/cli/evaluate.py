@@ -1,9 +1,9 @@
 """Commands of the evaluation sub-app: ``evaluate``, ``filter`` and ``respond-metrics``.
 
-Run as ``python -m socialsim.evaluate.cli COMMAND ...``. The command functions are plain typer
+Run as ``python -m socialsim.cli.evaluate COMMAND ...``. The command functions are plain typer
 functions, so the main CLI can register them at top level::
 
-    from socialsim.evaluate.cli import evaluate_cmd, filter_cmd, respond_metrics_cmd
+    from socialsim.cli.evaluate import evaluate_cmd, filter_cmd, respond_metrics_cmd
     app.command("evaluate")(evaluate_cmd)
     app.command("filter")(filter_cmd)
     app.command("respond-metrics")(respond_metrics_cmd)
@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from socialsim.cli_options import (
+from socialsim.cli.options import (
     ApiKeyEnvOpt,
     BaseUrlOpt,
     CacheOpt,
@@ -565,7 +565,7 @@ app.command("respond-metrics")(respond_metrics_cmd)
 
 
 def main() -> None:
-    from socialsim.cli_util import run_app
+    from socialsim.cli.app import run_app
 
     run_app(app)
 

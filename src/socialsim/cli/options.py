@@ -145,3 +145,22 @@ def make_llm(
         concurrency=concurrency if backend == "openai" else 1,
         max_attempts=max_attempts,
     )
+
+
+_OPTION_NAMES = {
+    "kind": "--backend",
+    "max_cost": "--max-cost",
+    "max_tokens": "--max-tokens",
+    "n": "--n",
+    "price_in_per_m": "--price-in",
+    "price_out_per_m": "--price-out",
+    "timeout_s": "--timeout",
+}
+
+
+def options_message(err: Any) -> str:
+    """One line naming the command-line option a validation error is about."""
+    first = err.errors()[0]
+    field = str(first["loc"][-1]) if first["loc"] else "?"
+    opt = _OPTION_NAMES.get(field, "--" + field.replace("_", "-"))
+    return f"option {opt}: {first['msg']} (got {first.get('input')!r}); see --help"

@@ -1,0 +1,5 @@
+"""``python -m socialsim.cli``: the same as the ``socialsim`` command."""
+
+from socialsim.cli import main
+
+main()

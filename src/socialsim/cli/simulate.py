@@ -1,0 +1,381 @@
+"""``socialsim demo``, ``simulate`` and ``merge``: thin shells over `socialsim.simulate.run` and
+`socialsim.simulate.merge`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from socialsim.cli.options import (
+    ApiKeyEnvOpt,
+    CacheOpt,
+    CachePathOpt,
+    ConfigOpt,
+    DumpConfigOpt,
+    ModelOpt,
+    ModelPathOpt,
+    QuietOpt,
+    TimeoutOpt,
+    backend_option,
+    options_message,
+)
+from socialsim.errors import UserError
+
+console = Console()
+err_console = Console(stderr=True)
+
+SimBackendOpt = backend_option("Who plays the seeker and the supporter.")
+
+
+# -- printing ---------------------------------------------------------------------------------
+
+
+def print_dialogue(d: Any, *, show_thoughts: bool = True) -> None:
+    from rich.markup import escape
+
+    p = d.persona
+    head = f"[bold]Dialogue {d.id}[/] · persona {d.persona_id}"
+    if p is not None:
+        head += f" ({p.name}, {p.age}, {p.occupation}) · {p.problem_type.value} / {p.emotion_type.value}"
+    console.rule(head)
+    for t in d.turns:
+        if t.speaker == "seeker":
+            layer = ["surface", "context", "core"][t.disclosure_layer or 0]
+            flag = " [red](role fallback)[/]" if t.role_fallback else ""
+            console.print(f"[cyan]Seeker[/] [dim]({layer}){flag}[/]: {escape(t.text)}")
+        else:
+            console.print(f"[green]Supporter[/] [magenta][{escape(t.strategy.value)}][/]: {escape(t.text)}")
+            if show_thoughts and t.thought is not None:
+                th = t.thought
+                console.print(
+                    f"   [dim]thought: {escape(th.emotion)} {th.intensity}/5 · cause: {escape(th.cause)} · "
+                    f"needs: {escape(th.need)} · why: {escape(th.rationale)}[/]"
+                )
+    status = d.status if d.status == "ok" else f"[red]{d.status}: {escape(d.failure_reason or '')}[/]"
+    console.print(
+        f"[dim]end: {d.end_reason} · status: {status} · tokens: {d.usage.prompt_tokens}+{d.usage.completion_tokens}[/]"
+    )
+
+
+def _progress_hook(quiet: bool):  # type: ignore[no-untyped-def]
+    from socialsim.simulate.progress import RunProgress
+
+    return None if quiet else RunProgress(console=err_console)
+
+
+def _summary_table(summary: dict[str, Any]) -> Table:
+    table = Table(title="Run summary", show_header=True)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for k, v in summary.items():
+        table.add_row(k, "" if v is None else str(v))
+    return table
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+def demo(
+    n: Annotated[int, typer.Option(min=1, max=12, help="How many dialogues to simulate.")] = 1,
+    max_turns: Annotated[int, typer.Option(min=1, max=20, help="Supporter turns per dialogue at most.")] = 3,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Embedded model: 'qwen2.5-1.5b' (default; about 5-6 min for the default dialogue on 2 cores) or "
+            "'smollm2-135m' (much faster; proves the wiring, poor text)."
+        ),
+    ] = "qwen2.5-1.5b",
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder to create (default: ./socialsim-demo-TIMESTAMP).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
+    cache: CacheOpt = True,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No live transcript; print the dialogues at the end.")
+    ] = False,
+) -> None:
+    """Simulate a short dialogue on the embedded model, printing each turn as it is generated.
+
+    Default: one dialogue of 3 supporter turns with the first persona of the built-in bank on
+    Qwen2.5-Coder-1.5B-Instruct (in-process, 2 CPU cores are enough). The seeker's text, then the
+    supporter's thought (emotion, intensity, cause, need, strategy) and reply appear as they are made:
+    token by token on a terminal, line by line otherwise. Writes a run folder with dialogues.jsonl and
+    esconv.json.
+    """
+    from socialsim.schema import BackendConfig, ExecutionConfig, read_dialogues
+    from socialsim.simulate.live import LiveTranscript
+
+    out = out or Path(f"socialsim-demo-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    sim = _sim_config("default", n, seed, "sequential", max_turns, BackendConfig(kind="local", model=model))
+    # one dialogue at a time: the transcript reads in order, and the prompt cache serves one conversation
+    ex = ExecutionConfig(dialogues_in_flight=1, cache=cache)
+    from socialsim.simulate.run import new_run
+
+    if quiet:
+        result = new_run(out, sim, ex)
+        for d in read_dialogues(result.exports["jsonl"]):
+            print_dialogue(d)
+    else:
+        with LiveTranscript(console) as transcript:
+            result = new_run(out, sim, ex, on_event=transcript.on_event)
+    s = result.summary
+    console.print(f"\nWrote {result.exports['jsonl']} ({n} dialogues) and {result.exports['esconv']}.")
+    rate = s.get("thoughts_first_try_rate")
+    console.print(
+        f"[dim]model {model} · wall {result.wall_s:.1f}s · {s['calls']} calls ({s['cached_calls']} from the cache) · "
+        f"{s['prompt_tokens']}+{s['completion_tokens']} tokens · thoughts valid on the first try: "
+        f"{s.get('thoughts_first_try', 0)}/{s.get('thoughts', 0)}{f' ({rate:.0%})' if rate is not None else ''} · "
+        f"supporter replies regenerated for prompt leaks: {s.get('supporter_leaks', 0)} · "
+        f"seeker role fallbacks: {s.get('role_fallbacks', 0)}[/]"
+    )
+
+
+# -- simulate ---------------------------------------------------------------------------------
+
+
+def _sim_config(personas: str, n: int, seed: int, sampling: str, max_turns: int, backend: Any, **kw: Any):  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from socialsim.agents.prompts import Prompts
+    from socialsim.personas.bank import load_personas
+    from socialsim.schema import SimulationConfig
+    from socialsim.simulate.engine import file_sha256, personas_path
+
+    path = personas_path(personas)
+    load_personas(path)  # validate now: one clear line for a bad file, before anything is written
+    try:
+        return SimulationConfig(
+            backend=backend,
+            personas=personas if personas == "default" else str(Path(personas).resolve()),
+            personas_sha256=file_sha256(path),
+            n=n,
+            seed=seed,
+            sampling=sampling,
+            max_turns=max_turns,
+            templates_digest=Prompts().source_digest(),
+            **kw,
+        )
+    except ValidationError as e:
+        raise UserError(options_message(e)) from None
+
+
+def _finish(result: Any, out: Path) -> None:
+    """Exit 3 (`Stopped`) when the run is resumable rather than complete."""
+    from socialsim.errors import Stopped
+
+    if result.unfinished:
+        raise Stopped(
+            f"{result.unfinished}; finished dialogues are saved. Continue with: socialsim simulate --resume {out}"
+        )
+
+
+def simulate(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    dump_config: DumpConfigOpt = False,
+    personas: Annotated[
+        str, typer.Option(help="Persona bank: a JSONL file (one persona per line) or 'default' for the built-in bank.")
+    ] = "default",
+    n: Annotated[int | None, typer.Option(help="Number of dialogues to simulate.")] = None,
+    backend: SimBackendOpt = "local",
+    base_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="URL",
+            help="Server URL for --backend openai, e.g. http://127.0.0.1:8000/v1. Repeat it for replicas of the "
+            "same model (one vLLM per GPU): calls go to the least busy one, a failing one rests while its calls "
+            "are retried on the others. The first URL is the run's endpoint (its cache identity).",
+        ),
+    ] = None,
+    model: ModelOpt = None,
+    model_path: ModelPathOpt = None,
+    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
+    structured: Annotated[
+        str,
+        typer.Option(
+            help="Structured-output mode for the supporter's thought: auto (try json_schema, "
+            "then llama.cpp json_object+schema, then prompt-only), json_schema, json_object, off."
+        ),
+    ] = "auto",
+    out: Annotated[Path | None, typer.Option(help="Run folder to create (must not hold a run yet).")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue the run in this folder where it stopped (Ctrl-C, kill, budget).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="With --resume: accept options that differ from the run's config.")
+    ] = False,
+    seed: Annotated[
+        int | None, typer.Option(help="Run seed: persona sampling and per-dialogue seeds derive from it.")
+    ] = None,
+    sampling: Annotated[
+        str | None, typer.Option(help="Persona sampling: stratified (by problem type), uniform, sequential.")
+    ] = None,
+    max_turns: Annotated[int | None, typer.Option(help="Supporter turns per dialogue at most (default 8).")] = None,
+    safety: Annotated[
+        bool | None,
+        typer.Option(
+            help="Crisis safety labels (default on): each seeker turn gets a risk label from the safety rules, and a "
+            "flagged turn is answered with the fixed crisis protocol instead of a model reply."
+        ),
+    ] = None,
+    http_client: Annotated[
+        str,
+        typer.Option(
+            help="HTTP client for --backend openai: 'aiohttp' (lean; ~0.7 ms CPU per call) or 'openai' "
+            "(the official SDK; ~2.6 ms per call, which caps throughput near 400 calls/s per core)."
+        ),
+    ] = "aiohttp",
+    concurrency: Annotated[
+        int, typer.Option(help="LLM calls in flight at once (the embedded model always runs one).")
+    ] = 8,
+    dialogues_in_flight: Annotated[
+        int | None,
+        typer.Option(help="Dialogues simulated at once (default 8 x --concurrency; 2 for the embedded model)."),
+    ] = None,
+    rpm: Annotated[int | None, typer.Option(help="Requests-per-minute limit.")] = None,
+    tpm: Annotated[int | None, typer.Option(help="Tokens-per-minute limit.")] = None,
+    timeout: TimeoutOpt = 60.0,
+    max_attempts: Annotated[int, typer.Option(help="Attempts per call on 429/5xx/timeouts before giving up.")] = 5,
+    max_cost: Annotated[
+        float | None, typer.Option(help="Stop cleanly before the estimated cost passes this many USD.")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Stop cleanly before this many tokens (in+out) are used.")
+    ] = None,
+    price_in: Annotated[float, typer.Option(help="USD per million input tokens, for the cost estimate.")] = 0.0,
+    price_out: Annotated[float, typer.Option(help="USD per million output tokens, for the cost estimate.")] = 0.0,
+    cache: CacheOpt = True,
+    cache_path: CachePathOpt = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="Simulate only shard K/N of the plan (every N-th dialogue from the K-th), e.g. one job of a job "
+            "array; combine the shards with `socialsim merge`."
+        ),
+    ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="'local' (this process) or 'ray' (dialogues spread over --workers Ray actors; needs socialsim[ray])."
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (default: start a local one). With --executor ray.")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Ray actors, each with its own backend and cache.")] = 2,
+    quiet: QuietOpt = False,
+) -> None:
+    """Simulate N dialogues into a run folder (SQLite store + dialogues.jsonl + esconv.json).
+
+    Example on a local vLLM server (`vllm serve Qwen/Qwen2.5-7B-Instruct`):
+
+      socialsim simulate --backend openai --base-url http://127.0.0.1:8000/v1
+      --model Qwen/Qwen2.5-7B-Instruct --n 500 --concurrency 64 --out runs/qwen7b
+
+    Stopped runs (Ctrl-C, kill, --max-cost) continue with: socialsim simulate --resume runs/qwen7b
+
+    Every option can come from a YAML file: socialsim simulate --config run.yaml (see --dump-config).
+    """
+    if dump_config:
+        from socialsim.config import dump_config as dump
+
+        print(dump(ctx), end="")
+        return
+    from pydantic import ValidationError
+
+    from socialsim.schema import BackendConfig, ExecutionConfig
+
+    try:
+        ex = ExecutionConfig(
+            http_client=http_client,  # type: ignore[arg-type]
+            api_key_env=api_key_env,
+            concurrency=concurrency,
+            dialogues_in_flight=dialogues_in_flight,
+            rpm=rpm,
+            tpm=tpm,
+            timeout_s=timeout,
+            max_attempts=max_attempts,
+            max_cost=max_cost,
+            max_tokens=max_tokens,
+            price_in_per_m=price_in,
+            price_out_per_m=price_out,
+            cache=cache,
+            cache_path=str(cache_path) if cache_path else None,
+            replica_urls=list(base_url or [])[1:],
+        )
+        asked_model = model
+        if backend == "local" and model_path is None and model is None:
+            from socialsim.llm.models import DEFAULT_MODEL
+
+            model = DEFAULT_MODEL  # recorded by name, so a later default cannot change a resumed run
+        bcfg = BackendConfig(
+            kind=backend,
+            base_url=base_url[0] if base_url else None,
+            model=model,  # type: ignore[arg-type]
+            model_path=str(model_path) if model_path else None,
+            structured=structured,  # type: ignore[arg-type]
+        )
+    except ValidationError as e:
+        raise UserError(options_message(e)) from None
+    from socialsim.simulate.run import make_runner, new_run, resume_run
+
+    runner = make_runner(executor, workers=workers, address=ray_address)
+    if resume is not None:
+        if out is not None and Path(out) != Path(resume):
+            raise UserError("give either --out (new run) or --resume DIR (continue a run), not both")
+        changes = {"n": n, "seed": seed, "sampling": sampling, "max_turns": max_turns, "safety": safety}
+        if shard is not None:
+            raise UserError("--shard belongs to a new run; a resumed run keeps the shard it was started with")
+        result = resume_run(
+            resume,
+            ex,
+            changes=changes,
+            # a local model the user did not name again is the run's own, not today's default
+            backend=bcfg.model_copy(update={"model": asked_model}) if backend == "local" else bcfg,
+            personas=personas,
+            force=force,
+            progress=_progress_hook(quiet),
+            runner=runner,
+        )
+    else:
+        if out is None:
+            raise UserError("--out DIR is required (the run folder to create), or --resume DIR")
+        if n is None:
+            raise UserError("--n is required: how many dialogues to simulate")
+        sim = _sim_config(
+            personas,
+            n,
+            0 if seed is None else seed,
+            sampling or "stratified",
+            8 if max_turns is None else max_turns,
+            bcfg,
+            safety=True if safety is None else safety,
+        )
+        result = new_run(out, sim, ex, progress=_progress_hook(quiet), shard=shard, runner=runner)
+    console.print(_summary_table(result.summary))
+    console.print(f"Dialogues: {result.exports['jsonl']}\nESConv JSON: {result.exports['esconv']}")
+    _finish(result, result.root)
+
+
+def merge(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders of one config, e.g. the shards of a job array.")],
+    out: Annotated[Path, typer.Option(help="Run folder to create for the merged run.")],
+) -> None:
+    """Merge runs of the same config (e.g. `simulate --shard K/N` runs) into one run folder.
+
+    Runs of different configs are refused; a dialogue present in several runs is kept once. The
+    merged run resumes like any run (`simulate --resume OUT` fills in missing dialogues)."""
+    from socialsim.simulate.merge import merge_runs
+
+    r = merge_runs(runs, out)
+    console.print(
+        f"Merged {len(runs)} runs into {r.root}: {r.dialogues} dialogues"
+        + (f", {r.duplicates} duplicates dropped" if r.duplicates else "")
+        + (f", {r.missing} of the plan still missing (simulate --resume {r.root})" if r.missing else "")
+    )
+    console.print(f"Dialogues: {r.exports['jsonl']}\nESConv JSON: {r.exports['esconv']}")
