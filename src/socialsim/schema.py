@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from socialsim.io import atomic_write_lines, iter_jsonl
 
 
 class Strategy(StrEnum):
@@ -306,38 +308,15 @@ class Dialogue(BaseModel):
 
 
 def write_jsonl(items: Iterable[BaseModel], path: Path) -> int:
-    """Write models as JSON lines atomically (temporary file, then rename). Returns the count."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    n = 0
-    with tmp.open("w", encoding="utf-8") as f:
-        for item in items:
-            f.write(item.model_dump_json() + "\n")
-            n += 1
-    tmp.replace(path)
-    return n
-
-
-def iter_jsonl_dicts(path: Path) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, object) for each non-blank line; raises `ValueError` naming the line."""
-    with Path(path).open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object")
-            yield lineno, obj
+    """Write models as JSON lines atomically (`socialsim.io.atomic_write_lines`). Returns the count."""
+    return atomic_write_lines(path, (item.model_dump_json() for item in items))
 
 
 def read_dialogues(path: Path) -> list[Dialogue]:
     from socialsim.errors import validation_message
 
     out = []
-    for lineno, obj in iter_jsonl_dicts(path):
+    for lineno, obj in iter_jsonl(path):
         try:
             out.append(Dialogue.model_validate(obj))
         except Exception as e:  # pydantic.ValidationError

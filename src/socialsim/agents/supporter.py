@@ -82,6 +82,7 @@ def reply_leak(raw: str, utterance: str, phrases: Iterable[str] = ()) -> str | N
 
 EventHook = Callable[[str, Any], None]
 
+
 class Supporter:
     def __init__(
         self,

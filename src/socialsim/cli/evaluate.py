@@ -168,11 +168,9 @@ def _judge_tables(results: Any) -> list[Table]:
 
 
 def _write_judgements(results: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in [*results.pointwise, *results.pairwise]:
-            f.write(json.dumps(r.as_dict(), ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    from socialsim.io import write_jsonl_records
+
+    write_jsonl_records(path, (r.as_dict() for r in [*results.pointwise, *results.pairwise]))
 
 
 def _default_report_dir(path: Path) -> Path:

@@ -11,7 +11,6 @@ To register them in the main CLI::
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import sys
 from contextlib import aclosing
@@ -310,36 +309,25 @@ def serve_command(
 
 def load_history(path: Path) -> list[dict[str, Any]]:
     """Messages saved by an earlier chat (JSONL, one message per line)."""
+    from socialsim.io import iter_jsonl
+
     records: list[dict[str, Any]] = []
+    shape = "{'role': 'user'|'assistant', 'content': ...}"
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise UserError(f"--history {path}: cannot read it ({e.strerror or e})") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            raise UserError(f"{path}:{n}: not valid JSON; give a history file written by socialsim chat") from None
-        if (
-            not isinstance(rec, dict)
-            or rec.get("role") not in ("user", "assistant")
-            or not isinstance(rec.get("content"), str)
-        ):
-            raise UserError(f"{path}:{n}: expected {{'role': 'user'|'assistant', 'content': ...}}")
-        records.append(rec)
+        for n, rec in iter_jsonl(path, hint="give a history file written by socialsim chat", what=shape):
+            if rec.get("role") not in ("user", "assistant") or not isinstance(rec.get("content"), str):
+                raise UserError(f"{path}:{n}: expected {shape}")
+            records.append(rec)
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"--history {path}: cannot read it ({getattr(e, 'strerror', None) or e})") from None
     return records
 
 
 def save_history(path: Path, records: list[dict[str, Any]]) -> None:
     """Write the conversation atomically: JSONL, OpenAI-style messages plus socialsim's fields."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    from socialsim.io import write_jsonl_records
+
+    write_jsonl_records(path, records)
 
 
 def _record(reply: Any) -> dict[str, Any]:

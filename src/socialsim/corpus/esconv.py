@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from socialsim.io import atomic_open
 from socialsim.schema import Dialogue
 
 EXTRA_KEY = "socialsim"
@@ -68,16 +69,14 @@ def to_esconv(d: Dialogue) -> dict[str, Any]:
 def write_esconv(dialogues: Iterable[Dialogue], path: str | Path) -> int:
     """Write an ESConv-format JSON list atomically. Returns the number of dialogues."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as f:  # streamed: a corpus never has to fit in memory
+    with atomic_open(path) as f:  # streamed: a corpus never has to fit in memory
         f.write("[")
         for d in dialogues:
             f.write(",\n" if n else "\n")
             f.write(json.dumps(to_esconv(d), ensure_ascii=False))
             n += 1
         f.write("\n]\n" if n else "]\n")
-    tmp.replace(path)
     return n
 
 

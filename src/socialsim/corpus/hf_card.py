@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from socialsim.io import atomic_write_text
 from socialsim.schema import Dialogue, Strategy
 from socialsim.templating import make_env
 
@@ -112,7 +113,4 @@ def write_hub_layout(
         )
     )
     card = out / "README.md"
-    tmp = card.with_name(card.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(card)
-    return card
+    return atomic_write_text(card, text)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from socialsim.errors import UserError
+from socialsim.io import write_jsonl_records
 from socialsim.schema import Dialogue, Strategy, Turn, parse_strategy
 
 Message = dict[str, str]
@@ -170,11 +171,7 @@ def export_sft(
             raise UserError("parquet/hf exports need the [train] extra: pip install -e '.[train]'") from None
     out.mkdir(parents=True, exist_ok=True)
     for name, rows in splits.items():
-        tmp = out / f"{name}.jsonl.tmp"
-        with tmp.open("w", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        tmp.replace(out / f"{name}.jsonl")
+        write_jsonl_records(out / f"{name}.jsonl", rows)
     meta = {
         "format": "prompt-completion (TRL conversational)",
         "examples": {k: len(v) for k, v in splits.items()},

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from socialsim.errors import UserError, validation_message
+from socialsim.io import atomic_open, parse_json
 from socialsim.schema import Dialogue, SupporterThought, Turn
 
 SEEKER = "Seeker"
@@ -52,16 +53,14 @@ def to_ssconv(d: Dialogue, dialogue_id: int) -> dict[str, Any]:
 def write_ssconv(dialogues: Iterable[Dialogue], path: str | Path) -> int:
     """Write dialogues as an SSConv JSON list (IDs 1, 2, …), atomically. Returns the count."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         f.write("[")
         for d in dialogues:
             n += 1
             f.write(",\n" if n > 1 else "\n")
             f.write(json.dumps(to_ssconv(d, n), ensure_ascii=False))
         f.write("\n]\n" if n else "]\n")
-    tmp.replace(path)
     return n
 
 
@@ -100,10 +99,7 @@ def read_ssconv(path: str | Path, data: Any = None) -> list[Dialogue]:
     """Every dialogue of an SSConv file (`data`: its already parsed JSON, if at hand)."""
     path = Path(path)
     if data is None:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8-sig"))
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+        data = parse_json(path, path.read_text(encoding="utf-8-sig"))
     if not isinstance(data, list):
         raise UserError(f"{path}: expected a JSON list of SSConv dialogues")
     return [

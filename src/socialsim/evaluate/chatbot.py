@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from socialsim.agents.plain import PlainSupporter
 from socialsim.agents.prompts import Prompts
 from socialsim.agents.supporter import Supporter
 from socialsim.errors import StructuredOutputError
+from socialsim.io import write_jsonl_records
 from socialsim.llm.client import LLM
 from socialsim.schema import Dialogue, Persona
 
@@ -80,10 +80,7 @@ def respond_to_contexts(
 
 
 def write_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    tmp.replace(path)
+    write_jsonl_records(path, rows)
 
 
 @dataclass

@@ -15,7 +15,6 @@ Thresholds (all optional, all must pass):
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 from socialsim.errors import UserError
 from socialsim.evaluate.readers import Corpus
 from socialsim.evaluate.rubrics import RUBRICS, dimensions
+from socialsim.io import iter_jsonl, write_jsonl_records
 from socialsim.schema import Dialogue, write_jsonl
 
 
@@ -69,26 +69,17 @@ def load_judgements(path: str | Path) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         raise UserError(f"{path}: no such judgements file (evaluate --judge --report DIR writes DIR/judgements.jsonl)")
     out: dict[str, dict[str, Any]] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise UserError(f"{path}:{lineno}: expected a JSON object")
-            if obj.get("kind", "pointwise") != "pointwise":
-                continue
-            if not isinstance(obj.get("dialogue_id"), str):
-                raise UserError(f"{path}:{lineno}: field 'dialogue_id': required field is missing")
-            scores = obj.get("scores")
-            if scores is not None and not (
-                isinstance(scores, dict) and all(isinstance(v, int | float) for v in scores.values())
-            ):
-                raise UserError(f"{path}:{lineno}: field 'scores': expected an object of numbers")
-            out[obj["dialogue_id"]] = obj
+    for lineno, obj in iter_jsonl(path):
+        if obj.get("kind", "pointwise") != "pointwise":
+            continue
+        if not isinstance(obj.get("dialogue_id"), str):
+            raise UserError(f"{path}:{lineno}: field 'dialogue_id': required field is missing")
+        scores = obj.get("scores")
+        if scores is not None and not (
+            isinstance(scores, dict) and all(isinstance(v, int | float) for v in scores.values())
+        ):
+            raise UserError(f"{path}:{lineno}: field 'scores': expected an object of numbers")
+        out[obj["dialogue_id"]] = obj
     return out
 
 
@@ -174,9 +165,5 @@ def write_filtered(result: FilterResult, out: str | Path, rejects_path: str | Pa
         if not p.parent.is_dir():
             raise UserError(f"{p.parent}: no such folder for {p.name}")
     write_jsonl(result.kept, out)
-    tmp = rej.with_name(rej.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in result.rejects:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    tmp.replace(rej)
+    write_jsonl_records(rej, result.rejects)
     return out, rej

@@ -21,7 +21,6 @@ Formats, told apart by content, not by file name:
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from socialsim.errors import UserError, validation_message
+from socialsim.io import parse_json
 from socialsim.schema import PROBLEM_ALIASES, Dialogue, ProblemType, Strategy, Turn, parse_strategy
 
 #: ESConv speaker labels, current and older, mapped to ours.
@@ -222,10 +222,7 @@ def read_jsonl_corpus(path: Path) -> Corpus:
 
 def read_esconv_json(path: Path) -> Corpus:
     """ESConv's JSON list of dialogues (also our own ``esconv.json`` exports, extras included)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    data = parse_json(path, path.read_text(encoding="utf-8-sig"))
     if not isinstance(data, list):
         raise UserError(f"{path}: expected a JSON list of ESConv dialogues")
     from socialsim.corpus.ssconv import looks_like_ssconv, read_ssconv

@@ -22,6 +22,7 @@ from typing import Any
 from socialsim.evaluate.judge import JudgeResults, pairwise_summary, pointwise_summary
 from socialsim.evaluate.metrics import LAYER_NAMES, STRATEGIES, CorpusMetrics, table_rows
 from socialsim.evaluate.readers import Corpus
+from socialsim.io import atomic_write_text
 
 SECTIONS = (
     ("metrics", "Corpus metrics"),
@@ -483,7 +484,5 @@ def write_report(out_dir: str | Path, page: str, data: dict[str, Any]) -> dict[s
         raise UserError(f"{out}: cannot create the report folder ({e.strerror})") from None
     paths = {"html": out / "report.html", "json": out / "report.json"}
     for key, text in (("html", page), ("json", json.dumps(data, indent=1, ensure_ascii=False) + "\n")):
-        tmp = paths[key].with_name(paths[key].name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(paths[key])
+        atomic_write_text(paths[key], text)
     return paths

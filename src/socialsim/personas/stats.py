@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from socialsim.io import atomic_open
 from socialsim.personas.importers import AGE_PLACEHOLDER_MARK
 from socialsim.schema import EmotionType, Persona, ProblemType
 
@@ -251,11 +252,9 @@ def plot_stats(stats: BankStats, path: str | Path) -> Path:
     ax3.set_title("gender")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=110)
-        tmp.replace(path)
+        with atomic_open(path, "wb") as f:
+            fig.savefig(f, dpi=110, format="png")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return path

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import threading
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from socialsim.errors import UserError
+from socialsim.io import cache_dir, iter_jsonl
 
 log = logging.getLogger(__name__)
 _KEYLIKE = re.compile(r"\b(?:sk|pk|key|token)-[A-Za-z0-9_\-]{8,}")
@@ -30,10 +30,7 @@ _KEYLIKE = re.compile(r"\b(?:sk|pk|key|token)-[A-Za-z0-9_\-]{8,}")
 
 def default_event_log_path() -> Path:
     """``$SOCIALSIM_CACHE_DIR/safety-events.jsonl`` (default ``~/.cache/socialsim/``)."""
-    base = os.environ.get("SOCIALSIM_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "socialsim"
-    )
-    return Path(base) / "safety-events.jsonl"
+    return cache_dir() / "safety-events.jsonl"
 
 
 class SafetyEventLog:
@@ -69,5 +66,4 @@ class SafetyEventLog:
                 log.error("could not write safety event to %s: %s", self.path, e)
 
     def read(self) -> list[dict[str, Any]]:
-        with self.path.open(encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
+        return [obj for _, obj in iter_jsonl(self.path)]

@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from socialsim.io import atomic_write_text
 from socialsim.safety.learned import CLASSES, default_model_path, features
 from socialsim.safety.measure import labelled_path, load_labelled
 from socialsim.safety.rules import RuleStage
@@ -102,9 +103,7 @@ def build(train_path: Path, out: Path, *, recall: float = 0.98, folds: int = 5) 
         "intercept": [round(float(model.intercept_[i]), 6) for i in order],
         "coef": [[round(float(v), 6) for v in model.coef_[i]] for i in order],
     }
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    tmp.replace(out)
+    atomic_write_text(out, json.dumps(data, indent=1) + "\n")
     return data
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from socialsim.errors import UserError
+from socialsim.io import iter_jsonl
 from socialsim.safety.learned import CLASSES, LearnedStage
 from socialsim.safety.rules import RuleStage
-from socialsim.schema import iter_jsonl_dicts
 
 RISK_CATEGORIES = CLASSES[1:]
 
@@ -41,7 +41,7 @@ def load_labelled(path: str | Path) -> list[Labelled]:
     """Rows of a labelled file; a bad line is a `UserError` naming file and line."""
     rows = []
     try:
-        for lineno, obj in iter_jsonl_dicts(Path(path)):
+        for lineno, obj in iter_jsonl(Path(path)):
             text, cat, ctx = obj.get("text"), obj.get("category"), obj.get("context") or []
             if not isinstance(text, str) or not text.strip():
                 raise UserError(f"{path}:{lineno}: field 'text' must be a non-empty string")

@@ -49,12 +49,10 @@ def personas_path(spec: str) -> Path:
 
 
 def default_cache_path() -> Path:
-    import os
+    """The call cache, ``calls.sqlite`` in socialsim's cache folder (`socialsim.io.cache_dir`)."""
+    from socialsim.io import cache_dir
 
-    base = os.environ.get("SOCIALSIM_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "socialsim"
-    )
-    return Path(base) / "calls.sqlite"
+    return cache_dir() / "calls.sqlite"
 
 
 def build_llm(sim: SimulationConfig, ex: ExecutionConfig) -> LLM:
@@ -190,6 +188,8 @@ def turn_quality(d: Dialogue) -> dict[str, int]:
         "thoughts": len(sup),
         "thoughts_first_try": sum(1 for t in sup if t.thought_attempts == 1),
     }
+
+
 MAX_CONSECUTIVE_GIVEUPS = 3
 
 
@@ -354,14 +354,18 @@ def _store_stats(store: RunStore, llm: LLM, live: Live, wall: float) -> None:
 
 
 def write_summary(
-    store: RunStore, total_dialogues: int, sessions: list[dict[str, Any]], *, stopped: str | None = None,
+    store: RunStore,
+    total_dialogues: int,
+    sessions: list[dict[str, Any]],
+    *,
+    stopped: str | None = None,
     deferred: int = 0,
 ) -> dict[str, Any]:
     """Store the sessions and the run's summary (also as ``summary.json``): dialogue counts from the
     store, usage summed over every session."""
     import json
 
-    from socialsim.simulate.store import _atomic_write
+    from socialsim.io import atomic_write_text
 
     store.set_meta("sessions", sessions)
     keys = [k for k in (sessions[-1] if sessions else {}) if k not in ("stopped", "deferred")]
@@ -384,5 +388,5 @@ def write_summary(
     if summary.get("thoughts"):
         summary["thoughts_first_try_rate"] = round(summary["thoughts_first_try"] / summary["thoughts"], 4)
     store.set_meta("summary", summary)
-    _atomic_write(store.root / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(store.root / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

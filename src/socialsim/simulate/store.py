@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,20 +12,12 @@ from typing import Any
 
 from socialsim.corpus.esconv import write_esconv
 from socialsim.errors import UserError
+from socialsim.io import atomic_write_text
 from socialsim.schema import Dialogue, write_jsonl
 
 MANIFEST = "manifest.json"
 DB = "run.sqlite"
 FORMAT_VERSION = 1
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
 
 
 class RunStore:
@@ -77,7 +68,7 @@ class RunStore:
         if model is not None:
             manifest["model"] = model
         store = cls(root, manifest)
-        _atomic_write(root / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         return store
 
     @classmethod
@@ -116,7 +107,7 @@ class RunStore:
         manifest: ``environment`` is the latest session's, ``environment_first`` the first one's."""
         self.manifest.setdefault("environment_first", env)
         self.manifest["environment"] = env
-        _atomic_write(self.root / MANIFEST, json.dumps(self.manifest, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(self.root / MANIFEST, json.dumps(self.manifest, indent=2, ensure_ascii=False) + "\n")
 
     # -- dialogues ----------------------------------------------------------------------------
     def done_indices(self) -> set[int]:

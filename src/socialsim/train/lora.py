@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from socialsim.errors import UserError
+from socialsim.io import atomic_path, cache_dir, iter_jsonl
 from socialsim.provenance import software_versions
 
 #: The split files `train` reads (``valid.jsonl`` is the name older exports used).
@@ -47,13 +48,6 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _cache_root() -> Path:
-    base = os.environ.get("SOCIALSIM_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "socialsim"
-    )
-    return Path(base) / "models"
-
-
 def resolve_base_model(spec: str | Path) -> Path:
     """A folder transformers can load. ``embedded`` is the shipped SmolLM2 GGUF; a ``.gguf`` file is
     dequantized once into safetensors under the cache folder and reused afterwards."""
@@ -73,7 +67,7 @@ def resolve_base_model(spec: str | Path) -> Path:
         raise UserError(f"--base-model {path}: expected a model folder or a .gguf file")
     st = path.stat()
     key = hashlib.sha256(f"{path.resolve()}:{st.st_size}:{int(st.st_mtime)}".encode()).hexdigest()[:16]
-    target = _cache_root() / f"{path.stem}-{key}"
+    target = cache_dir() / "models" / f"{path.stem}-{key}"
     if (target / "config.json").exists():
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
@@ -83,10 +77,9 @@ def resolve_base_model(spec: str | Path) -> Path:
     )
     tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     model.config.quantization_config = None
-    tmp = target.with_name(target.name + ".tmp")
-    model.save_pretrained(str(tmp))
-    tok.save_pretrained(str(tmp))
-    tmp.rename(target)
+    with atomic_path(target) as tmp:  # a folder: saved whole, then renamed into place
+        model.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
     return target
 
 
@@ -105,14 +98,8 @@ def _load_split(data: Path, names: tuple[str, ...]) -> list[dict[str, Any]]:
     if f is None:
         return []
     rows = []
-    for lineno, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{f}:{lineno}: not valid JSON ({e.msg})") from None
-        if isinstance(row, dict) and "messages" in row and "prompt" not in row:
+    for lineno, row in iter_jsonl(f, what="a JSON object with 'prompt' and 'completion'"):
+        if "messages" in row and "prompt" not in row:
             msgs = row["messages"]
             if not _messages_ok(msgs) or len(msgs) < 2 or msgs[-1]["role"] != "assistant":
                 raise UserError(
@@ -120,7 +107,7 @@ def _load_split(data: Path, names: tuple[str, ...]) -> list[dict[str, Any]]:
                     "assistant's reply"
                 )
             row = {"prompt": msgs[:-1], "completion": msgs[-1:]}
-        if not isinstance(row, dict) or not _messages_ok(row.get("prompt")):
+        if not _messages_ok(row.get("prompt")):
             raise UserError(
                 f"{f}:{lineno}: field 'prompt': expected a list of {{role, content}} messages "
                 "(make the data with `socialsim export RUN --format sft`)"

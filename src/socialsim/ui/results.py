@@ -131,7 +131,7 @@ def write_export(study_path: str | Path, out: str | Path) -> None:
     import json
 
     from socialsim.errors import UserError
-    from socialsim.simulate.store import _atomic_write
+    from socialsim.io import atomic_write_text
 
     out = Path(out)
     if out.suffix.lower() not in (".json", ".csv"):
@@ -141,4 +141,4 @@ def write_export(study_path: str | Path, out: str | Path) -> None:
         text = export_csv(study) if out.suffix.lower() == ".csv" else json.dumps(export_json(study), indent=2) + "\n"
     finally:
         study.close()
-    _atomic_write(out, text)
+    atomic_write_text(out, text)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from socialsim.errors import UserError
+from socialsim.io import atomic_path
 
 FORMAT = "socialsim-study"
 #: ESConv's human-evaluation dimensions, with the question each one asks.
@@ -313,7 +314,7 @@ def _pairs_from_replies(a: Path, b: Path, contexts: Path | None, n: int, rng: ra
     """Two chatbots' replies (``chatbot-eval responses`` JSONL: ``line``, ``response``) to the same
     ESConv TSV context (``--contexts``)."""
     from socialsim.evaluate.readers import read_tsv_examples
-    from socialsim.schema import iter_jsonl_dicts
+    from socialsim.io import iter_jsonl
 
     if contexts is None:
         raise UserError("--match context: give --contexts, the ESConv TSV file both chatbots replied to")
@@ -324,7 +325,7 @@ def _pairs_from_replies(a: Path, b: Path, contexts: Path | None, n: int, rng: ra
         if not path.is_file():
             raise UserError(f"{opt} {path}: no such file")
         try:
-            for lineno, obj in iter_jsonl_dicts(path):
+            for lineno, obj in iter_jsonl(path):
                 if not isinstance(obj.get("line"), int) or not isinstance(obj.get("response"), str):
                     raise UserError(f"{path}:{lineno}: fields 'line' (number) and 'response' (text) are required")
                 if obj["response"].strip():
@@ -391,21 +392,19 @@ def create_study(
         "secret": secrets.token_hex(32), "questions": {d: DIMENSION_QUESTIONS.get(d, "") for d in dims},
     }  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    con = sqlite3.connect(str(tmp))
-    try:
-        con.executescript(_SCHEMA)
-        with con:
-            con.executemany("INSERT INTO meta VALUES (?,?)", [(k, json.dumps(v)) for k, v in meta.items()])
-            con.executemany(
-                "INSERT INTO items (key, context, a, b, a_ref, b_ref, left_is_a) VALUES (?,?,?,?,?,?,?)",
-                [(k, json.dumps(c), json.dumps(x), json.dumps(y), ra, rb, int(s))
-                 for (k, c, x, y, ra, rb), s in zip(pairs, sides, strict=True)],
-            )  # fmt: skip
-    finally:
-        con.close()
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        con = sqlite3.connect(str(tmp))
+        try:
+            con.executescript(_SCHEMA)
+            with con:
+                con.executemany("INSERT INTO meta VALUES (?,?)", [(k, json.dumps(v)) for k, v in meta.items()])
+                con.executemany(
+                    "INSERT INTO items (key, context, a, b, a_ref, b_ref, left_is_a) VALUES (?,?,?,?,?,?,?)",
+                    [(k, json.dumps(c), json.dumps(x), json.dumps(y), ra, rb, int(s))
+                     for (k, c, x, y, ra, rb), s in zip(pairs, sides, strict=True)],
+                )  # fmt: skip
+        finally:
+            con.close()
     study = Study.open(out)
     try:
         tokens = {name: study.add_annotator(name) for name in names}

@@ -3,8 +3,6 @@ field, the build-and-collect loop (`--skip-invalid`), text helpers and the atomi
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -15,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from socialsim.errors import UserError, validation_message
+from socialsim.io import atomic_write_lines, parse_json
 from socialsim.schema import (
     Persona,
 )
@@ -161,10 +160,7 @@ def check_fallbacks(fallback_problem_type: str | None, fallback_emotion: str | N
 
 def read_json_list(path: Path, text: str, what: str) -> list[Any]:
     """`text` parsed as a JSON list, or a one-line `UserError` naming file and line."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+    data = parse_json(path, text)
     if not isinstance(data, list):
         raise UserError(f"{path}: expected a JSON list of {what}")
     return data
@@ -180,14 +176,4 @@ def write_personas(personas: list[Persona], out: str | Path) -> int:
     """Write personas as JSONL atomically (a temporary file in the same folder, then a rename)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            for p in personas:
-                f.write(p.model_dump_json(exclude_none=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return len(personas)
+    return atomic_write_lines(out, (p.model_dump_json(exclude_none=True) for p in personas))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from socialsim.errors import UserError
+from socialsim.io import parse_json
 from socialsim.personas.importers.common import (
     DEFAULT_PLACEHOLDER_AGE,
     UNKNOWN,
@@ -135,12 +135,7 @@ def import_esconv(
     ``record N`` (1-based) and the ESConv field."""
     path = Path(path)
     text = _read_text(path, "ESConv file")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserError(
-            f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno}); give ESConv's JSON"
-        ) from None
+    data = parse_json(path, text, hint="give ESConv's JSON")
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list) or not data:
