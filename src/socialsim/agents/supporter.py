@@ -82,7 +82,6 @@ def reply_leak(raw: str, utterance: str, phrases: Iterable[str] = ()) -> str | N
 
 EventHook = Callable[[str, Any], None]
 
-
 class Supporter:
     def __init__(
         self,

@@ -89,7 +89,6 @@ async def simulate_dialogue(
         temperature=cfg.supporter_temperature,
         parse_attempts=cfg.parse_attempts,
     )
-
     def emit(kind: str, payload: Any) -> None:
         if on_event is not None:
             on_event(kind, dialogue_id, payload)
