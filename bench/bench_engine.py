@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from socialsim.llm import LLM, ChatRequest, Completion, make_backend  # noqa: E402
-from socialsim.schema import ExecutionConfig, SimulationConfig, Usage  # noqa: E402
+from socialsim.schema import BackendConfig, ExecutionConfig, Usage  # noqa: E402
 
 ROWS: list[tuple[str, str, str, str]] = []
 
@@ -88,18 +88,11 @@ def personas_file(tmp: Path) -> Path:
 
 
 def engine_run(backend: Any, n: int, max_turns: int, concurrency: int, tmp: Path, cache: bool = False) -> dict:
-    from socialsim.agents.prompts import Prompts
-    from socialsim.simulate.engine import file_sha256, run_simulation
+    from socialsim.simulate.engine import run_simulation
+    from socialsim.simulate.run import simulation_config
     from socialsim.simulate.store import RunStore
 
-    bank = personas_file(tmp)
-    sim = SimulationConfig(
-        personas=str(bank),
-        personas_sha256=file_sha256(bank),
-        n=n,
-        max_turns=max_turns,
-        templates_digest=Prompts().source_digest(),
-    )
+    sim = simulation_config(str(personas_file(tmp)), BackendConfig(), n=n, max_turns=max_turns)
     ex = ExecutionConfig(concurrency=concurrency, cache=cache, cache_path=str(tmp / "cache.sqlite"))
     llm = LLM(backend, concurrency=concurrency)
     out = tmp / f"run-{time.monotonic_ns()}"

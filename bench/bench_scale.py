@@ -70,18 +70,10 @@ def _simulate_cmd(url: str, n: int, capacity: int, out: Path) -> list[str]:
 
 def configs(url: str, n: int, capacity: int) -> tuple[Any, Any]:
     """The configs `socialsim simulate --n N --concurrency C --no-cache` builds for the load target."""
-    from socialsim.agents.prompts import Prompts
-    from socialsim.personas.bank import default_bank_path
-    from socialsim.schema import BackendConfig, ExecutionConfig, SimulationConfig
-    from socialsim.simulate.engine import file_sha256
+    from socialsim.schema import BackendConfig, ExecutionConfig
+    from socialsim.simulate.run import simulation_config
 
-    sim = SimulationConfig(
-        backend=BackendConfig(kind="openai", base_url=url, model="m"),
-        personas="default",
-        personas_sha256=file_sha256(default_bank_path()),
-        n=n,
-        templates_digest=Prompts().source_digest(),
-    )
+    sim = simulation_config("default", BackendConfig(kind="openai", base_url=url, model="m"), n=n)
     return sim, ExecutionConfig(concurrency=capacity, cache=False)
 
 

@@ -29,6 +29,18 @@ class UserError(Exception):
     """Bad input or an unusable setting: the CLI prints the message on one line and exits 2."""
 
 
+class ParamError(UserError):
+    """A bad or missing value of one named parameter. The library names the parameter (``n``,
+    ``max_turns``, ``contender``); a command line maps it to its option (``--n``, ``--max-turns``)."""
+
+    def __init__(self, param: str, problem: str) -> None:
+        super().__init__(f"{param}: {problem}")
+        self.param, self.problem = param, problem
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # picklable (Ray sends errors between processes)
+        return (type(self), (self.param, self.problem))
+
+
 class Stopped(Exception):
     """Work stopped before the end but is saved and can be continued: the CLI prints the message
     (which says how to continue) and exits 3."""

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from socialsim.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_RESUMABLE, Stopped, UserError
+from socialsim.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_RESUMABLE, ParamError, Stopped, UserError
 
 err_console = Console(stderr=True)
 
@@ -45,10 +45,21 @@ class OneLineTyper(typer.Typer):
 
 
 def run_app(app: typer.Typer) -> None:
-    """Run a typer app: a `UserError` becomes ``error: <one line>`` and exit code 2, `Stopped` and
+    """Run a typer app: a `UserError` becomes ``error: <one line>`` and exit code 2 (a `ParamError`
+    names the option of its parameter), `Stopped` and
     Ctrl-C exit 3 (resumable), any other exception one line and exit 1."""
     try:
         app()
+    except ParamError as e:  # the library names a parameter: say which option it is
+        from socialsim.cli.options import option_name
+
+        err_console.print(
+            f"error: option {option_name(e.param)}: {e.problem}; see --help",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(EXIT_BAD_INPUT)
     except UserError as e:
         err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(EXIT_BAD_INPUT)

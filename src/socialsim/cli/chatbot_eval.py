@@ -35,35 +35,16 @@ ContenderOpt = Annotated[
 ]
 
 
-def parse_contender(spec: str) -> tuple[str, Any, str]:
-    """NAME=BACKEND:TARGET[:MODE] → (name, LLM, mode)."""
-    from socialsim.llm import LLM, make_backend
+def build_contender(spec: str, option: str = "--contender", prefix: str = "") -> tuple[str, Any, str]:
+    """``NAME=BACKEND:TARGET[:MODE]`` → (name, LLM, mode), through `socialsim.llm.factory`; an error
+    names ``option``. ``prefix`` (e.g. ``seeker=``) is put before specs that carry no name."""
+    from socialsim.llm.factory import contender_llm, parse_contender
 
-    name, eq, rest = spec.partition("=")
-    parts = rest.split(":", 1)
-    if not eq or not name or len(parts) != 2:
-        raise UserError(f"option --contender {spec!r}: expected NAME=BACKEND:TARGET[:MODE]")
-    kind, target = parts
-    mode = "plain"
-    if target.rsplit(":", 1)[-1] in ("plain", "pipeline") and ":" in target:
-        target, mode = target.rsplit(":", 1)
-    if kind == "local":
-        from socialsim.llm.models import MODELS
-
-        if target == "embedded" or target in MODELS:
-            backend = make_backend("local", model=None if target == "embedded" else target)
-        else:
-            backend = make_backend("local", model_path=target)
-    elif kind == "hf":
-        backend = make_backend("hf", model_path=target)
-    elif kind == "openai":
-        url, bar, model = target.partition("|")
-        if not bar:
-            raise UserError(f"option --contender {spec!r}: openai targets are BASE_URL|MODEL")
-        backend = make_backend("openai", base_url=url, model=model)
-    else:
-        raise UserError(f"option --contender {spec!r}: unknown backend {kind!r} (local, hf or openai)")
-    return name, LLM(backend, concurrency=1 if kind != "openai" else 8), mode
+    try:
+        name, cfg, mode = parse_contender(prefix + spec)
+    except UserError as e:
+        raise UserError(f"option {option} {str(e).removeprefix('spec ')}") from None
+    return name, contender_llm(cfg), mode
 
 
 def _heldout(personas: list[Any], split: str, fraction: float = 0.2) -> list[Any]:
@@ -97,7 +78,7 @@ def chatbot_responses(
     if out.exists():
         raise UserError(f"{out}: already exists; choose a new --out")
     examples = read_tsv_examples(contexts)[: limit or None]
-    name, llm, mode = parse_contender(contender)
+    name, llm, mode = build_contender(contender)
     rows = respond_to_contexts(llm, examples, mode=mode, seed=seed)  # type: ignore[arg-type]
     write_rows(rows, out)
     from dataclasses import asdict
@@ -163,11 +144,11 @@ def chatbot_interactive(
 
     pool = _heldout(load_personas(personas_path(personas)), split)
     chosen = random.Random(seed).sample(pool, min(n, len(pool)))
-    cs = [Contender(*parse_contender(c)) for c in contenders]
+    cs = [Contender(*build_contender(c)) for c in contenders]
     if not cs:
         raise UserError("option --contender: give at least one chatbot")
-    seeker_llm = parse_contender("seeker=" + seeker)[1]
-    judge_llm = None if judge in (None, "none") else parse_contender("judge=" + judge)[1]
+    seeker_llm = build_contender(seeker, "--seeker", "seeker=")[1]
+    judge_llm = None if judge in (None, "none") else build_contender(judge, "--judge", "judge=")[1]
     result = interactive_eval(cs, seeker_llm, chosen, judge_llm, rubric=rubric, max_turns=max_turns, seed=seed)
     out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     models = result["models"]

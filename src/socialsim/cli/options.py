@@ -82,7 +82,7 @@ DumpConfigOpt = Annotated[
 ]
 
 
-def make_llm(
+def backend_configs(
     backend: str,
     *,
     base_url: str | None = None,
@@ -98,11 +98,11 @@ def make_llm(
     cache_path: Path | None = None,
     kinds: tuple[str, ...] = BACKEND_KINDS,
     require_model: str | None = None,
-) -> Any:
-    """An `LLM` from the shared options: checks them (one-line `UserError`s naming the option), builds
-    the backend, adds the per-call cache when asked. In-process backends run one call at a time.
-    ``require_model``: when set, ``--model`` is required with ``--backend openai`` and this says what for."""
-    from socialsim.llm import LLM, CallCache, make_backend
+) -> tuple[Any, Any]:
+    """(BackendConfig, ExecutionConfig) from the shared options, checked with one-line `UserError`s
+    naming the option. ``require_model``: when set, ``--model`` is required with ``--backend openai``
+    and this says what for."""
+    from socialsim.schema import BackendConfig, ExecutionConfig
 
     if backend not in kinds:
         raise UserError(f"option --backend: unknown backend {backend!r}: use {', '.join(repr(k) for k in kinds)}")
@@ -124,27 +124,32 @@ def make_llm(
         from socialsim.llm.models import get_model
 
         get_model(model)  # an unknown name fails here, in one line
-    b = make_backend(
-        backend,
+    cfg = BackendConfig(
+        kind=backend,  # type: ignore[arg-type]
         base_url=base_url,
         model=model,
-        model_path=model_path,
+        model_path=str(model_path) if model_path is not None else None,
+        structured=structured,  # type: ignore[arg-type]
+    )
+    ex = ExecutionConfig(
         api_key_env=api_key_env,
         timeout_s=timeout,
-        structured=structured,
-        http_client=http_client,
-    )
-    call_cache = None
-    if cache:
-        from socialsim.simulate.engine import default_cache_path
-
-        call_cache = CallCache(cache_path or default_cache_path())
-    return LLM(
-        b,
-        cache=call_cache,
-        concurrency=concurrency if backend == "openai" else 1,
+        http_client=http_client,  # type: ignore[arg-type]
+        concurrency=concurrency,
         max_attempts=max_attempts,
+        cache=cache,
+        cache_path=str(cache_path) if cache_path is not None else None,
     )
+    return cfg, ex
+
+
+def make_llm(backend: str, **options: Any) -> Any:
+    """An `LLM` from the shared options (see `backend_configs`), built by
+    `socialsim.llm.factory.build_llm`: the per-call cache when asked; in-process backends run one
+    call at a time."""
+    from socialsim.llm.factory import build_llm
+
+    return build_llm(*backend_configs(backend, **options))
 
 
 _OPTION_NAMES = {
@@ -158,9 +163,21 @@ _OPTION_NAMES = {
 }
 
 
+def option_name(param: str) -> str:
+    """The command-line option of a library parameter or config field (``max_turns`` → ``--max-turns``)."""
+    return _OPTION_NAMES.get(param, "--" + param.replace("_", "-"))
+
+
 def options_message(err: Any) -> str:
     """One line naming the command-line option a validation error is about."""
     first = err.errors()[0]
-    field = str(first["loc"][-1]) if first["loc"] else "?"
-    opt = _OPTION_NAMES.get(field, "--" + field.replace("_", "-"))
+    opt = option_name(str(first["loc"][-1]) if first["loc"] else "?")
     return f"option {opt}: {first['msg']} (got {first.get('input')!r}); see --help"
+
+
+def model_defaults(model: Any) -> dict[str, Any]:
+    """The default of every field of a pydantic config model that has a plain one: command options
+    take their defaults from here, so the library and the command line share one set."""
+    return {
+        name: f.default for name, f in model.model_fields.items() if not f.is_required() and f.default_factory is None
+    }

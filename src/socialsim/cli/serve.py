@@ -10,7 +10,6 @@ To register them in the main CLI::
 
 from __future__ import annotations
 
-import inspect
 import os
 import sys
 from contextlib import aclosing
@@ -21,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from socialsim.cli.app import OneLineTyper
-from socialsim.cli.options import BaseUrlOpt, ModelOpt, ModelPathOpt, TimeoutOpt, backend_option
+from socialsim.cli.options import BaseUrlOpt, ModelOpt, ModelPathOpt, TimeoutOpt, backend_configs, backend_option
 from socialsim.errors import EXIT_RESUMABLE, UserError
 
 app = OneLineTyper(
@@ -96,121 +95,16 @@ def _check(ok: bool, message: str) -> None:
         raise UserError(message)
 
 
-def check_upstream(base_url: str, api_key_env: str, timeout: float = 5.0) -> None:
-    """Fail fast (`UserError`) when the upstream server cannot be reached or refuses the key."""
-    import socket
-    import urllib.error
-    import urllib.request
+def _supporter(source: str, configs: tuple[Any, Any], options: Any) -> tuple[Any, Any]:
+    from socialsim.serve.factory import build_supporter
 
-    url = base_url.rstrip("/") + "/models"
-    req = urllib.request.Request(url, method="GET")
-    key = os.environ.get(api_key_env)
-    if key:
-        req.add_header("Authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout):
-            return
-    except urllib.error.HTTPError as e:
-        if e.code in (401, 403):
-            raise UserError(
-                f"--base-url {base_url} refused the API key (HTTP {e.code}); check the variable named by --api-key-env"
-            ) from None
-        return  # it answered: reachable (some servers have no /models)
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        reason = getattr(e, "reason", e)
-        if isinstance(reason, socket.timeout | TimeoutError):
-            reason = f"no answer within {timeout:g}s"
-        raise UserError(f"cannot reach --base-url {base_url} ({reason}); check that the server is running") from None
+    return build_supporter(source, *configs, options)
 
 
-def build_supporter(
-    source: str,
-    *,
-    backend: str,
-    base_url: str | None,
-    model: str | None,
-    model_path: Path | None,
-    api_key_env: str,
-    http_client: str,
-    structured: str,
-    timeout: float,
-    max_attempts: int,
-    locale: str | None,
-    resources: Path | None,
-    classify: str,
-    safety_log: Path | None,
-    log_messages: bool,
-    seed: int,
-    temperature: float,
-    reply_max_tokens: int,
-    mode: str = "pipeline",
-    concurrency: int = 4,
-    learned: bool = False,
-    learned_threshold: float | None = None,
-) -> tuple[Any, Any]:
-    """(LLM, SupporterPipeline) from the options `serve` and `chat` share. The LLM has no call cache:
-    every conversation is answered fresh. Cheap option checks come first, then the upstream check,
-    then the safety event log is opened."""
-    from socialsim.cli.options import make_llm
-    from socialsim.safety import (
-        CLASSIFY_SCOPES,
-        CrisisResources,
-        LearnedStage,
-        LLMClassifier,
-        Protocol,
-        SafetyEventLog,
-        SafetyLayer,
-        default_event_log_path,
-    )
-    from socialsim.serve.pipeline import SUPPORTER_MODES, SupporterPipeline
+def _options(**values: Any) -> Any:
+    from socialsim.serve.factory import SupporterOptions
 
-    _check(mode in SUPPORTER_MODES, f"--mode {mode!r}: use one of {', '.join(SUPPORTER_MODES)}")
-    _check(classify in CLASSIFY_SCOPES, f"--classify {classify!r}: use one of {', '.join(CLASSIFY_SCOPES)}")
-    _check(0 <= temperature <= 2, f"--temperature must be between 0 and 2, got {temperature:g}")
-    _check(1 <= reply_max_tokens <= 2048, f"--reply-max-tokens must be between 1 and 2048, got {reply_max_tokens}")
-    if locale is not None:
-        _check(bool(locale.strip()) and len(locale) <= 35, f"--locale {locale!r}: give a tag such as en-GB")
-    if resources is not None and not Path(resources).is_file():
-        raise UserError(f"--resources {resources}: file not found")
-    if learned_threshold is not None:
-        _check(0 < learned_threshold < 1, f"--learned-threshold must be between 0 and 1, got {learned_threshold:g}")
-    res = CrisisResources(resources)
-    stage = LearnedStage(threshold=learned_threshold) if learned else None
-    llm = make_llm(
-        backend,
-        base_url=base_url,
-        model=model,
-        model_path=model_path,
-        api_key_env=api_key_env,
-        timeout=timeout,
-        structured=structured,
-        http_client=http_client,
-        concurrency=concurrency,
-        max_attempts=max_attempts,
-    )
-    if backend == "openai":
-        check_upstream(base_url or "", api_key_env, timeout=min(timeout, 10.0))
-    if stage is not None:
-        stage.warm()  # load the embedding model now (a missing [eval] extra fails here, as one line)
-    safety = SafetyLayer(
-        learned=stage,
-        protocol=Protocol(res),
-        classifier=None if classify == "off" else LLMClassifier(llm, seed=seed),
-        classify=classify,
-        event_log=SafetyEventLog(safety_log or default_event_log_path(), log_text=log_messages),
-        source=source,
-        locale=locale,
-    )
-    for note in safety.protocol.fallbacks(locale):
-        print(f"note: --locale {locale}: {note}", file=sys.stderr, flush=True)
-    pipeline = SupporterPipeline(
-        llm, safety, seed=seed, temperature=temperature, reply_max_tokens=reply_max_tokens, mode=mode
-    )
-    return llm, pipeline
-
-
-#: The command options `build_supporter` takes (`serve` and `chat` pass theirs through by name).
-SUPPORTER_OPTIONS = frozenset(inspect.signature(build_supporter).parameters) - {"source"}
+    return SupporterOptions(**values)
 
 
 # -- serve ------------------------------------------------------------------------------------
@@ -273,8 +167,34 @@ def serve_command(
         from socialsim.serve.app import create_app, serve_app
     except ImportError as e:  # pragma: no cover - depends on the install
         raise UserError(f"serving needs the [serve] extra: pip install -e '.[serve]' ({e.name} missing)") from None
-    opts = {k: v for k, v in locals().items() if k in SUPPORTER_OPTIONS}
-    llm, pipeline = build_supporter("serve", **opts)
+    llm, pipeline = _supporter(
+        "serve",
+        backend_configs(
+            backend,
+            base_url=base_url,
+            model=model,
+            model_path=model_path,
+            api_key_env=api_key_env,
+            http_client=http_client,
+            structured=structured,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            concurrency=concurrency,
+        ),
+        _options(
+            mode=mode,
+            temperature=temperature,
+            reply_max_tokens=reply_max_tokens,
+            seed=seed,
+            locale=locale,
+            resources=resources,
+            classify=classify,
+            learned=learned,
+            learned_threshold=learned_threshold,
+            safety_log=safety_log,
+            log_messages=log_messages,
+        ),
+    )
     if backend in ("local", "hf"):
         llm.backend.load()  # load the model now: the first request should not pay for it
     app_ = create_app(pipeline, model_name=served_model_name, api_key=api_key, expose_thoughts=not hide_thoughts)
@@ -420,8 +340,35 @@ def chat_command(
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     path = history or Path(f"socialsim-chat-{datetime.now().strftime('%Y%m%d-%H%M%S')}.jsonl")
     records = load_history(path) if path.exists() else []
-    opts = {k: v for k, v in locals().items() if k in SUPPORTER_OPTIONS}
-    llm, pipeline = build_supporter("chat", **opts)  # bad options fail here, before any file is written
+    # bad options fail here, before any file is written
+    llm, pipeline = _supporter(
+        "chat",
+        backend_configs(
+            backend,
+            base_url=base_url,
+            model=model,
+            model_path=model_path,
+            api_key_env=api_key_env,
+            http_client=http_client,
+            structured=structured,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            concurrency=4,  # the thought, the reply and the risk classifier of one message
+        ),
+        _options(
+            mode=mode,
+            temperature=temperature,
+            reply_max_tokens=reply_max_tokens,
+            seed=seed,
+            locale=locale,
+            resources=resources,
+            classify=classify,
+            learned=learned,
+            learned_threshold=learned_threshold,
+            safety_log=safety_log,
+            log_messages=log_messages,
+        ),
+    )
     try:
         save_history(path, records)  # fail now, not after the first reply, when the path is unwritable
     except OSError as e:

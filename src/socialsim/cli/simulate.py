@@ -22,14 +22,18 @@ from socialsim.cli.options import (
     QuietOpt,
     TimeoutOpt,
     backend_option,
+    model_defaults,
     options_message,
 )
 from socialsim.errors import UserError
+from socialsim.schema import BackendConfig, ExecutionConfig, SimulationConfig
 
 console = Console()
 err_console = Console(stderr=True)
 
 SimBackendOpt = backend_option("Who plays the seeker and the supporter.")
+# option defaults come from the config models: one set of defaults for the library and the command line
+_SIM, _EX, _BACKEND = (model_defaults(m) for m in (SimulationConfig, ExecutionConfig, BackendConfig))
 
 
 # -- printing ---------------------------------------------------------------------------------
@@ -107,22 +111,23 @@ def demo(
     token by token on a terminal, line by line otherwise. Writes a run folder with dialogues.jsonl and
     esconv.json.
     """
-    from socialsim.schema import BackendConfig, ExecutionConfig, read_dialogues
+    from socialsim.schema import read_dialogues
     from socialsim.simulate.live import LiveTranscript
 
     out = out or Path(f"socialsim-demo-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
-    sim = _sim_config("default", n, seed, "sequential", max_turns, BackendConfig(kind="local", model=model))
+    from socialsim.simulate.run import start_run
+
     # one dialogue at a time: the transcript reads in order, and the prompt cache serves one conversation
     ex = ExecutionConfig(dialogues_in_flight=1, cache=cache)
-    from socialsim.simulate.run import new_run
-
+    options = {"n": n, "seed": seed, "sampling": "sequential", "max_turns": max_turns}
+    backend = BackendConfig(kind="local", model=model)
     if quiet:
-        result = new_run(out, sim, ex)
+        result = start_run(backend, ex, out=out, options=options)
         for d in read_dialogues(result.exports["jsonl"]):
             print_dialogue(d)
     else:
         with LiveTranscript(console) as transcript:
-            result = new_run(out, sim, ex, on_event=transcript.on_event)
+            result = start_run(backend, ex, out=out, options=options, on_event=transcript.on_event)
     s = result.summary
     console.print(f"\nWrote {result.exports['jsonl']} ({n} dialogues) and {result.exports['esconv']}.")
     rate = s.get("thoughts_first_try_rate")
@@ -136,32 +141,6 @@ def demo(
 
 
 # -- simulate ---------------------------------------------------------------------------------
-
-
-def _sim_config(personas: str, n: int, seed: int, sampling: str, max_turns: int, backend: Any, **kw: Any):  # type: ignore[no-untyped-def]
-    from pydantic import ValidationError
-
-    from socialsim.agents.prompts import Prompts
-    from socialsim.personas.bank import load_personas
-    from socialsim.schema import SimulationConfig
-    from socialsim.simulate.engine import file_sha256, personas_path
-
-    path = personas_path(personas)
-    load_personas(path)  # validate now: one clear line for a bad file, before anything is written
-    try:
-        return SimulationConfig(
-            backend=backend,
-            personas=personas if personas == "default" else str(Path(personas).resolve()),
-            personas_sha256=file_sha256(path),
-            n=n,
-            seed=seed,
-            sampling=sampling,
-            max_turns=max_turns,
-            templates_digest=Prompts().source_digest(),
-            **kw,
-        )
-    except ValidationError as e:
-        raise UserError(options_message(e)) from None
 
 
 def _finish(result: Any, out: Path) -> None:
@@ -194,14 +173,14 @@ def simulate(
     ] = None,
     model: ModelOpt = None,
     model_path: ModelPathOpt = None,
-    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
+    api_key_env: ApiKeyEnvOpt = _EX["api_key_env"],
     structured: Annotated[
         str,
         typer.Option(
             help="Structured-output mode for the supporter's thought: auto (try json_schema, "
             "then llama.cpp json_object+schema, then prompt-only), json_schema, json_object, off."
         ),
-    ] = "auto",
+    ] = _BACKEND["structured"],
     out: Annotated[Path | None, typer.Option(help="Run folder to create (must not hold a run yet).")] = None,
     resume: Annotated[
         Path | None, typer.Option(help="Continue the run in this folder where it stopped (Ctrl-C, kill, budget).")
@@ -215,7 +194,9 @@ def simulate(
     sampling: Annotated[
         str | None, typer.Option(help="Persona sampling: stratified (by problem type), uniform, sequential.")
     ] = None,
-    max_turns: Annotated[int | None, typer.Option(help="Supporter turns per dialogue at most (default 8).")] = None,
+    max_turns: Annotated[
+        int | None, typer.Option(help=f"Supporter turns per dialogue at most (default {_SIM['max_turns']}).")
+    ] = None,
     safety: Annotated[
         bool | None,
         typer.Option(
@@ -229,27 +210,33 @@ def simulate(
             help="HTTP client for --backend openai: 'aiohttp' (lean; ~0.7 ms CPU per call) or 'openai' "
             "(the official SDK; ~2.6 ms per call, which caps throughput near 400 calls/s per core)."
         ),
-    ] = "aiohttp",
+    ] = _EX["http_client"],
     concurrency: Annotated[
-        int, typer.Option(help="LLM calls in flight at once (the embedded model always runs one).")
-    ] = 8,
+        int, typer.Option(help="LLM calls in flight at once (in-process models always run one).")
+    ] = _EX["concurrency"],
     dialogues_in_flight: Annotated[
         int | None,
         typer.Option(help="Dialogues simulated at once (default 8 x --concurrency; 2 for the embedded model)."),
     ] = None,
     rpm: Annotated[int | None, typer.Option(help="Requests-per-minute limit.")] = None,
     tpm: Annotated[int | None, typer.Option(help="Tokens-per-minute limit.")] = None,
-    timeout: TimeoutOpt = 60.0,
-    max_attempts: Annotated[int, typer.Option(help="Attempts per call on 429/5xx/timeouts before giving up.")] = 5,
+    timeout: TimeoutOpt = _EX["timeout_s"],
+    max_attempts: Annotated[int, typer.Option(help="Attempts per call on 429/5xx/timeouts before giving up.")] = _EX[
+        "max_attempts"
+    ],
     max_cost: Annotated[
         float | None, typer.Option(help="Stop cleanly before the estimated cost passes this many USD.")
     ] = None,
     max_tokens: Annotated[
         int | None, typer.Option(help="Stop cleanly before this many tokens (in+out) are used.")
     ] = None,
-    price_in: Annotated[float, typer.Option(help="USD per million input tokens, for the cost estimate.")] = 0.0,
-    price_out: Annotated[float, typer.Option(help="USD per million output tokens, for the cost estimate.")] = 0.0,
-    cache: CacheOpt = True,
+    price_in: Annotated[float, typer.Option(help="USD per million input tokens, for the cost estimate.")] = _EX[
+        "price_in_per_m"
+    ],
+    price_out: Annotated[float, typer.Option(help="USD per million output tokens, for the cost estimate.")] = _EX[
+        "price_out_per_m"
+    ],
+    cache: CacheOpt = _EX["cache"],
     cache_path: CachePathOpt = None,
     shard: Annotated[
         str | None,
@@ -288,8 +275,6 @@ def simulate(
         return
     from pydantic import ValidationError
 
-    from socialsim.schema import BackendConfig, ExecutionConfig
-
     try:
         ex = ExecutionConfig(
             http_client=http_client,  # type: ignore[arg-type]
@@ -308,11 +293,6 @@ def simulate(
             cache_path=str(cache_path) if cache_path else None,
             replica_urls=list(base_url or [])[1:],
         )
-        asked_model = model
-        if backend == "local" and model_path is None and model is None:
-            from socialsim.llm.models import DEFAULT_MODEL
-
-            model = DEFAULT_MODEL  # recorded by name, so a later default cannot change a resumed run
         bcfg = BackendConfig(
             kind=backend,
             base_url=base_url[0] if base_url else None,
@@ -322,41 +302,20 @@ def simulate(
         )
     except ValidationError as e:
         raise UserError(options_message(e)) from None
-    from socialsim.simulate.run import make_runner, new_run, resume_run
+    from socialsim.simulate.run import make_runner, start_run
 
-    runner = make_runner(executor, workers=workers, address=ray_address)
-    if resume is not None:
-        if out is not None and Path(out) != Path(resume):
-            raise UserError("give either --out (new run) or --resume DIR (continue a run), not both")
-        changes = {"n": n, "seed": seed, "sampling": sampling, "max_turns": max_turns, "safety": safety}
-        if shard is not None:
-            raise UserError("--shard belongs to a new run; a resumed run keeps the shard it was started with")
-        result = resume_run(
-            resume,
-            ex,
-            changes=changes,
-            # a local model the user did not name again is the run's own, not today's default
-            backend=bcfg.model_copy(update={"model": asked_model}) if backend == "local" else bcfg,
-            personas=personas,
-            force=force,
-            progress=_progress_hook(quiet),
-            runner=runner,
-        )
-    else:
-        if out is None:
-            raise UserError("--out DIR is required (the run folder to create), or --resume DIR")
-        if n is None:
-            raise UserError("--n is required: how many dialogues to simulate")
-        sim = _sim_config(
-            personas,
-            n,
-            0 if seed is None else seed,
-            sampling or "stratified",
-            8 if max_turns is None else max_turns,
-            bcfg,
-            safety=True if safety is None else safety,
-        )
-        result = new_run(out, sim, ex, progress=_progress_hook(quiet), shard=shard, runner=runner)
+    result = start_run(
+        bcfg,
+        ex,
+        out=out,
+        resume=resume,
+        personas=personas,
+        options={"n": n, "seed": seed, "sampling": sampling, "max_turns": max_turns, "safety": safety},
+        force=force,
+        shard=shard,
+        progress=_progress_hook(quiet),
+        runner=make_runner(executor, workers=workers, address=ray_address),
+    )
     console.print(_summary_table(result.summary))
     console.print(f"Dialogues: {result.exports['jsonl']}\nESConv JSON: {result.exports['esconv']}")
     _finish(result, result.root)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any
 
@@ -15,7 +15,7 @@ from socialsim.errors import StructuredOutputError
 from socialsim.llm.client import LLM
 from socialsim.llm.scheduling import current_ticket
 from socialsim.safety.layer import SafetyDecision, SafetyLayer, label_seeker_turn
-from socialsim.schema import Dialogue, Persona, Strategy, Turn
+from socialsim.schema import Dialogue, Persona, SimulationConfig, Strategy, Turn
 
 CALLS_PER_TURN = 3
 """A supporter turn is a thought, a reply and the seeker's answer (regenerations aside)."""
@@ -32,17 +32,28 @@ DialogueEvents = Callable[[str, str, Any], None]
 "seeker" | "thought" | "reply"), ("thought", SupporterThought), ("turn", Turn), ("end", Dialogue)."""
 
 
+_SIM = SimulationConfig.model_fields  # the corpus options' defaults live in the run config, once
+
+
 @dataclass(frozen=True)
 class DialogueConfig:
-    max_turns: int = 8
+    """How one dialogue is played. The fields a run config also has take its defaults (and, in a run,
+    its values: `from_simulation`)."""
+
+    max_turns: int = _SIM["max_turns"].default
     """Cap on supporter turns; the seeker answers each."""
-    feel_heard_after: int = 2
+    feel_heard_after: int = _SIM["feel_heard_after"].default
     """Supporter turns after the core worry is out before the seeker feels heard and says goodbye."""
-    seeker_temperature: float = 0.8
-    supporter_temperature: float = 0.7
+    seeker_temperature: float = _SIM["seeker_temperature"].default
+    supporter_temperature: float = _SIM["supporter_temperature"].default
     max_regenerations: int = 2
     parse_attempts: int = 3
-    safety: bool = True
+    safety: bool = _SIM["safety"].default
+
+    @classmethod
+    def from_simulation(cls, sim: SimulationConfig) -> DialogueConfig:
+        """The dialogue settings of a run: every field the run config shares, with the run's value."""
+        return cls(**{f.name: getattr(sim, f.name) for f in fields(cls) if f.name in _SIM})
     """Label seeker turns with the crisis rule stage (``Turn.risk``); a flagged seeker turn gets the
     fixed protocol reply, and supporter replies with means/method content are replaced."""
 

@@ -14,7 +14,8 @@ from typing import Any
 from socialsim.agents.common import derive_seed
 from socialsim.agents.prompts import Prompts
 from socialsim.errors import RetriesExhausted, UserError
-from socialsim.llm import LLM, BudgetExceeded, CallCache, Price, make_backend
+from socialsim.llm import LLM, BudgetExceeded
+from socialsim.llm.factory import build_llm
 from socialsim.llm.scheduling import enter_dialogue
 from socialsim.personas.bank import default_bank_path, load_personas, sample_personas
 from socialsim.provenance import backend_environment
@@ -53,46 +54,6 @@ def default_cache_path() -> Path:
     from socialsim.io import cache_dir
 
     return cache_dir() / "calls.sqlite"
-
-
-def build_llm(sim: SimulationConfig, ex: ExecutionConfig) -> LLM:
-    b = sim.backend
-    if ex.replica_urls and b.kind != "openai":
-        raise UserError("--base-url given more than once needs --backend openai (replicas of one served model)")
-
-    def one(url: str | None) -> Any:
-        return make_backend(
-            b.kind,
-            base_url=url,
-            model=b.model,
-            model_path=b.model_path,
-            timeout_s=ex.timeout_s,
-            structured=b.structured,
-            http_client=ex.http_client,
-            api_key_env=ex.api_key_env,
-        )
-
-    if ex.replica_urls:
-        from socialsim.llm.replicas import ReplicaPool
-
-        backend: Any = ReplicaPool([one(u) for u in [b.base_url, *ex.replica_urls]])
-    else:
-        backend = one(b.base_url)
-    cache = None
-    if ex.cache:
-        cache = CallCache(Path(ex.cache_path) if ex.cache_path else default_cache_path())
-    concurrency = 1 if b.kind == "local" else ex.concurrency
-    return LLM(
-        backend,
-        cache=cache,
-        concurrency=concurrency,
-        rpm=ex.rpm,
-        tpm=ex.tpm,
-        max_attempts=ex.max_attempts,
-        price=Price(ex.price_in_per_m, ex.price_out_per_m),
-        max_cost=ex.max_cost,
-        max_tokens=ex.max_tokens,
-    )
 
 
 @dataclass
@@ -194,13 +155,7 @@ MAX_CONSECUTIVE_GIVEUPS = 3
 
 
 def dialogue_config(sim: SimulationConfig) -> DialogueConfig:
-    return DialogueConfig(
-        max_turns=sim.max_turns,
-        feel_heard_after=sim.feel_heard_after,
-        seeker_temperature=sim.seeker_temperature,
-        supporter_temperature=sim.supporter_temperature,
-        safety=sim.safety,
-    )
+    return DialogueConfig.from_simulation(sim)
 
 
 async def _run_pending(
@@ -308,7 +263,7 @@ def run_simulation(
     counts = store.counts()
     live = Live(total=len(mine), ok=counts["ok"], failed=counts["failed"], turns=counts["turns"], skipped=len(done))
     own_llm = llm is None
-    llm = llm or build_llm(sim, ex)
+    llm = llm or build_llm(sim.backend, ex)
     b = sim.backend
     store.record_environment(
         backend_environment(b.kind, base_url=b.base_url, model=b.model, api_key_env=ex.api_key_env)

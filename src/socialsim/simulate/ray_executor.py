@@ -37,13 +37,14 @@ class DialogueWorker:
 
     def __init__(self, sim_json: str, ex_json: str) -> None:
         from socialsim.agents.prompts import Prompts
+        from socialsim.llm.factory import build_llm
         from socialsim.personas.bank import load_personas
-        from socialsim.simulate.engine import build_llm, dialogue_config
+        from socialsim.simulate.engine import dialogue_config
 
         self.sim = SimulationConfig.model_validate_json(sim_json)
         ex = ExecutionConfig.model_validate_json(ex_json)
         self.plan = make_plan(self.sim, load_personas(personas_path(self.sim.personas)))
-        self.llm = build_llm(self.sim, ex)
+        self.llm = build_llm(self.sim.backend, ex)
         self.prompts = Prompts()
         self.dcfg = dialogue_config(self.sim)
 

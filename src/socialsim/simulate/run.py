@@ -18,13 +18,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from socialsim.errors import UserError, validation_message
+from socialsim.errors import ParamError, UserError, validation_message
 from socialsim.llm.base import model_record
+from socialsim.llm.factory import build_llm
 from socialsim.schema import BackendConfig, ExecutionConfig, SimulationConfig
 from socialsim.simulate.engine import (
     LLM,
     RunResult,
-    build_llm,
     file_sha256,
     parse_shard,
     personas_path,
@@ -120,7 +120,7 @@ def new_run(
     `run_simulation`."""
     out = Path(out)
     parse_shard(shard)
-    llm = llm or build_llm(sim, ex)  # bad backend settings fail here, before anything is written
+    llm = llm or build_llm(sim.backend, ex)  # bad backend settings fail here, before anything is written
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a directory; choose another --out")
     if (out / MANIFEST).exists():
@@ -192,11 +192,88 @@ def resume_run(
     with lock:
         try:
             sim = resume_config(store, changes=changes or {}, backend=backend, personas=personas, force=force)
-            llm = build_llm(sim, ex)
+            llm = build_llm(sim.backend, ex)
         except BaseException:
             store.close()
             raise
         return _execute(store, sim, ex, llm, progress, runner)
+
+
+#: The corpus options a run takes from its caller; None means "not given": a new run takes the
+#: `SimulationConfig` default, a resumed run keeps its own value.
+RUN_OPTIONS: tuple[str, ...] = ("n", "seed", "sampling", "max_turns", "safety")
+
+
+def simulation_config(personas: str, backend: BackendConfig, **fields: Any) -> SimulationConfig:
+    """The config of a new run on the persona bank ``personas`` (a file, or 'default'): the bank is
+    checked now (one clear line for a bad file, before anything is written) and its digest and the
+    prompt templates' digest recorded. Fields not given take the `SimulationConfig` defaults."""
+    from socialsim.agents.prompts import Prompts
+    from socialsim.personas.bank import load_personas
+
+    path = personas_path(personas)
+    load_personas(path)
+    try:
+        return SimulationConfig(
+            backend=backend,
+            personas=personas if personas == "default" else str(Path(personas).resolve()),
+            personas_sha256=file_sha256(path),
+            templates_digest=Prompts().source_digest(),
+            **fields,
+        )
+    except ValidationError as e:
+        first = e.errors()[0]
+        param = str(first["loc"][-1]) if first["loc"] else "config"
+        raise ParamError(param, f"{first['msg']} (got {first.get('input')!r})") from None
+
+
+def start_run(
+    backend: BackendConfig,
+    ex: ExecutionConfig,
+    *,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    personas: str = "default",
+    options: dict[str, Any] | None = None,
+    force: bool = False,
+    shard: str | None = None,
+    progress: Any = None,
+    runner: Callable[..., RunResult] | None = None,
+    on_event: Any = None,
+) -> RunResult:
+    """Start a new run in ``out``, or continue the one in ``resume``: the one entry point of
+    ``socialsim simulate``. ``options`` holds the `RUN_OPTIONS` the caller gave (None = not given).
+    A local backend with no model named is recorded as today's default model in a new run, and as
+    "the run's own" in a resumed one, so a later default cannot change a run."""
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    unknown = sorted(set(options) - set(RUN_OPTIONS))
+    if unknown:
+        raise ParamError(unknown[0], f"not a run option (use {', '.join(RUN_OPTIONS)})")
+    if resume is not None:
+        if out is not None and Path(out) != Path(resume):
+            raise ParamError("out", "give either out (a new run) or resume (continue a run), not both")
+        if shard is not None:
+            raise ParamError("shard", "belongs to a new run; a resumed run keeps the shard it was started with")
+        return resume_run(
+            resume,
+            ex,
+            changes={k: options.get(k) for k in RUN_OPTIONS},
+            backend=backend,
+            personas=personas,
+            force=force,
+            progress=progress,
+            runner=runner,
+        )
+    if out is None:
+        raise ParamError("out", "required: the run folder to create (or resume a run)")
+    if "n" not in options:
+        raise ParamError("n", "required: how many dialogues to simulate")
+    if backend.kind == "local" and backend.model_path is None and backend.model is None:
+        from socialsim.llm.models import DEFAULT_MODEL
+
+        backend = backend.model_copy(update={"model": DEFAULT_MODEL})
+    sim = simulation_config(personas, backend, **options)
+    return new_run(out, sim, ex, progress=progress, shard=shard, runner=runner, on_event=on_event)
 
 
 def make_runner(executor: str, *, workers: int = 2, address: str | None = None) -> Callable[..., RunResult] | None:
