@@ -32,8 +32,10 @@ from socialsim.cli.options import (
     ModelPathOpt,
     QuietOpt,
     backend_option,
+    check_choice,
     make_llm,
 )
+from socialsim.cli.respond_metrics import respond_metrics_cmd
 from socialsim.errors import UserError
 
 console = Console()
@@ -110,11 +112,6 @@ def build_judge_llm(
         cache_path=cache_path,
         require_model="the judge model the server serves",
     )
-
-
-def _check_choice(option: str, value: str, choices: tuple[str, ...] | list[str]) -> None:
-    if value not in choices:
-        raise UserError(f"option {option}: {value!r} is not one of {', '.join(choices)}")
 
 
 def _unique_names(corpora: list[Any]) -> None:
@@ -280,8 +277,8 @@ def evaluate_cmd(
     from socialsim.evaluate.report import build_report, write_report
     from socialsim.evaluate.rubrics import RUBRICS
 
-    _check_choice("--diversity", diversity, DIVERSITY_CHOICES)
-    _check_choice("--rubric", rubric, list(RUBRICS))
+    check_choice("--diversity", diversity, DIVERSITY_CHOICES)
+    check_choice("--rubric", rubric, list(RUBRICS))
     refs = list(reference or [])
     llm = None
     if judge:  # settle the backend before any slow work
@@ -433,7 +430,7 @@ def filter_cmd(
     from socialsim.evaluate.readers import load_corpus
     from socialsim.evaluate.rubrics import RUBRICS
 
-    _check_choice("--rubric", rubric, list(RUBRICS))
+    check_choice("--rubric", rubric, list(RUBRICS))
     th = Thresholds(
         min_turns=min_turns,
         max_turns=max_turns,
@@ -479,82 +476,6 @@ def filter_cmd(
         table.add_row(f"  {reason}", str(n))
     console.print(table)
     console.print(f"Kept: {kept_path}\nRejects: {rej_path}")
-
-
-# -- respond-metrics --------------------------------------------------------------------------------
-
-
-def respond_metrics_cmd(
-    hypotheses: Annotated[
-        Path,
-        typer.Argument(
-            metavar="HYPOTHESES",
-            help='The chatbot\'s responses: JSONL with {"response": ...} per line (optional "line": the TSV '
-            'line it answers, "strategy": its ESConv strategy, "reference": a reference of its own), or plain '
-            "text with one response a line. A leading [Strategy] tag is stripped and read as the strategy.",
-            show_default=False,
-        ),
-    ],
-    references: Annotated[
-        Path | None,
-        typer.Option(
-            help="ESConv TSV whose last turn per line is the reference (e.g. devWithStrategy_short.tsv). "
-            "Hypotheses align by their 'line' field, else by order (counts must match). Omit when every "
-            "hypothesis carries its own 'reference'."
-        ),
-    ] = None,
-    tokenize: Annotated[
-        str,
-        typer.Option(
-            help="Tokenizer for every metric (after lowercasing): 'nltk' = the ESConv papers' word_tokenize "
-            "(Treebank; comparable with published ESConv numbers), '13a' = sacrebleu's default, 'simple' = "
-            "words and punctuation."
-        ),
-    ] = "nltk",
-    out: Annotated[Path | None, typer.Option(help="Also write the metrics as JSON to this file.")] = None,
-) -> None:
-    """Score responses against references: BLEU-1..4, ROUGE-L, Distinct-1/2, unigram F1 (x100).
-
-    BLEU is corpus-level sacrebleu BLEU with 'exp' smoothing (= NLTK's method3 used by the ESConv
-    code) on lowercased tokens; ROUGE-L is rouge-score's F-measure. See
-    socialsim.evaluate.response_metrics for every detail.
-
-    Example: respond-metrics responses.jsonl --references ../shared/data/esconv/devWithStrategy_short.tsv
-    """
-    from socialsim.evaluate.readers import read_tsv_examples
-    from socialsim.evaluate.response_metrics import align, read_hypotheses, response_metrics
-    from socialsim.evaluate.text import TOKENIZERS
-
-    _check_choice("--tokenize", tokenize, TOKENIZERS)
-    hyps = read_hypotheses(hypotheses)
-    examples = read_tsv_examples(references) if references is not None else None
-    h, r, pred, gold = align(hyps, examples, path=hypotheses)
-    m = response_metrics(
-        h,
-        r,
-        tokenize=tokenize,
-        predicted_strategies=pred,
-        reference_strategies=gold if examples is not None else None,
-    )
-    table = Table(title=f"Response metrics ({m.n} responses, x100)")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for k, v in m.bleu.items():
-        table.add_row(f"BLEU-{k}", f"{v:.2f}")
-    table.add_row("ROUGE-L (F)", f"{m.rouge_l:.2f}")
-    for k, v in m.distinct.items():
-        table.add_row(f"Distinct-{k}", f"{v:.2f}")
-    table.add_row("unigram F1", f"{m.unigram_f1:.2f}")
-    table.add_row("tokens / response (hyp / ref)", f"{m.hypothesis_tokens:.1f} / {m.reference_tokens:.1f}")
-    if m.strategy_accuracy is not None:
-        table.add_row("strategy accuracy", f"{m.strategy_accuracy:.2f}")
-    console.print(table)
-    console.print(f"[dim]{m.signature}[/]", highlight=False)
-    if out is not None:
-        if not out.parent.is_dir():
-            raise UserError(f"option --out: folder {out.parent} does not exist")
-        out.write_text(json.dumps(m.as_dict(), indent=2) + "\n", encoding="utf-8")
-        console.print(f"Wrote {out}")
 
 
 app.command("evaluate")(evaluate_cmd)

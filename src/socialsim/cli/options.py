@@ -181,3 +181,16 @@ def model_defaults(model: Any) -> dict[str, Any]:
     return {
         name: f.default for name, f in model.model_fields.items() if not f.is_required() and f.default_factory is None
     }
+
+
+def quiet_model_loading() -> None:
+    """Hide the embedding model's weight-loading bar (it would interleave with our own output)."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def check_choice(option: str, value: str, choices: tuple[str, ...] | list[str]) -> None:
+    """A `UserError` naming ``option`` when ``value`` is not one of ``choices``."""
+    if value not in choices:
+        raise UserError(f"option {option}: {value!r} is not one of {', '.join(choices)}")

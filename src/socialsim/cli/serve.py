@@ -95,16 +95,23 @@ def _check(ok: bool, message: str) -> None:
         raise UserError(message)
 
 
-def _supporter(source: str, configs: tuple[Any, Any], options: Any) -> tuple[Any, Any]:
-    from socialsim.serve.factory import build_supporter
+#: Options `serve` and `chat` share that pick the backend (the rest are `SupporterOptions` fields).
+_BACKEND_OPTIONS = ("base_url", "model", "model_path", "api_key_env", "http_client", "structured", "timeout")
 
+
+def _supporter(source: str, params: dict[str, Any], **fixed: Any) -> tuple[Any, Any]:
+    """`socialsim.serve.factory.build_supporter` from a command's parsed options (``ctx.params``)."""
+    from dataclasses import fields
+
+    from socialsim.serve.factory import SupporterOptions, build_supporter
+
+    given = {**params, **fixed}
+    configs = backend_configs(
+        given["backend"],
+        **{k: given[k] for k in (*_BACKEND_OPTIONS, "max_attempts", "concurrency")},
+    )
+    options = SupporterOptions(**{f.name: given[f.name] for f in fields(SupporterOptions)})
     return build_supporter(source, *configs, options)
-
-
-def _options(**values: Any) -> Any:
-    from socialsim.serve.factory import SupporterOptions
-
-    return SupporterOptions(**values)
 
 
 # -- serve ------------------------------------------------------------------------------------
@@ -112,6 +119,7 @@ def _options(**values: Any) -> Any:
 
 @app.command("serve")
 def serve_command(
+    ctx: typer.Context,
     backend: BackendOpt = "local",
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,
@@ -167,34 +175,7 @@ def serve_command(
         from socialsim.serve.app import create_app, serve_app
     except ImportError as e:  # pragma: no cover - depends on the install
         raise UserError(f"serving needs the [serve] extra: pip install -e '.[serve]' ({e.name} missing)") from None
-    llm, pipeline = _supporter(
-        "serve",
-        backend_configs(
-            backend,
-            base_url=base_url,
-            model=model,
-            model_path=model_path,
-            api_key_env=api_key_env,
-            http_client=http_client,
-            structured=structured,
-            timeout=timeout,
-            max_attempts=max_attempts,
-            concurrency=concurrency,
-        ),
-        _options(
-            mode=mode,
-            temperature=temperature,
-            reply_max_tokens=reply_max_tokens,
-            seed=seed,
-            locale=locale,
-            resources=resources,
-            classify=classify,
-            learned=learned,
-            learned_threshold=learned_threshold,
-            safety_log=safety_log,
-            log_messages=log_messages,
-        ),
-    )
+    llm, pipeline = _supporter("serve", ctx.params)
     if backend in ("local", "hf"):
         llm.backend.load()  # load the model now: the first request should not pay for it
     app_ = create_app(pipeline, model_name=served_model_name, api_key=api_key, expose_thoughts=not hide_thoughts)
@@ -293,6 +274,7 @@ async def _chat_turn(pipeline: Any, turns: list[Any], console: Any, *, show_thou
 
 @app.command("chat")
 def chat_command(
+    ctx: typer.Context,
     backend: BackendOpt = "local",
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,
@@ -341,34 +323,8 @@ def chat_command(
     path = history or Path(f"socialsim-chat-{datetime.now().strftime('%Y%m%d-%H%M%S')}.jsonl")
     records = load_history(path) if path.exists() else []
     # bad options fail here, before any file is written
-    llm, pipeline = _supporter(
-        "chat",
-        backend_configs(
-            backend,
-            base_url=base_url,
-            model=model,
-            model_path=model_path,
-            api_key_env=api_key_env,
-            http_client=http_client,
-            structured=structured,
-            timeout=timeout,
-            max_attempts=max_attempts,
-            concurrency=4,  # the thought, the reply and the risk classifier of one message
-        ),
-        _options(
-            mode=mode,
-            temperature=temperature,
-            reply_max_tokens=reply_max_tokens,
-            seed=seed,
-            locale=locale,
-            resources=resources,
-            classify=classify,
-            learned=learned,
-            learned_threshold=learned_threshold,
-            safety_log=safety_log,
-            log_messages=log_messages,
-        ),
-    )
+    # the thought, the reply and the risk classifier of one message: up to 4 upstream calls at once
+    llm, pipeline = _supporter("chat", ctx.params, concurrency=4)
     try:
         save_history(path, records)  # fail now, not after the first reply, when the path is unwritable
     except OSError as e:
