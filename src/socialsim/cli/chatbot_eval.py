@@ -47,17 +47,6 @@ def build_contender(spec: str, option: str = "--contender", prefix: str = "") ->
     return name, contender_llm(cfg), mode
 
 
-def _heldout(personas: list[Any], split: str, fraction: float = 0.2) -> list[Any]:
-    from socialsim.corpus.sft import in_valid
-
-    if split == "all":
-        return personas
-    keep = [p for p in personas if in_valid(p.id, fraction, seed=7) == (split == "heldout")]
-    if not keep:
-        raise UserError(f"option --split {split}: no persona in this bank falls in that split")
-    return keep
-
-
 @chatbot_app.command("responses")
 def chatbot_responses(
     contender: Annotated[str, typer.Option(help="The chatbot, as NAME=BACKEND:TARGET[:MODE] (see `interactive`).")],
@@ -138,11 +127,9 @@ def chatbot_interactive(
 
     if out.exists():
         raise UserError(f"{out}: already exists; choose a new --out")
-    if split not in ("heldout", "train", "all"):
-        raise UserError(f"option --split {split!r}: use heldout, train or all")
-    from socialsim.personas.bank import load_personas
+    from socialsim.personas.bank import load_personas, split_personas
 
-    pool = _heldout(load_personas(personas_path(personas)), split)
+    pool = split_personas(load_personas(personas_path(personas)), split)
     chosen = random.Random(seed).sample(pool, min(n, len(pool)))
     cs = [Contender(*build_contender(c)) for c in contenders]
     if not cs:

@@ -97,3 +97,27 @@ def sample_personas(
             if len(out) == n:
                 break
     return out
+
+
+#: Persona splits for chatbot evaluation: a fixed share of a bank, chosen by id hash under this seed.
+PERSONA_SPLITS: tuple[str, ...] = ("heldout", "train", "all")
+HELDOUT_FRACTION = 0.2
+HELDOUT_SEED = 7
+
+
+def split_personas(
+    personas: list[Persona], split: str, fraction: float = HELDOUT_FRACTION, seed: int = HELDOUT_SEED
+) -> list[Persona]:
+    """The personas of ``split``: 'heldout' (a fixed ``fraction`` of the bank, by id hash), 'train'
+    (the rest) or 'all'. Raises `ParamError` on ``split`` for an unknown split or an empty one."""
+    from socialsim.corpus.sft import in_valid
+    from socialsim.errors import ParamError
+
+    if split not in PERSONA_SPLITS:
+        raise ParamError("split", f"{split!r}: use heldout, train or all")
+    if split == "all":
+        return personas
+    keep = [p for p in personas if in_valid(p.id, fraction, seed=seed) == (split == "heldout")]
+    if not keep:
+        raise ParamError("split", f"{split}: no persona in this bank falls in that split")
+    return keep

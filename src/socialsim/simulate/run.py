@@ -251,7 +251,7 @@ def start_run(
         raise ParamError(unknown[0], f"not a run option (use {', '.join(RUN_OPTIONS)})")
     if resume is not None:
         if out is not None and Path(out) != Path(resume):
-            raise ParamError("out", "give either out (a new run) or resume (continue a run), not both")
+            raise ParamError("out", "a new run (out) and a resumed run (resume) cannot be asked for at once; give one")
         if shard is not None:
             raise ParamError("shard", "belongs to a new run; a resumed run keeps the shard it was started with")
         return resume_run(
