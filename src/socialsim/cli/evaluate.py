@@ -13,7 +13,6 @@ Bad input ends as one line ``error: ...`` on stderr and exit code 2 (`socialsim.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 

@@ -32,10 +32,10 @@ def call_concurrency(kind: str, requested: int) -> int:
 
 
 def default_cache_path() -> Path:
-    """The per-call cache file: ``calls.sqlite`` in the socialsim cache folder."""
-    from socialsim.simulate.engine import default_cache_path as path  # the cache-dir rule lives there today
+    """The per-call cache file: ``calls.sqlite`` in socialsim's cache folder (`socialsim.io.cache_dir`)."""
+    from socialsim.io import cache_dir
 
-    return path()
+    return cache_dir() / "calls.sqlite"
 
 
 def build_backend(cfg: BackendConfig, ex: ExecutionConfig | None = None, *, base_url: str | None = None) -> Any:

@@ -15,7 +15,7 @@ from socialsim.agents.common import derive_seed
 from socialsim.agents.prompts import Prompts
 from socialsim.errors import RetriesExhausted, UserError
 from socialsim.llm import LLM, BudgetExceeded
-from socialsim.llm.factory import build_llm
+from socialsim.llm.factory import build_llm, default_cache_path  # noqa: F401 - default_cache_path re-exported
 from socialsim.llm.scheduling import enter_dialogue
 from socialsim.personas.bank import default_bank_path, load_personas, sample_personas
 from socialsim.provenance import backend_environment
@@ -47,13 +47,6 @@ def file_sha256(path: str | Path) -> str:
 
 def personas_path(spec: str) -> Path:
     return default_bank_path() if spec == "default" else Path(spec)
-
-
-def default_cache_path() -> Path:
-    """The call cache, ``calls.sqlite`` in socialsim's cache folder (`socialsim.io.cache_dir`)."""
-    from socialsim.io import cache_dir
-
-    return cache_dir() / "calls.sqlite"
 
 
 @dataclass
