@@ -69,6 +69,15 @@ def choose_threshold(scores: Any, y: Any, rule_high: Any, recall: float) -> floa
     return 0.005
 
 
+def _at(scores: Any, y: Any, rule_high: Any, t: float) -> dict[str, float]:
+    """Out-of-fold recall (suicide, self-harm) and benign false-positive rate at threshold ``t``."""
+    import numpy as np
+
+    f = (scores >= t) | rule_high
+    rec = {c: round(float(np.mean(f[y == CLASSES.index(c)])), 4) for c in ("suicide", "self_harm")}
+    return {"threshold": t, **rec, "benign_fp_rate": round(float(np.mean(f[y == 0])), 4)}
+
+
 def build(train_paths: list[Path], out: Path, *, recall: float = 0.98, folds: int = 5) -> dict[str, Any]:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
@@ -101,6 +110,7 @@ def build(train_paths: list[Path], out: Path, *, recall: float = 0.98, folds: in
             p.stem: float(np.mean(flagged[(source == i) & (y == 0)])) for i, (p, _) in enumerate(loaded)
         },
         "n": {c: int(np.sum(y == i)) for i, c in enumerate(CLASSES)},
+        "tradeoff": [_at(oof, y, rule_high, t) for t in (0.4, 0.45, 0.5, 0.55, 0.6)],
     }
     svm = _svm(feats, yb)
     sign = 1.0 if list(svm.classes_) == [0, 1] else -1.0  # decision_function > 0 means class 1 (risk)
