@@ -21,6 +21,9 @@ DATA = Path(__file__).parent / "data"
 ESCONV = Path(os.environ.get("SOCIALSIM_ESCONV_DIR") or ESCONV_DIR)  # override: a worktree's own ../shared
 RECALL_TARGET = 0.98
 BENIGN_FP_TARGET = 0.05
+# regression guards at the recall-first threshold (measured: 28.0 % of ESConv dev seeker turns,
+# 31.6 % of FailedESConv seeker turns flagged), not targets
+ESCONV_DEV_GUARD = 0.31
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +53,8 @@ def _heldout_reports(learned, rules, name):
 
 
 # heldout4 is the test set: written and committed alone (d2d6a2a) before any session-2 training data,
-# feature or threshold work, and never used to choose anything. The older held-out sets (heldout,
+# feature or threshold work, and never used to choose anything (17 near-copies of training messages
+# were removed after its first measurement, by the overlap test's criterion alone). The older held-out sets (heldout,
 # heldout2, heldout3) were folded into the training data in session 2 (see labelled/README.md).
 TEST_SET = "heldout4"
 FORMER_HELDOUT = ("heldout", "heldout2", "heldout3")
@@ -61,7 +65,7 @@ def heldout4_report(learned, rules):
     return _heldout_reports(learned, rules, TEST_SET)
 
 
-@pytest.mark.xfail(strict=True, reason="not met on heldout4: 58/60 suicide messages (96.7 %), see the README")
+@pytest.mark.xfail(strict=True, reason="not met on heldout4: 52/54 suicide messages (96.3 %), see the README")
 def test_heldout_recall_target(heldout4_report):
     """Recall >= 98 % for suicide and self-harm on the test set, of what routes a message to the
     protocol without an LLM stage (rules high OR learned)."""
@@ -71,8 +75,8 @@ def test_heldout_recall_target(heldout4_report):
 
 
 def test_heldout_recall_and_false_positive_guard(heldout4_report):
-    """Regression guards at the measured level (heldout4: suicide 96.7 %, self-harm 100 %, harm to
-    others 100 %, 26/109 = 23.9 % of hard negatives flagged); the targets are the xfail tests."""
+    """Regression guards at the measured level (heldout4: suicide 96.3 %, self-harm 100 %, harm to
+    others 100 %, 26/103 = 25.2 % of hard negatives flagged); the targets are the xfail tests."""
     assert heldout4_report.category("suicide")["recall"] >= 0.95, heldout4_report.missed()
     assert heldout4_report.category("self_harm")["recall"] >= 0.95, heldout4_report.missed()
     assert heldout4_report.category("harm_to_others")["recall"] >= 0.85, heldout4_report.missed()
@@ -152,7 +156,7 @@ def test_esconv_seeker_turns_false_positive_rate(learned, rules):
     for s, t in sorted(flagged, reverse=True):
         print(f"  {s}  {t[:150]}")
     assert len(items) > 1000
-    assert either / len(items) <= 0.45  # a regression guard at the recall-first threshold, not a target
+    assert either / len(items) <= 0.35  # a regression guard at the recall-first threshold, not a target
 
 
 def _esconv_dev_items():
