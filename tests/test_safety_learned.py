@@ -52,7 +52,7 @@ def _heldout_reports(learned, rules, name):
     return both
 
 
-# heldout4 is the test set: written and committed alone (764453a) before any session-2 training data,
+# heldout4 is the test set: written and committed alone (3a5d0ea) before any session-2 training data,
 # feature or threshold work, and never used to choose anything (17 near-copies of training messages
 # were removed after its first measurement, by the overlap test's criterion alone). The older held-out sets (heldout,
 # heldout2, heldout3) were folded into the training data in session 2 (see labelled/README.md).
