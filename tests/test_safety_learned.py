@@ -1,5 +1,5 @@
-"""The learned stage of the safety layer (MiniLM embeddings + logistic regression), measured on the
-held-out set written before any training data (``socialsim/safety/data/labelled/heldout.jsonl``,
+"""The learned stage of the safety layer (MiniLM embeddings + RBF SVM, rule signals), measured on the
+test set written before any session-2 training or tuning (``socialsim/safety/data/labelled/heldout4.jsonl``,
 see its commit), on the older probe sets and on ESConv seeker utterances; fail-closed combination;
 latency; the model file rebuilt from the checked-in data."""
 
@@ -21,6 +21,9 @@ DATA = Path(__file__).parent / "data"
 ESCONV = Path(os.environ.get("SOCIALSIM_ESCONV_DIR") or ESCONV_DIR)  # override: a worktree's own ../shared
 RECALL_TARGET = 0.98
 BENIGN_FP_TARGET = 0.05
+# regression guards at the recall-first threshold (measured: 28.0 % of ESConv dev seeker turns,
+# 31.6 % of FailedESConv seeker turns flagged), not targets
+ESCONV_DEV_GUARD = 0.31
 
 
 @pytest.fixture(scope="module")
@@ -49,30 +52,52 @@ def _heldout_reports(learned, rules, name):
     return both
 
 
-UNMET = pytest.mark.xfail(strict=True, reason="not met on heldout2: 53/55 suicide messages (96.4 %), see the README")
+# heldout4 is the test set: written and committed alone (3a5d0ea) before any session-2 training data,
+# feature or threshold work, and never used to choose anything (17 near-copies of training messages
+# were removed after its first measurement, by the overlap test's criterion alone). The older held-out sets (heldout,
+# heldout2, heldout3) were folded into the training data in session 2 (see labelled/README.md).
+TEST_SET = "heldout4"
+FORMER_HELDOUT = ("heldout", "heldout2", "heldout3")
 
 
-@pytest.mark.parametrize("name", ["heldout", pytest.param("heldout2", marks=UNMET)])
-def test_heldout_recall_target(learned, rules, name):
-    """Both held-out sets were committed before the training data (heldout) or before any learned
-    result was seen (heldout2) and are never used to choose anything. Recall >= 98 % for suicide and
-    self-harm of what routes a message to the protocol without an LLM stage (rules high OR learned)."""
-    both = _heldout_reports(learned, rules, name)
+@pytest.fixture(scope="module")
+def heldout4_report(learned, rules):
+    return _heldout_reports(learned, rules, TEST_SET)
+
+
+@pytest.mark.xfail(strict=True, reason="not met on heldout4: 52/54 suicide messages (96.3 %), see the README")
+def test_heldout_recall_target(heldout4_report):
+    """Recall >= 98 % for suicide and self-harm on the test set, of what routes a message to the
+    protocol without an LLM stage (rules high OR learned)."""
     for cat in ("suicide", "self_harm"):
-        assert both.category(cat)["recall"] >= RECALL_TARGET, (cat, both.missed())
-    assert both.category("harm_to_others")["recall"] >= 0.85, both.missed()
+        assert heldout4_report.category(cat)["recall"] >= RECALL_TARGET, (cat, heldout4_report.missed())
+    assert heldout4_report.category("harm_to_others")["recall"] >= 0.85, heldout4_report.missed()
+
+
+def test_heldout_recall_and_false_positive_guard(heldout4_report):
+    """Regression guards at the measured level (heldout4: suicide 96.3 %, self-harm 100 %, harm to
+    others 100 %, 26/103 = 25.2 % of hard negatives flagged); the targets are the xfail tests."""
+    assert heldout4_report.category("suicide")["recall"] >= 0.95, heldout4_report.missed()
+    assert heldout4_report.category("self_harm")["recall"] >= 0.95, heldout4_report.missed()
+    assert heldout4_report.category("harm_to_others")["recall"] >= 0.85, heldout4_report.missed()
+    assert heldout4_report.benign()["fp_rate"] <= 0.28, heldout4_report.benign()["texts"]
 
 
 @pytest.mark.xfail(
     strict=True,
     reason="not met: the learned stage at its recall-first threshold flags far more "
-    "than 5 % of the held-out hard negatives (see the README's safety table)",
+    "than 5 % of the test set's hard negatives (see the README's safety table)",
 )
-@pytest.mark.parametrize("name", ["heldout", "heldout2"])
-def test_heldout_benign_false_positive_target(learned, rules, name):
-    rows = load_labelled(labelled_path(name))
-    both = evaluate(rows, rules=rules, learned=learned)
-    assert both.benign()["fp_rate"] <= BENIGN_FP_TARGET, both.benign()["texts"]
+def test_heldout_benign_false_positive_target(heldout4_report):
+    assert heldout4_report.benign()["fp_rate"] <= BENIGN_FP_TARGET, heldout4_report.benign()["texts"]
+
+
+@pytest.mark.parametrize("name", FORMER_HELDOUT)
+def test_former_heldout_sets_are_fit(learned, rules, name):
+    """The former held-out sets are training data now: the fitted model must keep their crisis
+    messages (a check of the fit, not a measurement of generalisation)."""
+    both = _heldout_reports(learned, rules, name)
+    assert both.category("suicide")["recall"] >= RECALL_TARGET, both.missed()
 
 
 def test_older_probe_sets(learned, rules):
@@ -104,9 +129,9 @@ def test_older_probe_sets(learned, rules):
     assert all(both.flagged)
     r = evaluate(rounds, rules=rules, learned=learned)
     assert r.category("suicide")["recall"] >= 0.95, r.missed()
-    # measured at the recall-first threshold: 34/70 benign probes flagged (a regression guard, not a target)
+    # measured at the recall-first threshold: 13/70 benign probes flagged (a regression guard, not a target)
     b = evaluate(benign, rules=rules, learned=learned).benign()
-    assert b["fp_rate"] <= 0.55, b
+    assert b["fp_rate"] <= 0.25, b
 
 
 def _esconv_dialogues():
@@ -131,7 +156,36 @@ def test_esconv_seeker_turns_false_positive_rate(learned, rules):
     for s, t in sorted(flagged, reverse=True):
         print(f"  {s}  {t[:150]}")
     assert len(items) > 1000
-    assert either / len(items) <= 0.45  # a regression guard at the recall-first threshold, not a target
+    assert either / len(items) <= 0.35  # a regression guard at the recall-first threshold, not a target
+
+
+def _esconv_dev_items():
+    from socialsim.evaluate.readers import read_tsv_corpus
+
+    items = []
+    for d in read_tsv_corpus(ESCONV / "devWithStrategy_short.tsv").dialogues:
+        seeker = [t.text.strip() for t in d.turns if t.speaker == "seeker" and t.text.strip()]
+        items += [(t, seeker[:i]) for i, t in enumerate(seeker)]
+    return items
+
+
+@pytest.mark.skipif(not (ESCONV / "devWithStrategy_short.tsv").exists(), reason="ESConv material not in ../shared")
+def test_esconv_dev_seeker_turns_flag_rate(learned, rules):
+    """ESConv's dev split (stitched back into dialogues), every seeker turn with the seeker turns
+    before it: mostly not crises, some are. Never used to choose anything."""
+    items = _esconv_dev_items()
+    scores = learned.score_many(items)
+    high = [rules.check(t, distance=True).level == "high" for t, _ in items]
+    flagged = [(round(s.score, 2), t) for (t, _), s in zip(items, scores, strict=True) if s.flagged]
+    either = sum(s.flagged or h for s, h in zip(scores, high, strict=True))
+    print(
+        f"\nESConv dev seeker turns: {len(items)}; learned flags {len(flagged)} ({len(flagged) / len(items):.2%}), "
+        f"rules high {sum(high)}, either {either} ({either / len(items):.2%})"
+    )
+    for sc, t in sorted(flagged, reverse=True)[:60]:
+        print(f"  {sc}  {t[:150]}")
+    assert len(items) > 1000
+    assert either / len(items) <= ESCONV_DEV_GUARD  # a regression guard at the recall-first threshold
 
 
 def test_latency_per_message(learned):
@@ -223,29 +277,32 @@ def test_bad_model_file_is_a_user_error(tmp_path):
 
 
 def test_train_and_heldout_do_not_overlap(learned):
-    """No held-out message is a near-copy of a training message (cosine of their embeddings)."""
+    """No test-set message is a near-copy of a training message (cosine of their embeddings)."""
     import numpy as np
 
     from socialsim.embeddings import embed
+    from socialsim.safety.learned_build import TRAIN_SETS
 
-    train = [r.text for r in load_labelled(labelled_path("train"))]
-    held = [r.text for r in load_labelled(labelled_path("heldout"))]
+    train = [r.text for n in TRAIN_SETS for r in load_labelled(labelled_path(n))]
+    held = [r.text for r in load_labelled(labelled_path(TEST_SET))]
     sims = embed(held) @ embed(train).T
     i, j = np.unravel_index(np.argmax(sims), sims.shape)
-    print(f"\nmost similar held-out/train pair: {sims[i, j]:.3f}: {held[i]!r} / {train[j]!r}")
+    print(f"\nmost similar test/train pair: {sims[i, j]:.3f}: {held[i]!r} / {train[j]!r}")
     assert float(sims.max()) < 0.95
 
 
 def test_model_file_rebuilds_from_checked_in_data(tmp_path):
-    """``python -m socialsim.safety.learned_build`` on the checked-in training set gives the shipped
-    file (same threshold, weights equal up to float noise)."""
+    """``python -m socialsim.safety.learned_build`` on the checked-in training sets gives the shipped
+    file (same threshold and support vectors, coefficients equal up to float noise)."""
     import numpy as np
 
-    from socialsim.safety.learned_build import build
+    from socialsim.safety.learned_build import TRAIN_SETS, build
 
     out = tmp_path / "model.json"
-    new = build(labelled_path("train"), out)
+    new = build([labelled_path(n) for n in TRAIN_SETS], out)
     shipped = json.loads(default_model_path().read_text())
-    assert new["train_sha256"] == shipped["train_sha256"], "train.jsonl changed: rebuild the model file"
+    assert new["train_sha256"] == shipped["train_sha256"], "training data changed: rebuild the model file"
     assert abs(new["threshold"] - shipped["threshold"]) < 2e-3
-    assert np.allclose(np.array(new["coef"]), np.array(shipped["coef"]), atol=1e-3)
+    assert new["flag_model"]["shape"] == shipped["flag_model"]["shape"]
+    assert np.allclose(new["flag_model"]["dual_coef"], shipped["flag_model"]["dual_coef"], atol=1e-3)
+    assert np.allclose(np.array(new["category_model"]["coef"]), np.array(shipped["category_model"]["coef"]), atol=1e-3)

@@ -12,10 +12,11 @@ Three stages
    ``high`` or ``ambiguous``. With the learned stage on, a high hit in a sentence about the past,
    someone else or a story (``distance_cues``: "I used to self-harm", "my friend told me she is
    suicidal") counts as ambiguous.
-2. **Learned stage** (`LearnedStage`, ``learned.py``): logistic regression on all-MiniLM-L6-v2
-   embeddings of the message and of the message with the previous seeker turns, weights in
-   ``data/learned_model.json`` built by ``python -m socialsim.safety.learned_build`` from
-   ``data/labelled/train.jsonl``; measured on ``data/labelled/heldout*.jsonl`` (`measure`).
+2. **Learned stage** (`LearnedStage`, ``learned.py``): an RBF SVM (flag) and a logistic regression
+   (category) on all-MiniLM-L6-v2 embeddings of the message and of the message with the previous
+   seeker turns plus four rule signals, in ``data/learned_model.json`` built by
+   ``python -m socialsim.safety.learned_build`` from the labelled sets in ``data/labelled/``;
+   measured on the test set ``data/labelled/heldout4.jsonl`` (`measure`).
 3. **LLM classifier** (`LLMClassifier`): a `RiskVerdict` (risk, confidence, reason) through
    `socialsim.llm.structured.generate_structured`, prompted by ``templates/risk_classifier*.j2``.
 
