@@ -182,14 +182,26 @@ def turn_quality(d: Dialogue) -> dict[str, int]:
     """Counts the run summary adds up: seeker role fallbacks, supporter replies regenerated for leaking
     prompt text, and thoughts (how many validated on the first call)."""
     sup = [t for t in d.turns if t.speaker == "supporter" and t.thought_attempts is not None]
+    labelled = [t for t in d.turns if t.realized_strategy is not None and t.strategy is not None]
+    seeker = [t for t in d.turns if t.speaker == "seeker"]
     return {
         "role_fallbacks": sum(1 for t in d.turns if t.role_fallback),
         "supporter_leaks": sum(t.leaks for t in d.turns),
         "thoughts": len(sup),
         "thoughts_first_try": sum(1 for t in sup if t.thought_attempts == 1),
+        "realized_labelled": len(labelled),
+        "realized_agree": sum(1 for t in labelled if t.realized_strategy == t.strategy),
+        "appraisals": sum(1 for t in seeker if t.appraisal is not None),
+        "seeker_leaks": sum(1 for t in seeker if t.fidelity and t.fidelity.get("leak")),
+        "seeker_drift": sum(1 for t in seeker if t.fidelity and t.fidelity.get("drift")),
+        "seeker_turns": len(seeker),
     }
 
 
+QUALITY_KEYS = (
+    "role_fallbacks", "supporter_leaks", "thoughts", "thoughts_first_try", "realized_labelled", "realized_agree",
+    "appraisals", "seeker_leaks", "seeker_drift", "seeker_turns",
+)
 MAX_CONSECUTIVE_GIVEUPS = 3
 
 
@@ -200,6 +212,8 @@ def dialogue_config(sim: SimulationConfig) -> DialogueConfig:
         seeker_temperature=sim.seeker_temperature,
         supporter_temperature=sim.supporter_temperature,
         safety=sim.safety,
+        disclosure=sim.disclosure,
+        realized_strategy=sim.realized_strategy,
     )
 
 
@@ -347,7 +361,7 @@ def _store_stats(store: RunStore, llm: LLM, live: Live, wall: float) -> None:
         "stopped": live.stopped,
         "deferred": live.deferred,
         **llm.stats.as_dict(),
-        **{k: live.quality.get(k, 0) for k in ("role_fallbacks", "supporter_leaks", "thoughts", "thoughts_first_try")},
+        **{k: live.quality.get(k, 0) for k in QUALITY_KEYS},
     }
     runs.append(session)
     write_summary(store, live.total, runs, stopped=live.stopped, deferred=live.deferred)
@@ -387,6 +401,12 @@ def write_summary(
     }
     if summary.get("thoughts"):
         summary["thoughts_first_try_rate"] = round(summary["thoughts_first_try"] / summary["thoughts"], 4)
+    if summary.get("realized_labelled"):
+        summary["strategy_agreement"] = round(summary["realized_agree"] / summary["realized_labelled"], 4)
+    if summary.get("seeker_turns"):
+        rates = {"seeker_leaks": "leak_rate", "seeker_drift": "drift_rate", "role_fallbacks": "role_fallback_rate"}
+        for k, name in rates.items():
+            summary[name] = round(summary.get(k, 0) / summary["seeker_turns"], 4)
     store.set_meta("summary", summary)
     atomic_write_text(store.root / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
