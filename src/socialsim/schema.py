@@ -419,6 +419,10 @@ class SimulationConfig(BaseModel):
         description="How the seeker's disclosure is earned: 'appraisal' (the seeker's own appraisal of each reply) "
         "or 'strategy-rule' (points per declared strategy; no appraisal call).",
     )
+    fidelity: bool = Field(
+        default=True,
+        description="Seeker fidelity checks per seeker turn (embedding leak and drift; leaked lines regenerated).",
+    )
     realized_strategy: bool = Field(
         default=True, description="Label each supporter reply's strategy from its text alone (one call a turn)."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from socialsim.agents.common import clean_utterance, derive_seed, total_usage
 from socialsim.agents.prompts import Prompts
@@ -104,8 +105,12 @@ class Seeker:
         max_regenerations: int = 2,
         temperature: float = 0.8,
         max_tokens: int = 80,
+        fidelity: Any = None,
     ) -> None:
+        """``fidelity``: a `socialsim.agents.fidelity.FidelityCheck` (leaked lines are then regenerated like
+        role slips, and each turn records its figures), or None."""
         self.llm, self.persona, self.prompts = llm, persona, prompts
+        self.fidelity = fidelity
         self.seed = seed
         self.max_regenerations = max_regenerations
         self.temperature = temperature
@@ -176,6 +181,8 @@ class Seeker:
         msgs = self.messages(history, layer, goodbye, dismissed)
         completions: list[Completion] = []
         text, fallback = "", True
+        figures: dict[str, Any] | None = None
+        leaked = 0
         for attempt in range(self.max_regenerations + 1):
             req = ChatRequest.of(
                 msgs,
@@ -192,16 +199,26 @@ class Seeker:
                 and not narrates(candidate, self.persona)
                 and (goodbye or not off_topic(candidate, self.persona, layer))
             ):
+                if self.fidelity is not None:
+                    figures = self.fidelity.check(candidate, layer, goodbye=goodbye)
+                    if figures["leak"]:  # said a layer not yet opened: regenerate like a role slip
+                        leaked += 1
+                        continue
                 text, fallback = candidate, False
                 break
         if fallback:
             text = self.fallback(layer, goodbye, dismissed)
+            if self.fidelity is not None:
+                figures = self.fidelity.check(text, layer, goodbye=True)
+        if figures is not None:
+            figures["leak_regenerations"] = leaked
         usage, latency, calls = total_usage(completions)
         return Turn(
             speaker="seeker",
             text=text,
             disclosure_layer=layer,
             role_fallback=fallback,
+            fidelity=figures,
             usage=usage,
             latency_s=round(latency, 4),
             calls=calls,

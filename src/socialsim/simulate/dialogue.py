@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from socialsim.agents.disclosure import AppraisalDisclosure, make_policy
+from socialsim.agents.fidelity import FidelityCheck
 from socialsim.agents.prompts import Prompts
 from socialsim.agents.seeker import Seeker, says_goodbye
 from socialsim.agents.strategy_classifier import StrategyClassifier
@@ -46,6 +47,8 @@ class DialogueConfig:
     parse_attempts: int = 3
     disclosure: str = "appraisal"
     """Disclosure policy (`socialsim.agents.disclosure.DISCLOSURE_POLICIES`)."""
+    fidelity: bool = True
+    """Check each seeker line for leaks of unopened layers (regenerated) and persona drift (`FidelityCheck`)."""
     realized_strategy: bool = True
     """Label each supporter reply's strategy from its text alone (`StrategyClassifier`)."""
     safety: bool = True
@@ -93,6 +96,7 @@ async def simulate_dialogue(
         seed=seed,
         temperature=cfg.seeker_temperature,
         max_regenerations=cfg.max_regenerations,
+        fidelity=FidelityCheck(persona) if cfg.fidelity else None,
     )
     supporter = supporter or Supporter(
         sup_llm,

@@ -18,7 +18,7 @@ from socialsim.llm import LLM, BudgetExceeded, CallCache, Price, make_backend
 from socialsim.llm.scheduling import enter_dialogue
 from socialsim.personas.bank import default_bank_path, load_personas, sample_personas
 from socialsim.provenance import backend_environment
-from socialsim.schema import Dialogue, ExecutionConfig, Persona, SimulationConfig
+from socialsim.schema import Dialogue, ExecutionConfig, Persona, SimulationConfig, Turn
 from socialsim.simulate.dialogue import DialogueConfig, DialogueEvents, default_safety, simulate_dialogue
 from socialsim.simulate.store import RunStore
 
@@ -192,10 +192,16 @@ def turn_quality(d: Dialogue) -> dict[str, int]:
         "realized_labelled": len(labelled),
         "realized_agree": sum(1 for t in labelled if t.realized_strategy == t.strategy),
         "appraisals": sum(1 for t in seeker if t.appraisal is not None),
-        "seeker_leaks": sum(1 for t in seeker if t.fidelity and t.fidelity.get("leak")),
+        # a leak counts when it was seen, also when a regeneration then replaced it
+        "seeker_leaks": sum(1 for t in seeker if _leaked(t)),
         "seeker_drift": sum(1 for t in seeker if t.fidelity and t.fidelity.get("drift")),
         "seeker_turns": len(seeker),
     }
+
+
+def _leaked(t: Turn) -> bool:
+    f = t.fidelity or {}
+    return bool(f.get("leak") or f.get("leak_regenerations"))
 
 
 QUALITY_KEYS = (
@@ -214,6 +220,7 @@ def dialogue_config(sim: SimulationConfig) -> DialogueConfig:
         safety=sim.safety,
         disclosure=sim.disclosure,
         realized_strategy=sim.realized_strategy,
+        fidelity=sim.fidelity,
     )
 
 
@@ -334,6 +341,10 @@ def run_simulation(
     prompts.compile_all()
     if sim.safety:  # compile the safety rules now (~1 s), not inside the loop while calls wait
         default_safety()
+    if sim.fidelity:  # load the embedding model now, not inside the loop
+        from socialsim.embeddings import model as embedding_model
+
+        embedding_model()
     t0 = time.monotonic()
 
     async def main() -> None:
