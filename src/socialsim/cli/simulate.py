@@ -223,6 +223,24 @@ def simulate(
             "flagged turn is answered with the fixed crisis protocol instead of a model reply."
         ),
     ] = None,
+    disclosure: Annotated[
+        str | None,
+        typer.Option(
+            help="How the seeker's disclosure is earned: 'appraisal' (default: the seeker's model appraises each "
+            "reply, one extra call a turn; see README 'The disclosure rule') or 'strategy-rule' (points per "
+            "declared strategy; cheap and deterministic)."
+        ),
+    ] = None,
+    realized_strategy: Annotated[
+        bool | None,
+        typer.Option(
+            help="Label each supporter reply's strategy from its text alone (default on; one extra call a turn)."
+        ),
+    ] = None,
+    fidelity: Annotated[
+        bool | None,
+        typer.Option(help="Seeker fidelity checks (default on): leaked layers regenerated, drift recorded."),
+    ] = None,
     http_client: Annotated[
         str,
         typer.Option(
@@ -328,7 +346,10 @@ def simulate(
     if resume is not None:
         if out is not None and Path(out) != Path(resume):
             raise UserError("give either --out (new run) or --resume DIR (continue a run), not both")
-        changes = {"n": n, "seed": seed, "sampling": sampling, "max_turns": max_turns, "safety": safety}
+        changes = {
+            "n": n, "seed": seed, "sampling": sampling, "max_turns": max_turns, "safety": safety,
+            "disclosure": disclosure, "realized_strategy": realized_strategy, "fidelity": fidelity,
+        }
         if shard is not None:
             raise UserError("--shard belongs to a new run; a resumed run keeps the shard it was started with")
         result = resume_run(
@@ -355,6 +376,9 @@ def simulate(
             8 if max_turns is None else max_turns,
             bcfg,
             safety=True if safety is None else safety,
+            disclosure=disclosure or "appraisal",
+            realized_strategy=True if realized_strategy is None else realized_strategy,
+            fidelity=True if fidelity is None else fidelity,
         )
         result = new_run(out, sim, ex, progress=_progress_hook(quiet), shard=shard, runner=runner)
     console.print(_summary_table(result.summary))
