@@ -395,11 +395,19 @@ class BackendConfig(BaseModel):
     structured: Literal["auto", "json_schema", "json_object", "off"] = "auto"
 
 
+ROLES = ("seeker", "supporter", "classifier")
+"""Roles that may run on their own backend (the seeker's model also makes its appraisals)."""
+
+
 class SimulationConfig(BaseModel):
     """Everything that decides a run's corpus; its hash guards resumes."""
 
     model_config = ConfigDict(extra="forbid")
     backend: BackendConfig = Field(default_factory=BackendConfig)
+    roles: dict[Literal["seeker", "supporter", "classifier"], BackendConfig] = Field(
+        default_factory=dict,
+        description="Role-specific backends (`ROLES`); a role not listed uses `backend`.",
+    )
     personas: str = Field(description="Persona file path, or 'default' for the built-in bank.")
     personas_sha256: str
     n: int = Field(ge=1)

@@ -138,6 +138,9 @@ def demo(
 # -- simulate ---------------------------------------------------------------------------------
 
 
+ROLES_PANEL = "Role-specific models"
+
+
 def _sim_config(personas: str, n: int, seed: int, sampling: str, max_turns: int, backend: Any, **kw: Any):  # type: ignore[no-untyped-def]
     from pydantic import ValidationError
 
@@ -241,6 +244,42 @@ def simulate(
         bool | None,
         typer.Option(help="Seeker fidelity checks (default on): leaked layers regenerated, drift recorded."),
     ] = None,
+    seeker_backend: Annotated[
+        str | None,
+        typer.Option(help="Backend kind for the seeker; default: --backend.", rich_help_panel=ROLES_PANEL),
+    ] = None,
+    seeker_base_url: Annotated[
+        str | None,
+        typer.Option(help="Server URL for the seeker; default: --base-url.", rich_help_panel=ROLES_PANEL),
+    ] = None,
+    seeker_model: Annotated[
+        str | None,
+        typer.Option(help="Model for the seeker; default: --model.", rich_help_panel=ROLES_PANEL),
+    ] = None,
+    supporter_backend: Annotated[
+        str | None,
+        typer.Option(help="Backend kind for the supporter; default: --backend.", rich_help_panel=ROLES_PANEL),
+    ] = None,
+    supporter_base_url: Annotated[
+        str | None,
+        typer.Option(help="Server URL for the supporter; default: --base-url.", rich_help_panel=ROLES_PANEL),
+    ] = None,
+    supporter_model: Annotated[
+        str | None,
+        typer.Option(help="Model for the supporter; default: --model.", rich_help_panel=ROLES_PANEL),
+    ] = None,
+    classifier_backend: Annotated[
+        str | None,
+        typer.Option(help="Backend kind for the strategy classifier; default: --backend.", rich_help_panel=ROLES_PANEL),
+    ] = None,
+    classifier_base_url: Annotated[
+        str | None,
+        typer.Option(help="Server URL for the strategy classifier; default: --base-url.", rich_help_panel=ROLES_PANEL),
+    ] = None,
+    classifier_model: Annotated[
+        str | None,
+        typer.Option(help="Model for the strategy classifier; default: --model.", rich_help_panel=ROLES_PANEL),
+    ] = None,
     http_client: Annotated[
         str,
         typer.Option(
@@ -338,6 +377,13 @@ def simulate(
             model_path=str(model_path) if model_path else None,
             structured=structured,  # type: ignore[arg-type]
         )
+        from socialsim.simulate.roles import role_backends
+
+        roles = role_backends(bcfg, {
+            "seeker": {"kind": seeker_backend, "base_url": seeker_base_url, "model": seeker_model},
+            "supporter": {"kind": supporter_backend, "base_url": supporter_base_url, "model": supporter_model},
+            "classifier": {"kind": classifier_backend, "base_url": classifier_base_url, "model": classifier_model},
+        })
     except ValidationError as e:
         raise UserError(options_message(e)) from None
     from socialsim.simulate.run import make_runner, new_run, resume_run
@@ -350,6 +396,8 @@ def simulate(
             "n": n, "seed": seed, "sampling": sampling, "max_turns": max_turns, "safety": safety,
             "disclosure": disclosure, "realized_strategy": realized_strategy, "fidelity": fidelity,
         }
+        if roles:
+            raise UserError("role-specific models belong to a new run; a resumed run keeps the run's own roles")
         if shard is not None:
             raise UserError("--shard belongs to a new run; a resumed run keeps the shard it was started with")
         result = resume_run(
@@ -379,6 +427,7 @@ def simulate(
             disclosure=disclosure or "appraisal",
             realized_strategy=True if realized_strategy is None else realized_strategy,
             fidelity=True if fidelity is None else fidelity,
+            roles=roles,
         )
         result = new_run(out, sim, ex, progress=_progress_hook(quiet), shard=shard, runner=runner)
     console.print(_summary_table(result.summary))

@@ -18,7 +18,7 @@ from socialsim.llm import LLM, BudgetExceeded, CallCache, Price, make_backend
 from socialsim.llm.scheduling import enter_dialogue
 from socialsim.personas.bank import default_bank_path, load_personas, sample_personas
 from socialsim.provenance import backend_environment
-from socialsim.schema import Dialogue, ExecutionConfig, Persona, SimulationConfig, Turn
+from socialsim.schema import BackendConfig, Dialogue, ExecutionConfig, Persona, SimulationConfig, Turn
 from socialsim.simulate.dialogue import DialogueConfig, DialogueEvents, default_safety, simulate_dialogue
 from socialsim.simulate.store import RunStore
 
@@ -55,8 +55,11 @@ def default_cache_path() -> Path:
     return cache_dir() / "calls.sqlite"
 
 
-def build_llm(sim: SimulationConfig, ex: ExecutionConfig) -> LLM:
-    b = sim.backend
+def build_llm(
+    sim: SimulationConfig, ex: ExecutionConfig, *, backend: BackendConfig | None = None, cache: CallCache | None = None
+) -> LLM:
+    """The run's main `LLM` (or one for ``backend``, a role's own; ``cache`` shares an open call cache)."""
+    b = backend or sim.backend
     if ex.replica_urls and b.kind != "openai":
         raise UserError("--base-url given more than once needs --backend openai (replicas of one served model)")
 
@@ -78,8 +81,7 @@ def build_llm(sim: SimulationConfig, ex: ExecutionConfig) -> LLM:
         backend: Any = ReplicaPool([one(u) for u in [b.base_url, *ex.replica_urls]])
     else:
         backend = one(b.base_url)
-    cache = None
-    if ex.cache:
+    if cache is None and ex.cache:
         cache = CallCache(Path(ex.cache_path) if ex.cache_path else default_cache_path())
     concurrency = 1 if b.kind == "local" else ex.concurrency
     return LLM(
@@ -235,8 +237,10 @@ async def _run_pending(
     prompts: Prompts,
     on_progress: ProgressHook | None,
     on_event: DialogueEvents | None = None,
+    roles: dict[str, LLM] | None = None,
 ) -> None:
     dcfg = dialogue_config(sim)
+    roles = roles or {}
     queue = iter(pending)
     stop = asyncio.Event()
     # more dialogues in flight than call slots: each dialogue is a chain of dependent calls, so
@@ -256,13 +260,15 @@ async def _run_pending(
             live.in_flight += 1
             try:
                 d: Dialogue = await simulate_dialogue(
-                    llm,
+                    roles.get("seeker", llm),
                     plan.personas[idx],
                     seed=plan.seed(idx),
                     dialogue_id=plan.dialogue_id(idx),
                     config=dcfg,
                     prompts=prompts,
                     on_event=on_event,
+                    supporter_llm=roles.get("supporter", llm),
+                    classifier_llm=roles.get("classifier", llm),
                 )
             except BudgetExceeded as e:
                 live.stopped = str(e)
@@ -331,12 +337,19 @@ def run_simulation(
     own_llm = llm is None
     llm = llm or build_llm(sim, ex)
     b = sim.backend
-    store.record_environment(
-        backend_environment(b.kind, base_url=b.base_url, model=b.model, api_key_env=ex.api_key_env)
-    )
+    env = backend_environment(b.kind, base_url=b.base_url, model=b.model, api_key_env=ex.api_key_env)
+    for role, cfg in sim.roles.items():  # each role's own backend, next to the main one
+        env[f"{role}_backend"] = backend_environment(
+            cfg.kind, base_url=cfg.base_url, model=cfg.model, api_key_env=ex.api_key_env
+        )
+    store.record_environment(env)
     prior = store.get_meta("summary") or {}
     llm.prior_tokens = int(prior.get("prompt_tokens", 0)) + int(prior.get("completion_tokens", 0))
     llm.prior_cost = float(prior.get("cost_usd", 0.0))
+    from socialsim.simulate.roles import combined_stats, distinct, role_llms
+
+    roles = role_llms(sim, ex, llm)
+    everyone = distinct(roles) if llm in roles.values() else [llm, *distinct(roles)]
     prompts = Prompts()
     prompts.compile_all()
     if sim.safety:  # compile the safety rules now (~1 s), not inside the loop while calls wait
@@ -349,29 +362,32 @@ def run_simulation(
 
     async def main() -> None:
         try:
-            await _run_pending(store, sim, ex, llm, plan, pending, live, prompts, on_progress, on_event)
+            await _run_pending(store, sim, ex, llm, plan, pending, live, prompts, on_progress, on_event, roles)
         finally:
             # connections belong to this event loop: release them here (they reopen lazily)
-            await llm.backend.aclose()
+            for m in everyone:
+                await m.backend.aclose()
 
     try:
         run_loop(main())
     finally:
         wall = time.monotonic() - t0
-        _store_stats(store, llm, live, wall)
+        stats = combined_stats(everyone)
+        _store_stats(store, stats, live, wall)
         exports = store.export()  # the exports always mirror the store, also after an abort
-        if own_llm:
-            llm.close()
-    return RunResult(store.root, live, llm.stats.as_dict(), wall, exports, store.get_meta("summary"))
+        for m in everyone:
+            if own_llm or m is not llm:
+                m.close()
+    return RunResult(store.root, live, stats, wall, exports, store.get_meta("summary"))
 
 
-def _store_stats(store: RunStore, llm: LLM, live: Live, wall: float) -> None:
+def _store_stats(store: RunStore, stats: dict[str, Any], live: Live, wall: float) -> None:
     runs = store.get_meta("sessions", [])
     session = {
         "wall_s": round(wall, 3),
         "stopped": live.stopped,
         "deferred": live.deferred,
-        **llm.stats.as_dict(),
+        **stats,
         **{k: live.quality.get(k, 0) for k in QUALITY_KEYS},
     }
     runs.append(session)
