@@ -159,7 +159,9 @@ def main(argv: list[str] | None = None) -> None:
     report["model"] = a.model
     text = json.dumps(report, indent=2)
     if a.out:
-        Path(a.out).write_text(text + "\n", encoding="utf-8")
+        from socialsim.io import atomic_write_text
+
+        atomic_write_text(a.out, text + "\n")
     print(json.dumps({k: v for k, v in report.items() if k not in ("confusion", "per_strategy")}, indent=2))
     for s, m in report["per_strategy"].items():
         print(f"{s:30s} P {m['precision']:.2f} R {m['recall']:.2f} F1 {m['f1']:.2f} n {m['support']}")
