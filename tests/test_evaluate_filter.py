@@ -114,3 +114,24 @@ def test_filter_command(tmp_path):
         "d3": ["judge overall 2 < --min-score overall=4"],
     }
     assert "kept" in r.stdout and "dropped" in r.stdout
+
+
+def test_strategy_agreement_drops_dialogues_or_turns():
+    q, r = Strategy.QUESTION, Strategy.REFLECTION
+    agree = dlg("a", [("seeker", "hi", None, 0), ("supporter", "What happened?", q, None), ("seeker", "x", None, 1)])
+    split = dlg("b", [("seeker", "hi", None, 0), ("supporter", "What happened?", q, None), ("seeker", "x", None, 1),
+                      ("supporter", "You feel hurt.", r, None)])
+    agree.turns[1].realized_strategy = q
+    split.turns[1].realized_strategy = q
+    split.turns[3].realized_strategy = Strategy.SUGGESTION
+    c = corpus_of([agree, split])
+    res = filter_corpus(c, Thresholds(strategy_agreement="dialogues"))
+    assert [d.id for d in res.kept] == ["a"]
+    assert "1 supporter turns with a realized strategy other" in res.rejects[0]["reasons"][0]
+    assert res.reason_counts() == {"--strategy-agreement": 1}
+    res = filter_corpus(c, Thresholds(strategy_agreement="turns"))
+    assert [len(d.turns) for d in res.kept] == [3, 3]
+    unlabelled = dlg("u", [("seeker", "hi", None, 0), ("supporter", "Hello", q, None)])
+    assert "no realized strategies" in reject_reasons(unlabelled, Thresholds(strategy_agreement="dialogues"))[0]
+    with pytest.raises(UserError, match="'turns' or 'dialogues'"):
+        filter_corpus(c, Thresholds(strategy_agreement="some"))

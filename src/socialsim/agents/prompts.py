@@ -13,6 +13,8 @@ TEMPLATE_NAMES = (
     "seeker_system.j2",
     "seeker_turn.j2",
     "seeker_opening.txt",
+    "seeker_appraisal.j2",
+    "strategy_classifier.j2",
     "supporter_thought.j2",
     "supporter_thought_user.j2",
     "supporter_system.j2",

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from socialsim.agents.common import clean_utterance, derive_seed, total_usage
 from socialsim.agents.prompts import Prompts
+from socialsim.errors import StructuredOutputError
 from socialsim.llm.base import ChatRequest, Completion
 from socialsim.llm.client import LLM
-from socialsim.schema import DISCLOSURE_LAYERS, Persona, Turn
+from socialsim.llm.structured import generate_structured
+from socialsim.schema import DISCLOSURE_LAYERS, Persona, SeekerAppraisal, Turn
 
 _SUPPORTER_VOICE: list[tuple[str, re.Pattern[str]]] = [
     (name, re.compile(rx, re.I))
@@ -102,15 +105,49 @@ class Seeker:
         max_regenerations: int = 2,
         temperature: float = 0.8,
         max_tokens: int = 80,
+        fidelity: Any = None,
     ) -> None:
+        """``fidelity``: a `socialsim.agents.fidelity.FidelityCheck` (leaked lines are then regenerated like
+        role slips, and each turn records its figures), or None."""
         self.llm, self.persona, self.prompts = llm, persona, prompts
+        self.fidelity = fidelity
         self.seed = seed
         self.max_regenerations = max_regenerations
         self.temperature = temperature
         self.max_tokens = max_tokens
         self._system: str | None = None
 
-    def messages(self, history: list[Turn], layer: int, goodbye: bool) -> list[dict[str, str]]:
+    def system_prompt(self) -> str:
+        if self._system is None:  # the persona's system prompt is the same on every turn
+            self._system = self.prompts.render("seeker_system.j2", p=self.persona)
+        return self._system
+
+    def appraisal_messages(self, history: list[Turn]) -> list[dict[str, str]]:
+        """The persona's system prompt and the transcript as in the seeker's turn (llama.cpp reuses that
+        prefix for the turn that follows), then one short question about the supporter's last reply."""
+        user = self.prompts.render("seeker_appraisal.j2", p=self.persona, history=history)
+        return [{"role": "system", "content": self.system_prompt()}, {"role": "user", "content": user}]
+
+    async def appraise(
+        self, history: list[Turn], *, turn_index: int, llm: LLM | None = None
+    ) -> tuple[SeekerAppraisal | None, list[Completion]]:
+        """The seeker's appraisal of the supporter's last reply (on ``llm``, default the seeker's own
+        model), or None when its output never validated; and the completions it took."""
+        req = ChatRequest.of(
+            self.appraisal_messages(history),
+            temperature=0.3,
+            max_tokens=60,
+            seed=derive_seed(self.seed, "appraisal", turn_index),
+        )
+        try:
+            a, completions = await generate_structured(llm or self.llm, req, SeekerAppraisal, attempts=2)
+        except StructuredOutputError:
+            return None, []
+        return a, list(completions)
+
+    def messages(
+        self, history: list[Turn], layer: int, goodbye: bool, dismissed: bool = False
+    ) -> list[dict[str, str]]:
         """A system prompt with the persona, then one user message with the transcript and what
         the seeker may say now (only the layers opened so far are ever shown)."""
         p = self.persona
@@ -119,27 +156,33 @@ class Seeker:
             p=p,
             history=history,
             layer=layer,
-            goodbye=goodbye,
+            goodbye="dismissed" if dismissed else goodbye,
             allowed=p.disclosure.layer(layer),
             opening=self.prompts.render("seeker_opening.txt"),
             layers=DISCLOSURE_LAYERS,
         )
-        if self._system is None:  # the persona's system prompt is the same on every turn
-            self._system = self.prompts.render("seeker_system.j2", p=p)
         return [
-            {"role": "system", "content": self._system},
+            {"role": "system", "content": self.system_prompt()},
             {"role": "user", "content": user},
         ]
 
-    def fallback(self, layer: int, goodbye: bool) -> str:
+    def fallback(self, layer: int, goodbye: bool, dismissed: bool = False) -> str:
+        if dismissed:
+            return "I don't think this is helping me right now. I'll leave it here, bye."
         if goodbye:
             return "Thank you, talking this through really helped. Goodbye for now."
         return self.persona.disclosure.layer(layer)
 
-    async def speak(self, history: list[Turn], *, layer: int, goodbye: bool, turn_index: int) -> Turn:
-        msgs = self.messages(history, layer, goodbye)
+    async def speak(
+        self, history: list[Turn], *, layer: int, goodbye: bool, turn_index: int, dismissed: bool = False
+    ) -> Turn:
+        """The seeker's next line; ``goodbye`` (with ``dismissed``: leaving because it feels dismissed)."""
+        goodbye = goodbye or dismissed
+        msgs = self.messages(history, layer, goodbye, dismissed)
         completions: list[Completion] = []
         text, fallback = "", True
+        figures: dict[str, Any] | None = None
+        leaked = 0
         for attempt in range(self.max_regenerations + 1):
             req = ChatRequest.of(
                 msgs,
@@ -156,16 +199,26 @@ class Seeker:
                 and not narrates(candidate, self.persona)
                 and (goodbye or not off_topic(candidate, self.persona, layer))
             ):
+                if self.fidelity is not None:
+                    figures = self.fidelity.check(candidate, layer, goodbye=goodbye)
+                    if figures["leak"]:  # said a layer not yet opened: regenerate like a role slip
+                        leaked += 1
+                        continue
                 text, fallback = candidate, False
                 break
         if fallback:
-            text = self.fallback(layer, goodbye)
+            text = self.fallback(layer, goodbye, dismissed)
+            if self.fidelity is not None:
+                figures = self.fidelity.check(text, layer, goodbye=True)
+        if figures is not None:
+            figures["leak_regenerations"] = leaked
         usage, latency, calls = total_usage(completions)
         return Turn(
             speaker="seeker",
             text=text,
             disclosure_layer=layer,
             role_fallback=fallback,
+            fidelity=figures,
             usage=usage,
             latency_s=round(latency, 4),
             calls=calls,

@@ -390,6 +390,13 @@ def filter_cmd(
         int | None,
         typer.Option(min=0, help="Drop dialogues with more seeker turns that fell back to the persona's words."),
     ] = None,
+    strategy_agreement: Annotated[
+        str | None,
+        typer.Option(
+            help="Declared vs realized strategy (simulate labels each reply from its text alone): 'dialogues' drops "
+            "dialogues with any disagreeing supporter turn, 'turns' removes only those turns."
+        ),
+    ] = None,
     min_score: Annotated[
         list[str] | None,
         typer.Option(
@@ -437,6 +444,7 @@ def filter_cmd(
         min_strategies=min_strategies,
         min_disclosure=min_disclosure,
         max_role_fallbacks=max_role_fallbacks,
+        strategy_agreement=strategy_agreement,
         min_scores=parse_min_scores(list(min_score or [])),
     )
     if min_turns is not None and max_turns is not None and min_turns > max_turns:

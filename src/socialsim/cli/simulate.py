@@ -143,6 +143,9 @@ def demo(
 # -- simulate ---------------------------------------------------------------------------------
 
 
+ROLES_PANEL = "Role-specific models"
+
+
 def _finish(result: Any, out: Path) -> None:
     """Exit 3 (`Stopped`) when the run is resumable rather than complete."""
     from socialsim.errors import Stopped
@@ -203,6 +206,60 @@ def simulate(
             help="Crisis safety labels (default on): each seeker turn gets a risk label from the safety rules, and a "
             "flagged turn is answered with the fixed crisis protocol instead of a model reply."
         ),
+    ] = None,
+    disclosure: Annotated[
+        str | None,
+        typer.Option(
+            help="How the seeker's disclosure is earned: 'appraisal' (default: the seeker's model appraises each "
+            "reply, one extra call a turn; see README 'The disclosure rule') or 'strategy-rule' (points per "
+            "declared strategy; cheap and deterministic)."
+        ),
+    ] = None,
+    realized_strategy: Annotated[
+        bool | None,
+        typer.Option(
+            help="Label each supporter reply's strategy from its text alone (default on; one extra call a turn)."
+        ),
+    ] = None,
+    fidelity: Annotated[
+        bool | None,
+        typer.Option(help="Seeker fidelity checks (default on): leaked layers regenerated, drift recorded."),
+    ] = None,
+    seeker_backend: Annotated[
+        str | None,
+        typer.Option(help="Backend kind for the seeker; default: --backend.", rich_help_panel=ROLES_PANEL),
+    ] = None,
+    seeker_base_url: Annotated[
+        str | None,
+        typer.Option(help="Server URL for the seeker; default: --base-url.", rich_help_panel=ROLES_PANEL),
+    ] = None,
+    seeker_model: Annotated[
+        str | None,
+        typer.Option(help="Model for the seeker; default: --model.", rich_help_panel=ROLES_PANEL),
+    ] = None,
+    supporter_backend: Annotated[
+        str | None,
+        typer.Option(help="Backend kind for the supporter; default: --backend.", rich_help_panel=ROLES_PANEL),
+    ] = None,
+    supporter_base_url: Annotated[
+        str | None,
+        typer.Option(help="Server URL for the supporter; default: --base-url.", rich_help_panel=ROLES_PANEL),
+    ] = None,
+    supporter_model: Annotated[
+        str | None,
+        typer.Option(help="Model for the supporter; default: --model.", rich_help_panel=ROLES_PANEL),
+    ] = None,
+    classifier_backend: Annotated[
+        str | None,
+        typer.Option(help="Backend kind for the strategy classifier; default: --backend.", rich_help_panel=ROLES_PANEL),
+    ] = None,
+    classifier_base_url: Annotated[
+        str | None,
+        typer.Option(help="Server URL for the strategy classifier; default: --base-url.", rich_help_panel=ROLES_PANEL),
+    ] = None,
+    classifier_model: Annotated[
+        str | None,
+        typer.Option(help="Model for the strategy classifier; default: --model.", rich_help_panel=ROLES_PANEL),
     ] = None,
     http_client: Annotated[
         str,
@@ -300,6 +357,13 @@ def simulate(
             model_path=str(model_path) if model_path else None,
             structured=structured,  # type: ignore[arg-type]
         )
+        from socialsim.simulate.roles import role_backends
+
+        roles = role_backends(bcfg, {
+            "seeker": {"kind": seeker_backend, "base_url": seeker_base_url, "model": seeker_model},
+            "supporter": {"kind": supporter_backend, "base_url": supporter_base_url, "model": supporter_model},
+            "classifier": {"kind": classifier_backend, "base_url": classifier_base_url, "model": classifier_model},
+        })
     except ValidationError as e:
         raise UserError(options_message(e)) from None
     from socialsim.simulate.run import make_runner, start_run
@@ -310,7 +374,11 @@ def simulate(
         out=out,
         resume=resume,
         personas=personas,
-        options={"n": n, "seed": seed, "sampling": sampling, "max_turns": max_turns, "safety": safety},
+        options={
+            "n": n, "seed": seed, "sampling": sampling, "max_turns": max_turns, "safety": safety,
+            "disclosure": disclosure, "realized_strategy": realized_strategy, "fidelity": fidelity,
+        },  # fmt: skip
+        roles=roles,
         force=force,
         shard=shard,
         progress=_progress_hook(quiet),

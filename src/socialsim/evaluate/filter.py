@@ -8,6 +8,9 @@ Thresholds (all optional, all must pass):
 - ``min_disclosure``: deepest layer the seeker reached (0 surface, 1 context, 2 core), for dialogues
   that record it (a dialogue without disclosure layers fails this check);
 - ``max_role_fallbacks``: seeker turns that fell back to the persona's own words;
+- ``strategy_agreement``: ``dialogues`` drops a dialogue with any supporter turn whose realized strategy
+  (read from the reply alone) differs from the declared one, or with none labelled; ``turns`` keeps the
+  dialogue but removes those supporter turns (their seeker neighbours stay, as consecutive turns);
 - ``min_scores``: judge scores per dimension (``overall=4``); ``mean`` is the mean of all
   dimensions. Needs judgements (``evaluate --judge`` writes ``judgements.jsonl``); a dialogue
   without a usable judgement fails with the judge's error as its reason.
@@ -39,6 +42,8 @@ class Thresholds:
     min_strategies: int | None = None
     min_disclosure: int | None = None
     max_role_fallbacks: int | None = None
+    strategy_agreement: str | None = None
+    """None, "turns" or "dialogues" (see the module docstring)."""
     min_scores: dict[str, float] = field(default_factory=dict)
 
 
@@ -106,6 +111,15 @@ def reject_reasons(d: Dialogue, th: Thresholds, judgement: dict[str, Any] | None
         n = sum(1 for t in d.turns if t.role_fallback)
         if n > th.max_role_fallbacks:
             reasons.append(f"{n} role fallbacks > --max-role-fallbacks {th.max_role_fallbacks}")
+    if th.strategy_agreement == "dialogues":
+        labelled = [t for t in support if t.realized_strategy is not None and t.strategy is not None]
+        if not labelled:
+            reasons.append("no realized strategies recorded (--strategy-agreement needs simulate's labels)")
+        else:
+            n = sum(1 for t in labelled if t.realized_strategy != t.strategy)
+            if n:
+                reasons.append(f"{n} supporter turns with a realized strategy other than the declared one "
+                               "(--strategy-agreement dialogues)")
     if th.min_scores:
         scores = (judgement or {}).get("scores")
         if not scores:
@@ -135,7 +149,8 @@ class FilterResult:
 
 
 def _kind(reason: str) -> str:
-    for word in ("--min-turns", "--max-turns", "--min-strategies", "--min-disclosure", "--max-role-fallbacks"):
+    for word in ("--min-turns", "--max-turns", "--min-strategies", "--min-disclosure", "--max-role-fallbacks",
+                 "--strategy-agreement"):
         if word in reason:
             return word
     if reason.startswith("judge "):
@@ -143,12 +158,21 @@ def _kind(reason: str) -> str:
     return reason
 
 
+def disagreeing(t: Any) -> bool:
+    """A supporter turn whose realized strategy was labelled and differs from the declared one."""
+    return t.speaker == "supporter" and t.realized_strategy is not None and t.realized_strategy != t.strategy
+
+
 def filter_corpus(corpus: Corpus, th: Thresholds, judgements: dict[str, dict[str, Any]] | None = None) -> FilterResult:
+    if th.strategy_agreement not in (None, "turns", "dialogues"):
+        raise UserError(f"option --strategy-agreement: {th.strategy_agreement!r}: use 'turns' or 'dialogues'")
     if th.min_scores and judgements is None:
         raise UserError("--min-score needs judge scores: give --judgements FILE (from evaluate --judge) or --judge")
     kept: list[Dialogue] = []
     rejects: list[dict[str, Any]] = []
     for i, d in enumerate(corpus.dialogues):
+        if th.strategy_agreement == "turns":
+            d = d.model_copy(update={"turns": [t for t in d.turns if not disagreeing(t)]})
         reasons = reject_reasons(d, th, (judgements or {}).get(d.id))
         if reasons:
             rejects.append({"index": i, "id": d.id, "source": corpus.meta[i].source, "reasons": reasons})

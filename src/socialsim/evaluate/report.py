@@ -31,6 +31,7 @@ SECTIONS = (
     ("lengths", "Lengths"),
     ("coverage", "Persona coverage"),
     ("disclosure", "Disclosure depth"),
+    ("fidelity", "Fidelity (strategies, disclosure, seeker)"),
     ("judge-scores", "Judge scores"),
     ("pairwise", "Pairwise comparison"),
     ("samples", "Sample dialogues"),
@@ -406,6 +407,10 @@ def build_report(
             "No disclosure layers recorded: only simulated dialogues record how deep the seeker opened up.",
         ),
     )
+    from socialsim.evaluate.fidelity import fidelity_section
+
+    fidelity_html, data["fidelity"] = fidelity_section(corpora)
+    section("fidelity", fidelity_html)
     if judge is None:
         section("judge-scores", '<p class="note">The LLM judge was not run (add --judge).</p>')
         section("pairwise", '<p class="note">The LLM judge was not run (add --judge with --reference).</p>')

@@ -199,6 +199,8 @@ class LLM:
         # spent in earlier sessions of the same run: budgets hold for the whole run
         self.prior_tokens = 0
         self.prior_cost = 0.0
+        self.budget_peers: list[LLM] = []
+        """Other LLMs of the same run (role-specific models): the budget counts their usage too."""
 
     @property
     def name(self) -> str:
@@ -209,10 +211,13 @@ class LLM:
         p = _estimate_prompt_tokens(request)
         tokens = p + request.max_tokens
         cost = self.price.cost(p, request.max_tokens)
-        used_tokens = self.prior_tokens + self.stats.prompt_tokens + self.stats.completion_tokens
-        if self.max_tokens is not None and used_tokens + self._reserved_tokens + tokens > self.max_tokens:
+        group = [self, *self.budget_peers]
+        used_tokens = self.prior_tokens + sum(m.stats.prompt_tokens + m.stats.completion_tokens + m._reserved_tokens
+                                              for m in group)
+        if self.max_tokens is not None and used_tokens + tokens > self.max_tokens:
             raise BudgetExceeded(f"token budget {self.max_tokens} reached")
-        if self.max_cost is not None and self.prior_cost + self.stats.cost + self._reserved_cost + cost > self.max_cost:
+        used_cost = self.prior_cost + sum(m.stats.cost + m._reserved_cost for m in group)
+        if self.max_cost is not None and used_cost + cost > self.max_cost:
             raise BudgetExceeded(f"cost budget ${self.max_cost} reached")
         self._reserved_tokens += tokens
         self._reserved_cost += cost

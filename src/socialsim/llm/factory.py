@@ -64,11 +64,13 @@ def build_backend(cfg: BackendConfig, ex: ExecutionConfig | None = None, *, base
     return one(base_url or cfg.base_url)
 
 
-def build_llm(cfg: BackendConfig, ex: ExecutionConfig | None = None) -> LLM:
-    """An `LLM` over ``cfg``'s backend with the cache, limits, retries and budget of ``ex``."""
+def build_llm(cfg: BackendConfig, ex: ExecutionConfig | None = None, *, cache: CallCache | None = None) -> LLM:
+    """An `LLM` over ``cfg``'s backend with the cache, limits, retries and budget of ``ex``; ``cache``
+    shares an already open call cache (a role's `LLM` next to the run's main one)."""
     ex = ex or ExecutionConfig()
     backend = build_backend(cfg, ex)
-    cache = CallCache(Path(ex.cache_path) if ex.cache_path else default_cache_path()) if ex.cache else None
+    if cache is None and ex.cache:
+        cache = CallCache(Path(ex.cache_path) if ex.cache_path else default_cache_path())
     return LLM(
         backend,
         cache=cache,

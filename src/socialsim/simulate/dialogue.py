@@ -7,18 +7,21 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any
 
-from socialsim.agents.disclosure import DisclosureState
+from socialsim.agents.disclosure import AppraisalDisclosure, make_policy
+from socialsim.agents.fidelity import FidelityCheck
 from socialsim.agents.prompts import Prompts
 from socialsim.agents.seeker import Seeker, says_goodbye
+from socialsim.agents.strategy_classifier import StrategyClassifier
 from socialsim.agents.supporter import Supporter
 from socialsim.errors import StructuredOutputError
 from socialsim.llm.client import LLM
 from socialsim.llm.scheduling import current_ticket
 from socialsim.safety.layer import SafetyDecision, SafetyLayer, label_seeker_turn
-from socialsim.schema import Dialogue, Persona, SimulationConfig, Strategy, Turn
+from socialsim.schema import Dialogue, Persona, SimulationConfig, Turn
 
 CALLS_PER_TURN = 3
-"""A supporter turn is a thought, a reply and the seeker's answer (regenerations aside)."""
+"""A supporter turn is a thought, a reply and the seeker's answer (regenerations aside); the appraisal
+and the realized-strategy label add one call each when on."""
 
 
 @lru_cache(maxsize=1)
@@ -48,14 +51,20 @@ class DialogueConfig:
     supporter_temperature: float = _SIM["supporter_temperature"].default
     max_regenerations: int = 2
     parse_attempts: int = 3
+    disclosure: str = _SIM["disclosure"].default
+    """Disclosure policy (`socialsim.agents.disclosure.DISCLOSURE_POLICIES`)."""
+    fidelity: bool = _SIM["fidelity"].default
+    """Check each seeker line for leaks of unopened layers (regenerated) and persona drift (`FidelityCheck`)."""
+    realized_strategy: bool = _SIM["realized_strategy"].default
+    """Label each supporter reply's strategy from its text alone (`StrategyClassifier`)."""
     safety: bool = _SIM["safety"].default
+    """Label seeker turns with the crisis rule stage (``Turn.risk``); a flagged seeker turn gets the
+    fixed protocol reply, and supporter replies with means/method content are replaced."""
 
     @classmethod
     def from_simulation(cls, sim: SimulationConfig) -> DialogueConfig:
         """The dialogue settings of a run: every field the run config shares, with the run's value."""
         return cls(**{f.name: getattr(sim, f.name) for f in fields(cls) if f.name in _SIM})
-    """Label seeker turns with the crisis rule stage (``Turn.risk``); a flagged seeker turn gets the
-    fixed protocol reply, and supporter replies with means/method content are replaced."""
 
 
 async def simulate_dialogue(
@@ -70,6 +79,7 @@ async def simulate_dialogue(
     supporter: Any = None,
     safety: SafetyLayer | None = None,
     on_event: DialogueEvents | None = None,
+    classifier_llm: LLM | None = None,
 ) -> Dialogue:
     """Simulate one dialogue. Unparseable model output ends it with status ``failed``; backend
     and budget errors propagate to the caller (the dialogue is then not recorded). `supporter`
@@ -79,6 +89,11 @@ async def simulate_dialogue(
     stage (no LLM classifier, nothing written to an event log: the labels in the dialogue are the
     record); after a flagged seeker turn the supporter's turn is the fixed crisis protocol (strategy
     Question, ``risk_reason`` 'protocol:<category>'), with resources for the persona's locale.
+
+    Disclosure (``config.disclosure``): with ``appraisal`` the seeker's model appraises each supporter reply
+    (`Turn.appraisal` on the seeker's next turn) and the policy opens layers and decides when the seeker
+    leaves, heard (``seeker_goodbye``) or dismissed (``seeker_dismissed``); ``strategy-rule`` uses the
+    declared strategy. ``classifier_llm`` (default: ``llm``) labels each reply's realized strategy.
 
     ``on_event`` sees each turn as soon as it is done (see `DialogueEvents`)."""
     cfg = config or DialogueConfig()
@@ -92,6 +107,7 @@ async def simulate_dialogue(
         seed=seed,
         temperature=cfg.seeker_temperature,
         max_regenerations=cfg.max_regenerations,
+        fidelity=FidelityCheck(persona) if cfg.fidelity else None,
     )
     supporter = supporter or Supporter(
         sup_llm,
@@ -114,15 +130,23 @@ async def simulate_dialogue(
         model=sup_llm.backend.model,
         seed=seed,
     )
-    state = DisclosureState()
+    state = make_policy(cfg.disclosure, feel_heard_after=cfg.feel_heard_after)
+    appraising = isinstance(state, AppraisalDisclosure)
+    classifier = StrategyClassifier(classifier_llm or llm, prompts, seed=seed) if cfg.realized_strategy else None
     core_at: int | None = None
 
     label: SafetyDecision | None = None  # the safety label of the latest seeker turn
 
-    async def seeker_turn(layer: int, goodbye: bool, turn_index: int) -> Turn:
+    async def seeker_turn(layer: int, goodbye: bool, turn_index: int, dismissed: bool = False, appraisal: Any = None,
+                          extra: Any = ()) -> Turn:
         nonlocal label
         emit("generating", "seeker")
-        turn = await seeker.speak(d.turns, layer=layer, goodbye=goodbye, turn_index=turn_index)
+        turn = await seeker.speak(d.turns, layer=layer, goodbye=goodbye, turn_index=turn_index, dismissed=dismissed)
+        turn.appraisal = appraisal
+        if extra:  # the appraisal's calls count on the seeker turn they belong to
+            for c in extra:
+                turn.usage = turn.usage + c.usage
+            turn.calls += len(extra)
         d.turns.append(turn)
         emit("turn", turn)
         if guard is not None:
@@ -137,10 +161,17 @@ async def simulate_dialogue(
             safe, hit = guard.screen(turn.text)
             if hit is not None:
                 turn.text, turn.risk_reason = safe, f"output_screen:{hit.rule}"
+        if classifier is not None:
+            emit("generating", "realized")
+            turn.realized_strategy, done = await classifier.classify(turn.text, key=i)
+            for c in done:
+                turn.usage = turn.usage + c.usage
+            turn.calls += len(done)
         return turn
 
     ticket = current_ticket()  # tells the engine's scheduler how much of this dialogue is left
-    ticket.expect(1 + CALLS_PER_TURN * cfg.max_turns)
+    per_turn = CALLS_PER_TURN + int(appraising) + int(classifier is not None)
+    ticket.expect(1 + per_turn * cfg.max_turns)
     emit("start", persona)
     try:
         await seeker_turn(layer=0, goodbye=False, turn_index=0)
@@ -148,17 +179,31 @@ async def simulate_dialogue(
             turns_left = cfg.max_turns - i
             if core_at is not None:  # goodbye comes feel_heard_after turns after the core worry
                 turns_left = min(turns_left, core_at + cfg.feel_heard_after - i + 1)
-            ticket.expect(CALLS_PER_TURN * turns_left)
+            ticket.expect(per_turn * turns_left)
             sup_turn = await supporter_turn(i)
             d.turns.append(sup_turn)
             emit("turn", sup_turn)
-            # a supporter without a strategy (a plain chatbot under test) earns nothing
-            layer = state.update(sup_turn.strategy or Strategy.OTHERS)
+            appraisal, spent = None, []
+            if appraising:
+                emit("generating", "appraisal")
+                appraisal, spent = await seeker.appraise(d.turns, turn_index=i + 1)
+            # a supporter without a strategy (a plain chatbot under test) earns nothing by the strategy rule
+            layer = state.step(sup_turn.strategy, appraisal)
             if layer == 2 and core_at is None:
                 core_at = i
-            goodbye = core_at is not None and i - core_at >= cfg.feel_heard_after
+            if isinstance(state, AppraisalDisclosure):
+                leave = state.leaving()
+                goodbye, dismissed = leave == "heard", leave == "dismissed"
+            else:
+                goodbye = core_at is not None and i - core_at >= cfg.feel_heard_after
+                dismissed = False
             last = i == cfg.max_turns - 1
-            seek_turn = await seeker_turn(layer=layer, goodbye=goodbye, turn_index=i + 1)
+            seek_turn = await seeker_turn(
+                layer=layer, goodbye=goodbye, turn_index=i + 1, dismissed=dismissed, appraisal=appraisal, extra=spent
+            )
+            if dismissed:
+                d.end_reason = "seeker_dismissed"
+                break
             if goodbye or (layer == 2 and says_goodbye(seek_turn.text)):
                 d.end_reason = "seeker_goodbye"
                 break

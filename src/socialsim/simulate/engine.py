@@ -19,7 +19,7 @@ from socialsim.llm.factory import build_llm, default_cache_path  # noqa: F401 - 
 from socialsim.llm.scheduling import enter_dialogue
 from socialsim.personas.bank import default_bank_path, load_personas, sample_personas
 from socialsim.provenance import backend_environment
-from socialsim.schema import Dialogue, ExecutionConfig, Persona, SimulationConfig
+from socialsim.schema import Dialogue, ExecutionConfig, Persona, SimulationConfig, Turn
 from socialsim.simulate.dialogue import DialogueConfig, DialogueEvents, default_safety, simulate_dialogue
 from socialsim.simulate.store import RunStore
 
@@ -136,14 +136,32 @@ def turn_quality(d: Dialogue) -> dict[str, int]:
     """Counts the run summary adds up: seeker role fallbacks, supporter replies regenerated for leaking
     prompt text, and thoughts (how many validated on the first call)."""
     sup = [t for t in d.turns if t.speaker == "supporter" and t.thought_attempts is not None]
+    labelled = [t for t in d.turns if t.realized_strategy is not None and t.strategy is not None]
+    seeker = [t for t in d.turns if t.speaker == "seeker"]
     return {
         "role_fallbacks": sum(1 for t in d.turns if t.role_fallback),
         "supporter_leaks": sum(t.leaks for t in d.turns),
         "thoughts": len(sup),
         "thoughts_first_try": sum(1 for t in sup if t.thought_attempts == 1),
+        "realized_labelled": len(labelled),
+        "realized_agree": sum(1 for t in labelled if t.realized_strategy == t.strategy),
+        "appraisals": sum(1 for t in seeker if t.appraisal is not None),
+        # a leak counts when it was seen, also when a regeneration then replaced it
+        "seeker_leaks": sum(1 for t in seeker if _leaked(t)),
+        "seeker_drift": sum(1 for t in seeker if t.fidelity and t.fidelity.get("drift")),
+        "seeker_turns": len(seeker),
     }
 
 
+def _leaked(t: Turn) -> bool:
+    f = t.fidelity or {}
+    return bool(f.get("leak") or f.get("leak_regenerations"))
+
+
+QUALITY_KEYS = (
+    "role_fallbacks", "supporter_leaks", "thoughts", "thoughts_first_try", "realized_labelled", "realized_agree",
+    "appraisals", "seeker_leaks", "seeker_drift", "seeker_turns",
+)
 MAX_CONSECUTIVE_GIVEUPS = 3
 
 
@@ -162,8 +180,10 @@ async def _run_pending(
     prompts: Prompts,
     on_progress: ProgressHook | None,
     on_event: DialogueEvents | None = None,
+    roles: dict[str, LLM] | None = None,
 ) -> None:
     dcfg = dialogue_config(sim)
+    roles = roles or {}
     queue = iter(pending)
     stop = asyncio.Event()
     # more dialogues in flight than call slots: each dialogue is a chain of dependent calls, so
@@ -183,13 +203,15 @@ async def _run_pending(
             live.in_flight += 1
             try:
                 d: Dialogue = await simulate_dialogue(
-                    llm,
+                    roles.get("seeker", llm),
                     plan.personas[idx],
                     seed=plan.seed(idx),
                     dialogue_id=plan.dialogue_id(idx),
                     config=dcfg,
                     prompts=prompts,
                     on_event=on_event,
+                    supporter_llm=roles.get("supporter", llm),
+                    classifier_llm=roles.get("classifier", llm),
                 )
             except BudgetExceeded as e:
                 live.stopped = str(e)
@@ -258,44 +280,58 @@ def run_simulation(
     own_llm = llm is None
     llm = llm or build_llm(sim.backend, ex)
     b = sim.backend
-    store.record_environment(
-        backend_environment(b.kind, base_url=b.base_url, model=b.model, api_key_env=ex.api_key_env)
-    )
+    env = backend_environment(b.kind, base_url=b.base_url, model=b.model, api_key_env=ex.api_key_env)
+    for role, cfg in sim.roles.items():  # each role's own backend, next to the main one
+        env[f"{role}_backend"] = backend_environment(
+            cfg.kind, base_url=cfg.base_url, model=cfg.model, api_key_env=ex.api_key_env
+        )
+    store.record_environment(env)
     prior = store.get_meta("summary") or {}
     llm.prior_tokens = int(prior.get("prompt_tokens", 0)) + int(prior.get("completion_tokens", 0))
     llm.prior_cost = float(prior.get("cost_usd", 0.0))
+    from socialsim.simulate.roles import combined_stats, distinct, role_llms
+
+    roles = role_llms(sim, ex, llm)
+    everyone = distinct(roles) if llm in roles.values() else [llm, *distinct(roles)]
     prompts = Prompts()
     prompts.compile_all()
     if sim.safety:  # compile the safety rules now (~1 s), not inside the loop while calls wait
         default_safety()
+    if sim.fidelity:  # load the embedding model now, not inside the loop
+        from socialsim.embeddings import model as embedding_model
+
+        embedding_model()
     t0 = time.monotonic()
 
     async def main() -> None:
         try:
-            await _run_pending(store, sim, ex, llm, plan, pending, live, prompts, on_progress, on_event)
+            await _run_pending(store, sim, ex, llm, plan, pending, live, prompts, on_progress, on_event, roles)
         finally:
             # connections belong to this event loop: release them here (they reopen lazily)
-            await llm.backend.aclose()
+            for m in everyone:
+                await m.backend.aclose()
 
     try:
         run_loop(main())
     finally:
         wall = time.monotonic() - t0
-        _store_stats(store, llm, live, wall)
+        stats = combined_stats(everyone)
+        _store_stats(store, stats, live, wall)
         exports = store.export()  # the exports always mirror the store, also after an abort
-        if own_llm:
-            llm.close()
-    return RunResult(store.root, live, llm.stats.as_dict(), wall, exports, store.get_meta("summary"))
+        for m in everyone:
+            if own_llm or m is not llm:
+                m.close()
+    return RunResult(store.root, live, stats, wall, exports, store.get_meta("summary"))
 
 
-def _store_stats(store: RunStore, llm: LLM, live: Live, wall: float) -> None:
+def _store_stats(store: RunStore, stats: dict[str, Any], live: Live, wall: float) -> None:
     runs = store.get_meta("sessions", [])
     session = {
         "wall_s": round(wall, 3),
         "stopped": live.stopped,
         "deferred": live.deferred,
-        **llm.stats.as_dict(),
-        **{k: live.quality.get(k, 0) for k in ("role_fallbacks", "supporter_leaks", "thoughts", "thoughts_first_try")},
+        **stats,
+        **{k: live.quality.get(k, 0) for k in QUALITY_KEYS},
     }
     runs.append(session)
     write_summary(store, live.total, runs, stopped=live.stopped, deferred=live.deferred)
@@ -335,6 +371,12 @@ def write_summary(
     }
     if summary.get("thoughts"):
         summary["thoughts_first_try_rate"] = round(summary["thoughts_first_try"] / summary["thoughts"], 4)
+    if summary.get("realized_labelled"):
+        summary["strategy_agreement"] = round(summary["realized_agree"] / summary["realized_labelled"], 4)
+    if summary.get("seeker_turns"):
+        rates = {"seeker_leaks": "leak_rate", "seeker_drift": "drift_rate", "role_fallbacks": "role_fallback_rate"}
+        for k, name in rates.items():
+            summary[name] = round(summary.get(k, 0) / summary["seeker_turns"], 4)
     store.set_meta("summary", summary)
     atomic_write_text(store.root / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -102,6 +102,10 @@ class RayExecutor:
         llm: LLM,
         on_progress: ProgressHook | None = None,
     ) -> RunResult:
+        if sim.roles:
+            from socialsim.errors import UserError
+
+            raise UserError("role-specific models (--seeker-model, --supporter-model, ...) need --executor local")
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 
@@ -210,7 +214,7 @@ class RayExecutor:
                 ray.kill(actor)
             wall = time.monotonic() - t0
             _sum_into(llm, usage)
-            _store_stats(store, llm, live, wall)
+            _store_stats(store, llm.stats.as_dict(), live, wall)
             exports = store.export()
         if on_progress:
             on_progress(live, llm)

@@ -201,7 +201,9 @@ def resume_run(
 
 #: The corpus options a run takes from its caller; None means "not given": a new run takes the
 #: `SimulationConfig` default, a resumed run keeps its own value.
-RUN_OPTIONS: tuple[str, ...] = ("n", "seed", "sampling", "max_turns", "safety")
+RUN_OPTIONS: tuple[str, ...] = (
+    "n", "seed", "sampling", "max_turns", "safety", "disclosure", "realized_strategy", "fidelity",
+)  # fmt: skip
 
 
 def simulation_config(personas: str, backend: BackendConfig, **fields: Any) -> SimulationConfig:
@@ -240,6 +242,7 @@ def start_run(
     progress: Any = None,
     runner: Callable[..., RunResult] | None = None,
     on_event: Any = None,
+    roles: dict[str, BackendConfig] | None = None,
 ) -> RunResult:
     """Start a new run in ``out``, or continue the one in ``resume``: the one entry point of
     ``socialsim simulate``. ``options`` holds the `RUN_OPTIONS` the caller gave (None = not given).
@@ -254,6 +257,8 @@ def start_run(
             raise ParamError("out", "a new run (out) and a resumed run (resume) cannot be asked for at once; give one")
         if shard is not None:
             raise ParamError("shard", "belongs to a new run; a resumed run keeps the shard it was started with")
+        if roles:
+            raise ParamError("roles", "role-specific models belong to a new run; a resumed run keeps its own roles")
         return resume_run(
             resume,
             ex,
@@ -272,7 +277,7 @@ def start_run(
         from socialsim.llm.models import DEFAULT_MODEL
 
         backend = backend.model_copy(update={"model": DEFAULT_MODEL})
-    sim = simulation_config(personas, backend, **options)
+    sim = simulation_config(personas, backend, **options, **({"roles": roles} if roles else {}))
     return new_run(out, sim, ex, progress=progress, shard=shard, runner=runner, on_event=on_event)
 
 

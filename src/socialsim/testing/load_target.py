@@ -81,6 +81,19 @@ class Target:
         if body.get("response_format"):
             if self.unparseable:
                 return "I think the seeker feels sad (no JSON here)"
+            rf = body["response_format"]
+            title = str((rf.get("json_schema") or {}).get("name") or (rf.get("schema") or {}).get("title") or "")
+            if "Appraisal" in title:
+                return json.dumps(
+                    {
+                        "felt_understood": 2 + h % 4,
+                        "judged_or_rushed": h % 7 == 0,
+                        "reply_did": ["asked", "reflected", "validated", "advised"][h % 4],
+                        "ready_to_say_more": h % 2 == 0,
+                    }
+                )
+            if "Realized" in title:
+                return json.dumps({"strategy": STRATEGIES[h % len(STRATEGIES)]})
             return json.dumps(
                 {
                     "emotion": ["sadness", "anxiety", "anger", "fear"][h % 4],

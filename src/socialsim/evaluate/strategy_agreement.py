@@ -1,0 +1,171 @@
+"""Declared vs realized strategy: agreement figures for a corpus, and validation of the realized-strategy
+classifier (`socialsim.agents.strategy_classifier`) against ESConv's human labels.
+
+Validation: a stratified sample of the dev TSV's target supporter responses (the same number per strategy,
+interleaved so a run cut short by its time budget stays balanced), each labelled from its text alone.
+Reports accuracy, macro-F1 and per-strategy precision/recall/F1, with the majority-class baseline (always
+answering the most frequent strategy of the whole dev file) on the same sample and on the whole file.
+
+    python -m socialsim.evaluate.strategy_agreement ../shared/data/esconv/devWithStrategy_short.tsv \\
+        --model qwen2.5-1.5b --per-strategy 20 --budget-s 1100 --out classifier.json
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from socialsim.schema import Dialogue, Strategy
+
+LABELS: tuple[Strategy, ...] = tuple(Strategy)
+
+
+def agreement_pairs(dialogues: Iterable[Dialogue]) -> list[tuple[Strategy, Strategy]]:
+    """(declared, realized) for every supporter turn that has both."""
+    return [
+        (t.strategy, t.realized_strategy)
+        for d in dialogues
+        for t in d.turns
+        if t.speaker == "supporter" and t.strategy is not None and t.realized_strategy is not None
+    ]
+
+
+def label_scores(pairs: Sequence[tuple[Strategy, Strategy]]) -> dict[str, Any]:
+    """Accuracy, macro-F1 (over the strategies present in the reference), per-strategy precision, recall,
+    F1 and support, and the confusion matrix (rows: reference, columns: predicted; in `LABELS` order)."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    if not pairs:
+        return {"n": 0, "accuracy": None, "macro_f1": None, "per_strategy": {}, "confusion": []}
+    ref = [a.value for a, _ in pairs]
+    pred = [b.value for _, b in pairs]
+    present = [s.value for s in LABELS if s.value in set(ref)]
+    p, r, f, n = precision_recall_fscore_support(ref, pred, labels=[s.value for s in LABELS], zero_division=0)
+    per = {
+        s.value: {"precision": round(float(p[i]), 4), "recall": round(float(r[i]), 4), "f1": round(float(f[i]), 4),
+                  "support": int(n[i])}
+        for i, s in enumerate(LABELS)
+    }
+    macro = sum(per[s]["f1"] for s in present) / max(1, len(present))
+    cm = confusion_matrix(ref, pred, labels=[s.value for s in LABELS])
+    return {
+        "n": len(pairs),
+        "accuracy": round(sum(a == b for a, b in zip(ref, pred, strict=True)) / len(pairs), 4),
+        "macro_f1": round(macro, 4),
+        "per_strategy": per,
+        "confusion": cm.tolist(),
+        "labels": [s.value for s in LABELS],
+    }
+
+
+def stratified_sample(items: Sequence[Any], key: Callable[[Any], Strategy], per_class: int, seed: int = 0) -> list[Any]:
+    """Up to ``per_class`` items of each label, interleaved round-robin (a prefix of the list stays balanced)."""
+    rng = random.Random(seed)
+    by: dict[Strategy, list[Any]] = {}
+    for it in items:
+        by.setdefault(key(it), []).append(it)
+    pools = []
+    for s in LABELS:
+        pool = list(by.get(s, []))
+        rng.shuffle(pool)
+        pools.append(pool[:per_class])
+    out = []
+    for k in range(per_class):
+        out.extend(pool[k] for pool in pools if k < len(pool))
+    return out
+
+
+def validate_classifier(
+    llm: Any,
+    tsv: str | Path,
+    *,
+    per_strategy: int = 20,
+    seed: int = 0,
+    budget_s: float | None = None,
+    on_item: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Label a stratified sample of ESConv dev responses with the classifier on ``llm``; stop early when
+    ``budget_s`` runs out (the report says how many were labelled). See the module docstring."""
+    import asyncio
+
+    from socialsim.agents.strategy_classifier import StrategyClassifier
+    from socialsim.evaluate.readers import read_tsv_examples
+
+    examples = [e for e in read_tsv_examples(tsv) if e.strategy is not None and e.reference.strip()]
+    whole = Counter(e.strategy for e in examples)
+    majority = whole.most_common(1)[0][0]
+    sample = stratified_sample(examples, lambda e: e.strategy, per_strategy, seed)
+    clf = StrategyClassifier(llm, seed=seed)
+    pairs: list[tuple[Strategy, Strategy]] = []
+    unlabelled = 0
+    t0 = time.monotonic()
+
+    async def run() -> None:
+        nonlocal unlabelled
+        for i, ex in enumerate(sample):
+            if budget_s is not None and time.monotonic() - t0 > budget_s:
+                break
+            got, _ = await clf.classify(ex.reference, key=ex.line)
+            if got is None:
+                unlabelled += 1
+                got = Strategy.OTHERS  # an unparseable answer counts as a wrong "Others"
+            pairs.append((ex.strategy, got))
+            if on_item:
+                on_item(i + 1, len(sample))
+
+    asyncio.run(run())
+    scores = label_scores(pairs)
+    base = [(a, majority) for a, _ in pairs]
+    return {
+        "tsv": str(tsv),
+        "sample_planned": len(sample),
+        "sample_labelled": len(pairs),
+        "unparseable": unlabelled,
+        "wall_s": round(time.monotonic() - t0, 1),
+        **scores,
+        "majority_class": majority.value,
+        "majority_baseline_sample": {k: label_scores(base)[k] for k in ("accuracy", "macro_f1")},
+        "majority_baseline_dev": round(whole[majority] / sum(whole.values()), 4),
+        "dev_distribution": {s.value: whole.get(s, 0) for s in LABELS},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    from socialsim.llm import LLM, make_backend
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("tsv")
+    ap.add_argument("--backend", default="local")
+    ap.add_argument("--model", default="qwen2.5-1.5b")
+    ap.add_argument("--base-url", default=None)
+    ap.add_argument("--per-strategy", type=int, default=20)
+    ap.add_argument("--budget-s", type=float, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args(argv)
+    llm = LLM(make_backend(a.backend, model=a.model, base_url=a.base_url), concurrency=1)
+    report = validate_classifier(
+        llm, a.tsv, per_strategy=a.per_strategy, seed=a.seed, budget_s=a.budget_s,
+        on_item=lambda i, n: print(f"\r{i}/{n}", end="", flush=True),
+    )
+    print()
+    report["model"] = a.model
+    text = json.dumps(report, indent=2)
+    if a.out:
+        from socialsim.io import atomic_write_text
+
+        atomic_write_text(a.out, text + "\n")
+    print(json.dumps({k: v for k, v in report.items() if k not in ("confusion", "per_strategy")}, indent=2))
+    for s, m in report["per_strategy"].items():
+        print(f"{s:30s} P {m['precision']:.2f} R {m['recall']:.2f} F1 {m['f1']:.2f} n {m['support']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Seeker fidelity on real all-MiniLM-L6-v2 embeddings: a line quoting the core worry at turn 1 is a leak, a
+paraphrase of the surface layer is not; a line from another story drifts."""
+
+import pytest
+
+from conftest import persona_dict
+from socialsim.agents.fidelity import FidelityCheck
+from socialsim.schema import Persona
+
+pytest.importorskip("sentence_transformers")
+
+P = Persona.model_validate(
+    persona_dict(
+        situation="My exams are in three weeks and I can't concentrate on studying at all.",
+        disclosure={
+            "surface": "I've been really stressed about my exams lately.",
+            "context": "My parents paid for extra tutoring and my last two mock results were the worst in my class.",
+            "core": "I'm terrified that if I fail, my parents will see me as a waste of their money and sacrifice.",
+        },
+    )
+)
+
+
+@pytest.fixture(scope="module")
+def check() -> FidelityCheck:
+    return FidelityCheck(P)
+
+
+def test_core_quote_at_turn_one_is_a_leak(check):
+    got = check.check("Honestly I'm terrified that if I fail my parents will see me as a waste of their money.", 0)
+    assert got["leak"], got
+    assert got["leak_sim"] >= 0.6
+
+
+def test_surface_paraphrase_is_not_a_leak(check):
+    got = check.check("Exams have been stressing me out a lot recently.", 0)
+    assert not got["leak"] and not got["drift"], got
+
+
+def test_opened_layer_is_not_a_leak(check):
+    got = check.check("I'm terrified my parents will think I'm a waste of their money if I fail.", 2)
+    assert not got["leak"], got
+
+
+def test_other_story_drifts(check):
+    got = check.check("My landlord raised the rent again and the kitchen tap keeps dripping all night.", 1)
+    assert got["drift"] and not got["leak"], got
+    assert not check.check("Bye, thanks for listening.", 1, goodbye=True)["drift"]
