@@ -26,7 +26,6 @@ the slots already in either file. Persona ids are ``<prefix>-<slot:05d>``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import random
 import re
@@ -46,7 +45,7 @@ from socialsim.llm.base import ChatRequest
 from socialsim.llm.structured import generate_structured, grammar_schema
 from socialsim.personas.stats import AGE_BANDS, persona_text
 from socialsim.schema import EmotionType, Persona, ProblemType
-from socialsim.templating import make_env
+from socialsim.templating import PromptSet
 
 #: Genders of the plan with their weights within each block.
 GENDER_WEIGHTS: tuple[tuple[str, int], ...] = (("woman", 2), ("man", 2), ("non-binary", 1))
@@ -257,21 +256,11 @@ def draft_to_persona(draft: PersonaDraft, slot: Slot, persona_id: str) -> Person
 # -- prompts ----------------------------------------------------------------------------------------
 
 
-class BuilderPrompts:
+class BuilderPrompts(PromptSet):
     """The builder's Jinja2 templates (``personas/templates``), overridable file by file."""
 
     def __init__(self, override_dir: str | Path | None = None) -> None:
-        self.env = make_env("socialsim.personas", override_dir)
-
-    def render(self, name: str, **ctx: Any) -> str:
-        return self.env.get_template(name).render(**ctx).strip()
-
-    def digest(self) -> str:
-        h = hashlib.sha256()
-        for name in TEMPLATE_NAMES:
-            src, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
-            h.update(name.encode() + b"\0" + src.encode())
-        return h.hexdigest()[:16]
+        super().__init__("socialsim.personas", TEMPLATE_NAMES, override_dir)
 
 
 def example_for(slot: Slot, bank: list[Persona], seed: int) -> Persona | None:
