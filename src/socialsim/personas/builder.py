@@ -1,20 +1,8 @@
 """Synthesise new personas with an LLM, from a seeded stratified plan, resumably.
 
-**Plan.** Slot ``i`` gets a problem type, an emotion, an age band (and an age inside it) and a
-gender from `plan_slot`: each dimension walks through its values in blocks, every block a fresh
-seeded shuffle, so each dimension stays balanced for any N and combinations vary. Genders are
-drawn woman:man:non-binary = 2:2:1 (`GENDER_WEIGHTS`). Slot ``i`` depends only on the seed and
-``i``: a larger N extends a plan without changing its start.
-
-**One slot.** The LLM gets the slot's facts (and one example persona of another problem type from
-the default bank) and writes a `PersonaDraft` as JSON (grammar-constrained where the backend can).
-A draft is accepted when it parses, passes `draft_problems` (first-person voice, no placeholders,
-distinct layers, no degenerate repetition, a plausible name, not a copy of the example), is on
-topic (`TOPIC_MAX_RANK`) and is not a near-duplicate (cosine similarity ≥
-`NEAR_DUPLICATE_THRESHOLD` on `persona_text`) of a persona already in the output or, optionally,
-in the default bank. Otherwise it is retried with a new seed and the reason in the prompt (and
-without the example once it was copied), up to ``attempts`` times; a slot that stays invalid is
-written to the rejects file with every attempt's reason and raw output. Nothing is dropped silently.
+The plan (slot facts), the draft the LLM writes and the checks a draft must pass are in
+`socialsim.personas.drafts`; this module runs the build: each slot is asked, checked, retried with the
+reason, and written as accepted or rejected. Nothing is dropped silently.
 
 **Files.** ``OUT`` (accepted personas, JSONL), ``OUT.rejects.jsonl`` and ``OUT.progress.json``
 (the build's config and counters). Each accepted or rejected slot is appended as one line with a
