@@ -6,8 +6,10 @@ from collections import Counter
 import pytest
 
 from conftest import ESCONV_DIR, persona_dict
+from socialsim.chat_format import split_strategy_tag
+from socialsim.corpus.esconv_tsv import read_tsv_examples
 from socialsim.errors import UserError
-from socialsim.evaluate.readers import load_corpus, read_tsv_examples, split_strategy_tag
+from socialsim.evaluate.readers import load_corpus
 from socialsim.schema import Dialogue, Persona, Strategy, Turn, write_jsonl
 
 FAILED = ESCONV_DIR / "FailedESConv.json"

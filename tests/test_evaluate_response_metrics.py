@@ -6,8 +6,8 @@ import math
 import pytest
 
 from conftest import ESCONV_DIR
+from socialsim.corpus.esconv_tsv import read_tsv_examples
 from socialsim.errors import UserError
-from socialsim.evaluate.readers import read_tsv_examples
 from socialsim.evaluate.response_metrics import align, corpus_bleu, read_hypotheses, response_metrics, rouge_l
 from socialsim.evaluate.text import nltk_tokens, tokens_13a
 from socialsim.schema import Strategy

@@ -13,16 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from socialsim.io import repair_tail
 from socialsim.personas.bank import load_personas
-from socialsim.personas.builder import (
-    GENDER_WEIGHTS,
-    PersonaDraft,
-    draft_problems,
-    make_plan,
-    plan_slot,
-    reason_kinds,
-    repair_tail,
-)
+from socialsim.personas.builder import reason_kinds
+from socialsim.personas.drafts import GENDER_WEIGHTS, PersonaDraft, draft_problems, make_plan, plan_slot
 from socialsim.personas.stats import AGE_BANDS, age_band
 from socialsim.schema import EmotionType, Persona, ProblemType
 

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from conftest import persona_dict, run_cli
-from socialsim.corpus.sft import export_sft, in_valid, sft_examples, split_prefix
+from socialsim.chat_format import split_prefix
+from socialsim.corpus.sft import export_sft, in_valid, sft_examples
 from socialsim.schema import Dialogue, Persona, Strategy, SupporterThought, Turn, write_jsonl
 
 SEEKER = [
@@ -75,7 +76,7 @@ def test_sft_examples_are_prompt_completion_with_one_tag_convention():
 
 
 def test_plain_chatbot_sees_its_history_in_the_training_format():
-    from socialsim.agents.plain import chat_messages
+    from socialsim.chat_format import chat_messages
 
     d = dialogue(0)
     ex = list(sft_examples(d))[2]

@@ -1,8 +1,12 @@
-"""One way to build the Jinja2 environment every stage renders its prompt files with."""
+"""One way to build the Jinja2 environment every stage renders its prompt files with, and the one
+prompt-set class over it."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
@@ -22,3 +26,34 @@ def make_env(package: str, override_dir: str | Path | None = None, folder: str =
         autoescape=False,
         auto_reload=False,  # templates do not change during a run: no stat() of the file per render
     )
+
+
+class PromptSet:
+    """A stage's prompt files: a strict environment over ``package``'s templates (`make_env`), one
+    `render`, and a `digest` of the named files' text (part of a run's config, so an edited prompt
+    invalidates a resume). Files in `override_dir` replace the built-in ones by name."""
+
+    def __init__(self, package: str, names: Sequence[str] = (), override_dir: str | Path | None = None) -> None:
+        self.env = make_env(package, override_dir)
+        self.names = tuple(names)
+
+    def source(self, name: str) -> str:
+        """The text of one template file (the override's, if there is one)."""
+        src, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
+        return src
+
+    def render(self, name: str, **ctx: Any) -> str:
+        return self.env.get_template(name).render(**ctx).strip()
+
+    def compile_all(self) -> None:
+        """Compile every named template now (before an event loop starts, not at each first use)."""
+        for name in self.names:
+            if name.endswith((".j2", ".txt")):
+                self.env.get_template(name)
+
+    def digest(self) -> str:
+        """A hash of every named template's text (16 hex digits)."""
+        h = hashlib.sha256()
+        for name in self.names:
+            h.update(name.encode() + b"\0" + self.source(name).encode())
+        return h.hexdigest()[:16]

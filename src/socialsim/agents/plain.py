@@ -4,17 +4,11 @@ any backend) as supporters; a leading ``[Strategy]`` tag in its reply is read as
 from __future__ import annotations
 
 from socialsim.agents.common import clean_utterance, derive_seed, total_usage
-from socialsim.corpus.sft import DEFAULT_SYSTEM_PROMPT, chat_history, split_prefix
+from socialsim.chat_format import DEFAULT_SYSTEM_PROMPT, chat_messages, split_prefix
 from socialsim.errors import StructuredOutputError
 from socialsim.llm.base import ChatRequest
 from socialsim.llm.client import LLM
 from socialsim.schema import Strategy, Turn
-
-
-def chat_messages(history: list[Turn], system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> list[dict[str, str]]:
-    """The SFT export's prompt format: system prompt, then seeker = user, supporter = assistant, earlier
-    replies with their ``[Strategy]`` tag as in training (`socialsim.corpus.sft.chat_history`)."""
-    return [{"role": "system", "content": system_prompt}, *chat_history(history, with_strategy=True)]
 
 
 class PlainSupporter:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from socialsim.schema import Strategy
-from socialsim.templating import make_env
+from socialsim.templating import PromptSet
 
 TEMPLATE_NAMES = (
     "seeker_system.j2",
@@ -23,13 +23,13 @@ TEMPLATE_NAMES = (
 )
 
 
-class Prompts:
-    """Renders the agents' templates. Files in `override_dir` replace the built-in ones by name."""
+class Prompts(PromptSet):
+    """Renders the agents' templates (with the strategy list). Files in `override_dir` replace the
+    built-in ones by name."""
 
     def __init__(self, override_dir: str | Path | None = None) -> None:
-        self.env = make_env("socialsim.agents", override_dir)
-        src, _, _ = self.env.loader.get_source(self.env, "strategies.json")  # type: ignore[union-attr]
-        self.strategies = {Strategy(k): v for k, v in json.loads(src).items()}
+        super().__init__("socialsim.agents", TEMPLATE_NAMES, override_dir)
+        self.strategies = {Strategy(k): v for k, v in json.loads(self.source("strategies.json")).items()}
         self._strategy_list = [{"label": s.value, "definition": d} for s, d in self.strategies.items()]
         self._static: dict[str, str] = {}
 
@@ -43,20 +43,8 @@ class Prompts:
 
     def _render(self, name: str, ctx: dict[str, Any]) -> str:
         ctx.setdefault("strategies", self._strategy_list)
-        return self.env.get_template(name).render(**ctx).strip()
-
-    def compile_all(self) -> None:
-        """Compile every template now (before a run's event loop starts, not at each first use)."""
-        for name in TEMPLATE_NAMES:
-            if name.endswith((".j2", ".txt")):
-                self.env.get_template(name)
+        return super().render(name, **ctx)
 
     def source_digest(self) -> str:
         """A hash of every template's text: part of a run's config, so edits invalidate resumes."""
-        import hashlib
-
-        h = hashlib.sha256()
-        for name in TEMPLATE_NAMES:
-            src, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
-            h.update(name.encode() + b"\0" + src.encode())
-        return h.hexdigest()[:16]
+        return self.digest()

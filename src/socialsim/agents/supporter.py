@@ -9,6 +9,7 @@ from typing import Any
 
 from socialsim.agents.common import clean_utterance, derive_seed, total_usage
 from socialsim.agents.prompts import Prompts
+from socialsim.chat_format import chat_history
 from socialsim.errors import StructuredOutputError
 from socialsim.llm.base import ChatRequest, Completion
 from socialsim.llm.client import LLM
@@ -82,6 +83,7 @@ def reply_leak(raw: str, utterance: str, phrases: Iterable[str] = ()) -> str | N
 
 EventHook = Callable[[str, Any], None]
 
+
 class Supporter:
     def __init__(
         self,
@@ -118,12 +120,7 @@ class Supporter:
         thought and strategy (the stable prefix lets llama.cpp reuse its prompt cache)."""
         strategy = {"label": thought.strategy.value, "definition": self.prompts.strategies[thought.strategy]}
         msgs = [{"role": "system", "content": self.prompts.render("supporter_system.j2")}]
-        for t in history:
-            role = "user" if t.speaker == "seeker" else "assistant"
-            if msgs[-1]["role"] == role:
-                msgs[-1]["content"] += " " + t.text
-            else:
-                msgs.append({"role": role, "content": t.text})
+        msgs += chat_history(history, with_strategy=False)
         note = self.prompts.render("supporter_reply.j2", thought=thought, strategy=strategy)
         msgs.append({"role": "system", "content": note})
         return msgs

@@ -60,8 +60,8 @@ def chatbot_responses(
 ) -> None:
     """Reply to every ESConv context and score the replies against the references
     (BLEU-1..4, ROUGE-L, Distinct-1/2, unigram F1)."""
+    from socialsim.corpus.esconv_tsv import read_tsv_examples
     from socialsim.evaluate.chatbot import respond_to_contexts, write_rows
-    from socialsim.evaluate.readers import read_tsv_examples
     from socialsim.evaluate.response_metrics import response_metrics
 
     if out.exists():

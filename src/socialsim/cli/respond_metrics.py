@@ -54,7 +54,7 @@ def respond_metrics_cmd(
 
     Example: respond-metrics responses.jsonl --references ../shared/data/esconv/devWithStrategy_short.tsv
     """
-    from socialsim.evaluate.readers import read_tsv_examples
+    from socialsim.corpus.esconv_tsv import read_tsv_examples
     from socialsim.evaluate.response_metrics import align, read_hypotheses, response_metrics
     from socialsim.evaluate.text import TOKENIZERS
 

@@ -12,6 +12,8 @@ Modules:
 - `cli`: the typer commands (`evaluate`, `filter`, `respond-metrics`).
 """
 
-from socialsim.evaluate.readers import Corpus, DialogueMeta, ResponseExample, load_corpus, read_tsv_examples
+from socialsim.corpus.esconv import DialogueMeta
+from socialsim.corpus.esconv_tsv import ResponseExample, read_tsv_examples
+from socialsim.evaluate.readers import Corpus, load_corpus
 
 __all__ = ["Corpus", "DialogueMeta", "ResponseExample", "load_corpus", "read_tsv_examples"]

@@ -34,19 +34,16 @@ from socialsim.evaluate.rubrics import dimensions, pairwise_model, rubric_model
 from socialsim.llm.base import ChatRequest
 from socialsim.llm.structured import generate_structured, grammar_schema
 from socialsim.schema import Dialogue
-from socialsim.templating import make_env
+from socialsim.templating import PromptSet
 
 OUTCOMES = ("win", "tie", "loss")
 
 
-class JudgePrompts:
+class JudgePrompts(PromptSet):
     """The judge's Jinja2 templates (``evaluate/templates``); files in `override_dir` replace them by name."""
 
     def __init__(self, override_dir: str | Path | None = None) -> None:
-        self.env = make_env("socialsim.evaluate", override_dir)
-
-    def render(self, name: str, **ctx: Any) -> str:
-        return self.env.get_template(name).render(**ctx).strip()
+        super().__init__("socialsim.evaluate", (), override_dir)
 
 
 def transcript(d: Dialogue, max_chars: int = 4000, *, show_strategies: bool = False) -> str:

@@ -33,8 +33,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from socialsim.chat_format import split_strategy_tag
+from socialsim.corpus.esconv_tsv import ResponseExample
 from socialsim.errors import UserError
-from socialsim.evaluate.readers import ResponseExample, split_strategy_tag
 from socialsim.evaluate.text import distinct_n, tokenizer, unigram_f1
 from socialsim.io import iter_jsonl
 from socialsim.schema import Strategy, parse_strategy

@@ -15,7 +15,7 @@ from collections import Counter
 from socialsim.agents.common import clean_utterance, derive_seed
 from socialsim.llm.base import ChatRequest
 from socialsim.llm.client import LLM
-from socialsim.personas.builder import BuilderPrompts
+from socialsim.personas.drafts import BuilderPrompts
 from socialsim.schema import Persona
 
 CORE_MIN, CORE_MAX = 10, 180

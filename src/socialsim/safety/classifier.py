@@ -12,7 +12,7 @@ from socialsim.agents.common import derive_seed
 from socialsim.llm.base import ChatRequest
 from socialsim.llm.structured import generate_structured
 from socialsim.schema import Turn
-from socialsim.templating import make_env
+from socialsim.templating import PromptSet
 
 
 class RiskVerdict(BaseModel):
@@ -37,7 +37,7 @@ class LLMClassifier:
         context_turns: int = 4,
         attempts: int = 3,
     ) -> None:
-        self.env = make_env("socialsim.safety", template_dir)
+        self.prompts = PromptSet("socialsim.safety", ("risk_classifier.j2", "risk_classifier_user.j2"), template_dir)
         self.llm = llm
         self.seed = seed
         self.max_tokens = max_tokens
@@ -46,8 +46,8 @@ class LLMClassifier:
 
     def messages(self, message: str, context: list[Turn]) -> list[dict[str, str]]:
         ctx = context[-self.context_turns :] if self.context_turns else []
-        system = self.env.get_template("risk_classifier.j2").render().strip()
-        user = self.env.get_template("risk_classifier_user.j2").render(message=message, context=ctx).strip()
+        system = self.prompts.render("risk_classifier.j2")
+        user = self.prompts.render("risk_classifier_user.j2", message=message, context=ctx)
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     async def classify(self, message: str, context: list[Turn] | None = None) -> RiskVerdict:

@@ -22,7 +22,7 @@ from socialsim.agents.common import clean_utterance, derive_seed, total_usage
 from socialsim.agents.plain import PlainSupporter
 from socialsim.agents.prompts import Prompts
 from socialsim.agents.supporter import Supporter
-from socialsim.corpus.sft import DEFAULT_SYSTEM_PROMPT, split_prefix
+from socialsim.chat_format import DEFAULT_SYSTEM_PROMPT, split_prefix
 from socialsim.llm.base import ChatRequest, Completion
 from socialsim.llm.client import LLM
 from socialsim.safety.layer import SafetyDecision, SafetyLayer

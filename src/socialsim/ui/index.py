@@ -27,8 +27,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from socialsim.corpus.esconv import DialogueMeta
 from socialsim.errors import UserError, validation_message
-from socialsim.evaluate.readers import DialogueMeta, load_corpus, meta_from_persona
+from socialsim.evaluate.readers import load_corpus, meta_from_persona
 from socialsim.schema import DISCLOSURE_LAYERS, Dialogue, Strategy
 from socialsim.simulate.store import DB, MANIFEST, open_readonly
 

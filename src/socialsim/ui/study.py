@@ -313,7 +313,7 @@ def _pairs_from_corpora(a: Path, b: Path, n: int, match: str, rng: random.Random
 def _pairs_from_replies(a: Path, b: Path, contexts: Path | None, n: int, rng: random.Random) -> list[tuple]:
     """Two chatbots' replies (``chatbot-eval responses`` JSONL: ``line``, ``response``) to the same
     ESConv TSV context (``--contexts``)."""
-    from socialsim.evaluate.readers import read_tsv_examples
+    from socialsim.corpus.esconv_tsv import read_tsv_examples
     from socialsim.io import iter_jsonl
 
     if contexts is None:

@@ -9,6 +9,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from socialsim.corpus.esconv import SPEAKER_LABELS
 from socialsim.errors import UserError
 from socialsim.io import parse_json
 from socialsim.personas.importers.common import (
@@ -31,7 +32,6 @@ from socialsim.schema import (
     Persona,
 )
 
-_SEEKER_LABELS = {"seeker", "speaker", "usr", "user", "help-seeker"}
 _PLEASANTRY_WORDS = set(
     """hi hai hey hello hiya there how are you u doing today good morning afternoon evening fine ok okay
     thanks thank thx ty so much very bye goodbye good-bye night yes yeah yep yup no nope sure i am im i'm
@@ -57,7 +57,7 @@ def seeker_messages(dialog: list[Any]) -> list[str]:
         if not isinstance(turn, dict):
             prev_seeker = False
             continue
-        is_seeker = str(turn.get("speaker", "")).strip().lower() in _SEEKER_LABELS
+        is_seeker = SPEAKER_LABELS.get(str(turn.get("speaker", "")).strip().lower()) == "seeker"
         text = _clean(turn.get("content"))
         if is_seeker and text:
             if prev_seeker and out:
