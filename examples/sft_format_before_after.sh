@@ -18,6 +18,8 @@
 #   flock /tmp/socialsim-heavy.lock bash examples/sft_format_before_after.sh W corpus export train-before
 # The corpus is simulated with the old code: the old exporter cannot read runs written by newer code
 # (its schema forbids the fields added since), while the new exporter reads old runs.
+# On a busy 2-core machine set OMP_NUM_THREADS=1: measured 2026-12-02 at load 6-8, one LoRA step took
+# 22-37 s with one thread and 42-89 s with torch's default two (3.9 s on a quiet machine).
 set -euo pipefail
 W=${1:?usage: OLD_SRC=.../src sft_format_before_after.sh WORKDIR [STEP ...]}
 shift
