@@ -5,8 +5,6 @@ latency; the model file rebuilt from the checked-in data."""
 
 import json
 import os
-import statistics
-import time
 from pathlib import Path
 
 import pytest
@@ -186,26 +184,6 @@ def test_esconv_dev_seeker_turns_flag_rate(learned, rules):
         print(f"  {sc}  {t[:150]}")
     assert len(items) > 1000
     assert either / len(items) <= ESCONV_DEV_GUARD  # a regression guard at the recall-first threshold
-
-
-def test_latency_per_message(learned):
-    """Reported, with a generous bound (the machine is shared): one message with two turns of context."""
-    context = ["I've had a rough week at work.", "My manager keeps criticising me in front of everyone."]
-    msgs = [f"I don't know how much longer I can keep doing this job, day {i}." for i in range(40)]
-    times = []
-    for m in msgs:
-        t0 = time.perf_counter()
-        learned.score(m, context)
-        times.append(time.perf_counter() - t0)
-    ms = statistics.median(times) * 1000
-    batch = [(m + " again", context) for m in msgs]
-    t0 = time.perf_counter()
-    learned.score_many(batch)
-    per_batch = (time.perf_counter() - t0) * 1000 / len(batch)
-    print(
-        f"\nlearned stage: {ms:.1f} ms per message (median of {len(msgs)}), {per_batch:.1f} ms per message in a batch"
-    )
-    assert ms < 500
 
 
 def test_deterministic(learned):
