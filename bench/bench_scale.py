@@ -5,6 +5,7 @@
     python bench/bench_scale.py profile          # where the engine's CPU per call goes (cProfile)
     python bench/bench_scale.py --baseline OTHER/src   # also another source tree (before/after)
     python bench/bench_scale.py --no-limit-raw   # without the raw client limited to C calls in flight
+    python bench/bench_scale.py --legacy-corpus --baseline OLD/src  # this tree on the pre-issue-12 corpus
 
 Workloads (against the load target, latency L, capacity C, in its own process):
   small  100 dialogues, L = 0.2 s, C = 32
@@ -62,10 +63,18 @@ def timed(cmd: list[str], src: Path | None = None) -> tuple[float, float, str]:
     return wall, cpu, p.stdout
 
 
-def _simulate_cmd(url: str, n: int, capacity: int, out: Path) -> list[str]:
+#: ``--legacy-corpus``: this tree simulates the corpus of the trees before issue 12 (disclosure by
+#: the strategy rule, no realized-strategy call, no fidelity embeddings), so a ``--baseline`` of such
+#: a tree does the same work per dialogue and the two compare like for like.
+LEGACY_FLAGS = ["--disclosure", "strategy-rule", "--no-realized-strategy", "--no-fidelity"]
+LEGACY_FIELDS = {"disclosure": "strategy-rule", "realized_strategy": False, "fidelity": False}
+LEGACY = False
+
+
+def _simulate_cmd(url: str, n: int, capacity: int, out: Path, *, this_tree: bool = True) -> list[str]:
     return [sys.executable, "-m", "socialsim.cli", "simulate", "--n", str(n), "--backend", "openai",
             "--base-url", url, "--model", "m", "--concurrency", str(capacity), "--no-cache", "-q",
-            "--out", str(out)]  # fmt: skip
+            "--out", str(out), *(LEGACY_FLAGS if LEGACY and this_tree else [])]  # fmt: skip
 
 
 def configs(url: str, n: int, capacity: int) -> tuple[Any, Any]:
@@ -73,7 +82,8 @@ def configs(url: str, n: int, capacity: int) -> tuple[Any, Any]:
     from socialsim.schema import BackendConfig, ExecutionConfig
     from socialsim.simulate.run import simulation_config
 
-    sim = simulation_config("default", BackendConfig(kind="openai", base_url=url, model="m"), n=n)
+    extra = LEGACY_FIELDS if LEGACY else {}
+    sim = simulation_config("default", BackendConfig(kind="openai", base_url=url, model="m"), n=n, **extra)
     return sim, ExecutionConfig(concurrency=capacity, cache=False)
 
 
@@ -132,7 +142,7 @@ def bench_workload(name: str, rounds: int, baseline: Path | None = None, limit_r
                     else:
                         run = tmp / f"run-{who}-{r}"
                         src = baseline if who == "baseline" else None
-                        wall, cpu, _ = timed(_simulate_cmd(url, n, capacity, run), src)
+                        wall, cpu, _ = timed(_simulate_cmd(url, n, capacity, run, this_tree=src is None), src)
                         summary = json.loads((run / "summary.json").read_text())
                         calls, run_wall = summary["calls"], summary["wall_s"]
                     m = {
@@ -226,6 +236,9 @@ def main(argv: list[str]) -> None:
         baseline = Path(argv[i + 1]).resolve()
         argv = argv[:i] + argv[i + 2 :]
     limit_raw = "--no-limit-raw" not in argv
+    global LEGACY
+    LEGACY = "--legacy-corpus" in argv
+    argv = [a for a in argv if a != "--legacy-corpus"]
     argv = [a for a in argv if a != "--no-limit-raw"]
     names = argv or list(WORKLOADS)
     results = [bench_workload(name, rounds, baseline, limit_raw) for name in names]
