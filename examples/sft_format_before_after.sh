@@ -83,7 +83,7 @@ for line in (w / "times.tsv").read_text().splitlines():
         times[name] = times.get(name, 0) + int(secs)
 
 def tagged_share(side):  # supervised replies that carry a [Strategy] tag, in the training file
-    from socialsim.corpus.sft import split_prefix
+    from socialsim.chat_format import split_prefix
     sup = tag = 0
     for line in (w / f"sft-{side}" / "train.jsonl").read_text().splitlines():
         ex = json.loads(line)
