@@ -46,3 +46,28 @@ def test_other_story_drifts(check):
     got = check.check("My landlord raised the rent again and the kitchen tap keeps dripping all night.", 1)
     assert got["drift"] and not got["leak"], got
     assert not check.check("Bye, thanks for listening.", 1, goodbye=True)["drift"]
+
+
+def test_simulate_with_fidelity_records_every_seeker_turn(tmp_path, persona_file, load_target):
+    """`simulate --fidelity` end to end (the load target answers): every seeker turn carries its check and
+    the summary counts them; without the flag (the default) nothing is embedded or recorded."""
+    import json
+
+    from conftest import run_cli
+
+    t = load_target("--latency", "0.01")
+    runs = {}
+    for name, flag in (("on", ["--fidelity"]), ("off", [])):
+        out = tmp_path / name
+        r = run_cli("simulate", "--personas", persona_file, "--n", "3", "--max-turns", "3", "--backend", "openai",
+                    "--base-url", t.base_url, "--model", "m", "--no-cache", "-q", "--out", out, *flag)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert "Loading weights" not in r.stderr
+        ds = [json.loads(line) for line in (out / "dialogues.jsonl").read_text().splitlines()]
+        seeker = [t for d in ds for t in d["turns"] if t["speaker"] == "seeker"]
+        runs[name] = (seeker, json.loads((out / "summary.json").read_text()))
+    seeker_on, summary_on = runs["on"]
+    assert seeker_on and all(isinstance(t["fidelity"], dict) and "drift" in t["fidelity"] for t in seeker_on)
+    assert summary_on["seeker_turns"] == len(seeker_on)
+    seeker_off, _ = runs["off"]
+    assert seeker_off and all(t.get("fidelity") is None for t in seeker_off)

@@ -428,8 +428,9 @@ class SimulationConfig(BaseModel):
         "or 'strategy-rule' (points per declared strategy; no appraisal call).",
     )
     fidelity: bool = Field(
-        default=True,
-        description="Seeker fidelity checks per seeker turn (embedding leak and drift; leaked lines regenerated).",
+        default=False,
+        description="Seeker fidelity checks per seeker turn (embedding leak and drift; leaked lines regenerated). "
+        "Off by default: it loads an embedding model into the run (about 10x the CPU of a run against a server).",
     )
     realized_strategy: bool = Field(
         default=True, description="Label each supporter reply's strategy from its text alone (one call a turn)."

@@ -223,7 +223,10 @@ def simulate(
     ] = None,
     fidelity: Annotated[
         bool | None,
-        typer.Option(help="Seeker fidelity checks (default on): leaked layers regenerated, drift recorded."),
+        typer.Option(
+            help="Seeker fidelity checks (default off: they load an embedding model, about 10x a server run's "
+            "CPU): each seeker line embedded, leaked layers regenerated, drift recorded."
+        ),
     ] = None,
     seeker_backend: Annotated[
         str | None,
