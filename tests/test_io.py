@@ -115,9 +115,9 @@ def test_cache_dir_rule(monkeypatch, tmp_path):
 
 
 def test_the_cache_users_share_the_rule(monkeypatch, tmp_path):
+    from socialsim.llm.factory import default_cache_path
     from socialsim.llm.models import models_dir
     from socialsim.safety.events import default_event_log_path
-    from socialsim.simulate.engine import default_cache_path
 
     monkeypatch.setenv("SOCIALSIM_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("SOCIALSIM_MODELS_DIR", raising=False)

@@ -159,6 +159,7 @@ _OPTION_NAMES = {
     "n": "--n",
     "price_in_per_m": "--price-in",
     "price_out_per_m": "--price-out",
+    "roles": "--seeker-/--supporter-/--classifier-(backend|base-url|model)",
     "timeout_s": "--timeout",
 }
 

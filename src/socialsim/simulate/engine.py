@@ -15,7 +15,7 @@ from socialsim.agents.common import derive_seed
 from socialsim.agents.prompts import Prompts
 from socialsim.errors import RetriesExhausted, UserError
 from socialsim.llm import LLM, BudgetExceeded
-from socialsim.llm.factory import build_llm, default_cache_path  # noqa: F401 - default_cache_path re-exported
+from socialsim.llm.factory import build_llm
 from socialsim.llm.scheduling import enter_dialogue
 from socialsim.personas.bank import default_bank_path, load_personas, sample_personas
 from socialsim.provenance import backend_environment

@@ -62,9 +62,9 @@ CREATE VIRTUAL TABLE IF NOT EXISTS t USING fts5(body, content='', tokenize='unic
 
 def index_dir() -> Path:
     """``$SOCIALSIM_CACHE_DIR/ui-index`` (default ``~/.cache/socialsim/ui-index``)."""
-    from socialsim.simulate.engine import default_cache_path
+    from socialsim.io import cache_dir
 
-    return default_cache_path().parent / "ui-index"
+    return cache_dir() / "ui-index"
 
 
 def strategy_mask(labels: Iterable[str]) -> int:
