@@ -148,6 +148,9 @@ def test_real_parts_are_located_without_import():
         ("[Question] What happened next?", "strategy-tag"),
         ("Emotion: anxious. Need: reassurance.", "field-name"),
         ("I'd like to ask an open question to help them explore and explain their situation", "template"),
+        # the 1.5B model's third reply in a clean-clone CI demo (2026-12-02), written as the seeker's letter
+        ("Hi [Name], I hope this message finds you well. I wanted to share a bit about my feelings lately.", "letter"),
+        ("I hope this message finds you well and that the week was kinder.", "letter"),
     ],
 )
 def test_prompt_leak_is_caught(reply, kind):
@@ -165,6 +168,7 @@ def test_prompt_leak_is_caught(reply, kind):
         "What do you need most right now: some rest, or a plan for the week?",
         "It makes sense that you feel anxious; you have put so much into this.",
         "Here, take a breath with me. What happened after the midterm?",
+        "I hope you can find some time for yourself this week. What name would you give this feeling?",
     ],
 )
 def test_ordinary_replies_are_not_leaks(reply):

@@ -44,6 +44,13 @@ _LEAKS: list[tuple[str, re.Pattern[str]]] = [
             r"\[/?inst\]|</?s>|^\s*<\w+>",
         ),
         ("strategy-tag", rf"\[(?:{_STRATEGY_TAG})[^\]]*\]|^\W*(?:{_STRATEGY_TAG})\s*:"),
+        # A reply written as a letter or a template to fill in, not a turn of a chat: "Hi [Name], I hope
+        # this message finds you well" (seen from the 1.5B model when it slid into the seeker's voice).
+        (
+            "letter",
+            r"\[(?:(?:your|the|their|seeker'?s?|friend'?s?|recipient'?s?|user'?s?)\s+)?name\]|"
+            r"\bhope (?:this|my) (?:message|email|letter|note) finds you\b|^\W*dear\s+\[",
+        ),
     ]
 ]
 
@@ -51,7 +58,8 @@ _LEAKS: list[tuple[str, re.Pattern[str]]] = [
 def prompt_leak(text: str, phrases: Iterable[str] = ()) -> str | None:
     """The name of the first kind of prompt leakage in a supporter reply, else ``None``: template phrases
     (also any of ``phrases``, e.g. the strategy definitions), "Private Notes", thought field names, JSON,
-    "Here is a ...", role tags or strategy tags."""
+    "Here is a ...", role tags, strategy tags, or a letter's placeholders and opener ("[Name]", "I hope this
+    message finds you well")."""
     for name, rx in _LEAKS:
         if rx.search(text):
             return name
