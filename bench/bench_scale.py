@@ -3,6 +3,7 @@
     python bench/bench_scale.py                  # both workloads, 3 interleaved rounds
     python bench/bench_scale.py small --rounds 1 # one workload
     python bench/bench_scale.py profile          # where the engine's CPU per call goes (cProfile)
+    python bench/bench_scale.py profile --instant [--n N]  # the same without HTTP (in-process backend)
     python bench/bench_scale.py --baseline OTHER/src   # also another source tree (before/after)
     python bench/bench_scale.py --no-limit-raw   # without the raw client limited to C calls in flight
     python bench/bench_scale.py --legacy-corpus --baseline OLD/src  # this tree on the pre-issue-12 corpus
@@ -191,39 +192,84 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def profile(n: int = 300, latency: float = 0.05, capacity: int = 64, top: int = 30) -> None:
-    """cProfile of the in-process engine on the load target; prints the top functions by own time."""
+class Instant:
+    """An in-process backend answering at once with the load target's answers (the same request body
+    goes in): the engine's own CPU per call, without HTTP."""
+
+    kind, model = "openai", "m"
+
+    def __init__(self) -> None:
+        from socialsim.testing.load_target import Target
+
+        self._target = Target(0.0, 1)
+
+    def identity(self) -> dict[str, Any]:
+        return {"kind": "instant"}
+
+    async def complete(self, req: Any) -> Any:
+        from socialsim.llm.base import Completion
+        from socialsim.schema import Usage
+
+        body: dict[str, Any] = {"messages": req.message_dicts(), "seed": req.seed}
+        if req.json_schema:
+            body["response_format"] = {"type": "json_object", "schema": req.json_schema}
+        text = self._target._content(body)  # noqa: SLF001
+        return Completion(text=text, usage=Usage(prompt_tokens=100, completion_tokens=20))
+
+    async def aclose(self) -> None:
+        pass
+
+
+def profile(
+    n: int = 300, latency: float = 0.05, capacity: int = 64, top: int = 30, instant: bool = False,
+    dump: str | None = None, profiler: bool = True,
+) -> None:
+    """cProfile (CPU-time timer) of the in-process engine on the load target, or with ``instant`` on
+    an in-process backend without HTTP; prints the top functions by own and by cumulative time."""
     import cProfile
     import pstats
 
+    from socialsim.llm import LLM
     from socialsim.simulate.engine import run_simulation
     from socialsim.simulate.store import RunStore
 
-    proc, url = start_target(latency, capacity)
+    proc, url = (None, "http://127.0.0.1:9/v1") if instant else start_target(latency, capacity)
     try:
         sim, ex = configs(url, n, capacity)
+        llm = LLM(Instant(), concurrency=capacity) if instant else None  # type: ignore[arg-type]
         with tempfile.TemporaryDirectory() as d:
             store = RunStore.create(Path(d) / "run", sim.model_dump(mode="json"), sim.config_hash())
-            prof = cProfile.Profile()
+            prof = cProfile.Profile(time.process_time)  # CPU time: other processes distort less
             cpu0 = time.process_time()
-            prof.enable()
-            result = run_simulation(store, sim, ex)
+            if profiler:
+                prof.enable()
+            result = run_simulation(store, sim, ex, llm=llm)
             prof.disable()
             cpu = time.process_time() - cpu0
             store.close()
         calls = result.stats["calls"]
-        print(f"{calls} calls, {1000 * cpu / calls:.2f} ms CPU per call in the run (profiler on)")
+        state = "on" if profiler else "off"
+        print(f"{calls} calls, {1000 * cpu / calls:.3f} ms CPU per call in the run (profiler {state})")
+        if not profiler:
+            return
+        if dump:
+            prof.dump_stats(dump)
         pstats.Stats(prof).sort_stats("tottime").print_stats(top)
         pstats.Stats(prof).sort_stats("cumulative").print_stats(top)
     finally:
-        proc.terminate()
+        if proc is not None:
+            proc.terminate()
 
 
 def main(argv: list[str]) -> None:
     os.environ.setdefault("SOCIALSIM_CACHE_DIR", tempfile.mkdtemp())
     ENV["SOCIALSIM_CACHE_DIR"] = os.environ["SOCIALSIM_CACHE_DIR"]
     if argv[:1] == ["profile"]:
-        profile()
+        global LEGACY
+        LEGACY = "--legacy-corpus" in argv
+        n = int(argv[argv.index("--n") + 1]) if "--n" in argv else 300
+        dump = argv[argv.index("--dump") + 1] if "--dump" in argv else None
+        profile(n=n, instant="--instant" in argv, dump=dump, profiler="--no-profiler" not in argv)
         return
     rounds = 3
     if "--rounds" in argv:
@@ -236,7 +282,6 @@ def main(argv: list[str]) -> None:
         baseline = Path(argv[i + 1]).resolve()
         argv = argv[:i] + argv[i + 2 :]
     limit_raw = "--no-limit-raw" not in argv
-    global LEGACY
     LEGACY = "--legacy-corpus" in argv
     argv = [a for a in argv if a != "--legacy-corpus"]
     argv = [a for a in argv if a != "--no-limit-raw"]
