@@ -46,17 +46,18 @@ STRATEGY_ALIASES: dict[str, Strategy] = {
 }
 
 
+_STRATEGY_BY_LABEL = {s.value.lower(): s for s in Strategy}
+
+
 def parse_strategy(label: str) -> Strategy:
     """Map an exact, older or differently cased strategy label to a `Strategy`.
 
     Raises `ValueError` naming the eight valid labels when the label is unknown.
     """
-    text = label.strip().strip("[]").strip()
-    for s in Strategy:
-        if s.value.lower() == text.lower():
-            return s
-    if text.lower() in STRATEGY_ALIASES:
-        return STRATEGY_ALIASES[text.lower()]
+    text = label.strip().strip("[]").strip().lower()
+    found = _STRATEGY_BY_LABEL.get(text) or STRATEGY_ALIASES.get(text)
+    if found is not None:
+        return found
     valid = ", ".join(s.value for s in Strategy)
     raise ValueError(f"unknown strategy {label!r} (expected one of: {valid})")
 
@@ -276,7 +277,8 @@ class Usage(BaseModel):
     completion_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(
+        # two validated usages add up to a valid one: no validation pass (a few per call)
+        return Usage.model_construct(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
         )

@@ -69,12 +69,18 @@ def content_words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
-def off_topic(text: str, persona: Persona, layer: int) -> bool:
-    """True when a seeker utterance shares no content word with what the persona may say so far
-    (situation and opened layers): the model has wandered off the persona's story."""
+def allowed_words(persona: Persona, layer: int) -> set[str]:
+    """The content words the persona may use by ``layer``: its situation and the layers opened so far."""
     allowed = persona.situation + " " + " ".join(persona.disclosure.layer(i) for i in range(layer + 1))
+    return content_words(allowed)
+
+
+def off_topic(text: str, persona: Persona, layer: int, allowed: set[str] | None = None) -> bool:
+    """True when a seeker utterance shares no content word with what the persona may say so far
+    (situation and opened layers): the model has wandered off the persona's story. ``allowed``:
+    `allowed_words` of the same persona and layer, when the caller keeps them."""
     words = content_words(text)
-    return bool(words) and not (words & content_words(allowed))
+    return bool(words) and not (words & (allowed if allowed is not None else allowed_words(persona, layer)))
 
 
 def narrates(text: str, persona: Persona) -> bool:
@@ -116,11 +122,18 @@ class Seeker:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self._system: str | None = None
+        self._allowed: dict[int, set[str]] = {}  # layer -> allowed_words (the persona does not change)
 
     def system_prompt(self) -> str:
         if self._system is None:  # the persona's system prompt is the same on every turn
             self._system = self.prompts.render("seeker_system.j2", p=self.persona)
         return self._system
+
+    def _allowed_at(self, layer: int) -> set[str]:
+        words = self._allowed.get(layer)
+        if words is None:
+            words = self._allowed[layer] = allowed_words(self.persona, layer)
+        return words
 
     def appraisal_messages(self, history: list[Turn]) -> list[dict[str, str]]:
         """The persona's system prompt and the transcript as in the seeker's turn (llama.cpp reuses that
@@ -197,7 +210,7 @@ class Seeker:
                 len(candidate) >= 2
                 and supporter_voice(candidate) is None
                 and not narrates(candidate, self.persona)
-                and (goodbye or not off_topic(candidate, self.persona, layer))
+                and (goodbye or not off_topic(candidate, self.persona, layer, self._allowed_at(layer)))
             ):
                 if self.fidelity is not None:
                     figures = self.fidelity.check(candidate, layer, goodbye=goodbye)

@@ -148,10 +148,18 @@ class Supporter:
         return thought, list(completions)
 
     def reply_request(
-        self, history: list[Turn], thought: SupporterThought, *, turn_index: int, attempt: int = 0
+        self,
+        history: list[Turn],
+        thought: SupporterThought,
+        *,
+        turn_index: int,
+        attempt: int = 0,
+        messages: list[dict[str, str]] | None = None,
     ) -> ChatRequest:
+        """``messages``: `reply_messages` of the same history and thought, when the caller already has them
+        (a regeneration differs only in its seed)."""
         return ChatRequest.of(
-            self.reply_messages(history, thought),
+            messages if messages is not None else self.reply_messages(history, thought),
             temperature=self.temperature,
             max_tokens=self.reply_max_tokens,
             seed=derive_seed(self.seed, "reply", turn_index, attempt),
@@ -170,9 +178,11 @@ class Supporter:
         thought_attempts = len(completions)
         self._emit("thought", thought)
         text, leaks, leaked = "", 0, []
+        msgs = self.reply_messages(history, thought)  # rendered once: attempts differ only in the seed
         for attempt in range(self.reply_attempts):
             self._emit("generating", "reply")
-            c = await self.llm.complete(self.reply_request(history, thought, turn_index=turn_index, attempt=attempt))
+            req = self.reply_request(history, thought, turn_index=turn_index, attempt=attempt, messages=msgs)
+            c = await self.llm.complete(req)
             completions.append(c)
             candidate = clean_utterance(c.text)
             if len(candidate) < 2:
