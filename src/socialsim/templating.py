@@ -36,20 +36,31 @@ class PromptSet:
     def __init__(self, package: str, names: Sequence[str] = (), override_dir: str | Path | None = None) -> None:
         self.env = make_env(package, override_dir)
         self.names = tuple(names)
+        self._templates: dict[str, jinja2.Template] = {}  # loaded once: no cache lookup per render
 
     def source(self, name: str) -> str:
         """The text of one template file (the override's, if there is one)."""
         src, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
         return src
 
+    def template(self, name: str) -> jinja2.Template:
+        """The compiled template ``name`` (loaded on first use, then kept)."""
+        t = self._templates.get(name)
+        if t is None:
+            t = self._templates[name] = self.env.get_template(name)
+            # a plain dict of the (unchanging) environment globals, not jinja's ChainMap over them:
+            # every render copies them into its context, 4 us from a dict instead of 16 us
+            t.globals = dict(t.globals)
+        return t
+
     def render(self, name: str, **ctx: Any) -> str:
-        return self.env.get_template(name).render(**ctx).strip()
+        return self.template(name).render(**ctx).strip()
 
     def compile_all(self) -> None:
         """Compile every named template now (before an event loop starts, not at each first use)."""
         for name in self.names:
             if name.endswith((".j2", ".txt")):
-                self.env.get_template(name)
+                self.template(name)
 
     def digest(self) -> str:
         """A hash of every named template's text (16 hex digits)."""
