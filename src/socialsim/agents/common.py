@@ -33,6 +33,39 @@ def clean_utterance(text: str, *, max_sentences: int = 4) -> str:
     return " ".join(parts[:max_sentences]).strip()
 
 
+_UPPER_LITERAL = re.compile(r"(?<!\\)[A-Z]")
+
+
+class CaselessPatterns:
+    """Named regexes matched case-insensitively, in order. ASCII text (nearly all model output) is
+    lower-cased once and matched by case-sensitive copies of the patterns (re matches those a third
+    faster); other text by the ``re.I`` originals. The matches are the same either way: the patterns
+    hold no upper-case letters, and for ASCII text lower-casing is exactly what ``re.I`` folds."""
+
+    def __init__(self, named: list[tuple[str, str]], flags: int = 0) -> None:
+        for name, rx in named:
+            if _UPPER_LITERAL.search(rx):
+                raise ValueError(f"pattern {name!r}: write it in lower case (it is matched case-insensitively)")
+        self.caseless = [(name, re.compile(rx, flags | re.I)) for name, rx in named]
+        self._lower = [(name, re.compile(rx, flags)) for name, rx in named]
+
+    def _for(self, text: str) -> tuple[str, list[tuple[str, re.Pattern[str]]]]:
+        return (text.lower(), self._lower) if text.isascii() else (text, self.caseless)
+
+    def first(self, text: str) -> str | None:
+        """The name of the first pattern found in ``text``, else None."""
+        text, patterns = self._for(text)
+        for name, rx in patterns:
+            if rx.search(text):
+                return name
+        return None
+
+    def count(self, text: str) -> dict[str, int]:
+        """How many non-overlapping matches of each pattern ``text`` holds."""
+        text, patterns = self._for(text)
+        return {name: len(rx.findall(text)) for name, rx in patterns}
+
+
 def total_usage(completions: Iterable[Completion]) -> tuple[Usage, float, int]:
     usage, latency, n = Usage(), 0.0, 0
     for c in completions:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from socialsim.agents.common import clean_utterance, derive_seed, total_usage
+from socialsim.agents.common import CaselessPatterns, clean_utterance, derive_seed, total_usage
 from socialsim.agents.prompts import Prompts
 from socialsim.chat_format import chat_history
 from socialsim.errors import StructuredOutputError
@@ -21,9 +21,8 @@ _STRATEGY_TAG = (
     r"question|restatement|paraphras\w*|reflection of feelings|self-disclosure|affirmation|providing suggestions|"
     r"information|others"
 )
-_LEAKS: list[tuple[str, re.Pattern[str]]] = [
-    (name, re.compile(rx, re.I | re.M))
-    for name, rx in [
+_LEAKS = CaselessPatterns(
+    [
         ("private-notes", r"\bprivate notes?\b"),
         (
             "template",
@@ -51,8 +50,9 @@ _LEAKS: list[tuple[str, re.Pattern[str]]] = [
             r"\[(?:(?:your|the|their|seeker'?s?|friend'?s?|recipient'?s?|user'?s?)\s+)?name\]|"
             r"\bhope (?:this|my) (?:message|email|letter|note) finds you\b|^\W*dear\s+\[",
         ),
-    ]
-]
+    ],
+    re.M,
+)
 
 
 def prompt_leak(text: str, phrases: Iterable[str] = ()) -> str | None:
@@ -60,9 +60,9 @@ def prompt_leak(text: str, phrases: Iterable[str] = ()) -> str | None:
     (also any of ``phrases``, e.g. the strategy definitions), "Private Notes", thought field names, JSON,
     "Here is a ...", role tags, strategy tags, or a letter's placeholders and opener ("[Name]", "I hope this
     message finds you well")."""
-    for name, rx in _LEAKS:
-        if rx.search(text):
-            return name
+    name = _LEAKS.first(text)
+    if name is not None:
+        return name
     low = text.lower()
     for phrase in phrases:
         if phrase and phrase.lower() in low:
