@@ -83,8 +83,9 @@ def reply_leak(raw: str, utterance: str, phrases: Iterable[str] = ()) -> str | N
     is only a label and was cut, not a leak)."""
     phrases = list(phrases)
     leak = prompt_leak(utterance, phrases)
-    if leak is None:
-        head = prompt_leak(raw.strip().split("\n", 1)[0], phrases)
+    first_line = raw.strip().split("\n", 1)[0]
+    if leak is None and first_line != utterance:  # the same text again has no leak either
+        head = prompt_leak(first_line, phrases)
         leak = head if head != "role-tag" else None
     return leak
 
