@@ -127,3 +127,18 @@ def test_off_topic_and_narration_checks():
     assert narrates("I'm so sorry, Maya.", p)
     assert not narrates("Hi, I'm Maya. School is a lot.", p)
     assert clean_utterance("Maya Lopez: school is hard") == "school is hard"
+
+
+def test_caseless_patterns_same_matches_for_ascii_and_other_text():
+    import pytest
+
+    from socialsim.agents.common import CaselessPatterns
+
+    pats = CaselessPatterns([("sorry", r"\bi'?m sorry\b"), ("you", r"\byou\b")])
+    assert pats.first("I'M SORRY, really") == "sorry"  # ASCII: lower-cased once, case-sensitive copies
+    assert pats.first("Ça va? I'M SORRY") == "sorry"  # other text: the re.I originals
+    assert pats.first("nothing here") is None
+    assert pats.count("You and YOU, not yours") == {"sorry": 0, "you": 2}
+    assert pats.count("YOU é you") == {"sorry": 0, "you": 2}
+    with pytest.raises(ValueError, match="lower case"):
+        CaselessPatterns([("bad", r"\bSorry\b")])

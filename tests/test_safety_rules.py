@@ -270,3 +270,32 @@ def test_unwritable_event_log_is_a_user_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(UserError, match="safety event log"):
         SafetyEventLog(blocker / "events.jsonl")
+
+
+def test_any_rule_union_agrees_with_the_rules_one_by_one():
+    """The one-pass prefilter (lookbehind hoisted out of the alternation) finds a match exactly when
+    some rule's own pattern does, on the labelled messages shipped with the package."""
+    import json
+    from importlib import resources
+
+    from socialsim.safety.rules import load_rules
+
+    rules = load_rules()
+    folder = resources.files("socialsim.safety").joinpath("data/labelled")
+    texts = [
+        json.loads(line)["text"]
+        for f in folder.iterdir()
+        if f.name.endswith(".jsonl")
+        for line in f.read_text("utf-8").splitlines()
+        if line.strip()
+    ]
+    assert len(texts) > 500
+    hits = 0
+    for t in texts:
+        norm = rules.normalize(t)
+        some = any(r.rx.search(norm) for r in rules.rules)
+        assert bool(rules._any_rule.search(norm)) == some, t  # noqa: SLF001
+        out = any(rx.search(norm) for _, rx in rules.output_rules)
+        assert bool(rules._any_output.search(norm)) == out, t  # noqa: SLF001
+        hits += some
+    assert hits > 100
