@@ -107,14 +107,8 @@ class OpenAIBackend:
         return {"kind": self.kind, "model": self.model, "base_url": self.base_url}
 
     # -- request ------------------------------------------------------------------------------
-    def _response_format(self, schema: dict[str, Any]) -> dict[str, Any] | None:
-        if self.structured_mode == "json_schema":
-            return {"type": "json_schema", "json_schema": {"name": schema.get("title", "output"), "schema": schema}}
-        if self.structured_mode == "json_object":
-            return {"type": "json_object", "schema": schema}
-        return None
-
-    def body(self, request: ChatRequest) -> dict[str, Any]:
+    def body(self, request: ChatRequest, level: str | None = None) -> dict[str, Any]:
+        """The request body, asking for structured output at ``level`` (default: the level known to work)."""
         body: dict[str, Any] = {
             "model": self.model,
             "messages": request.message_dicts(),
@@ -128,32 +122,42 @@ class OpenAIBackend:
             body["seed"] = request.seed
         if request.stop:
             body["stop"] = list(request.stop)
-        if request.json_schema is not None:
-            fmt = self._response_format(request.json_schema)
-            if fmt is not None:
-                body["response_format"] = fmt
+        schema = request.json_schema
+        if schema is not None:
+            level = self.structured_mode if level is None else level
+            if level == "json_schema":
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": schema.get("title", "output"), "schema": schema},
+                }
+            elif level == "json_object":
+                body["response_format"] = {"type": "json_object", "schema": schema}
         return body
 
     async def complete(self, request: ChatRequest) -> Completion:
+        level = self.structured_mode  # this request's own level: it steps down on its own rejections only
         while True:
-            body = self.body(request)
+            body = self.body(request, level)
             start = time.perf_counter()
             try:
                 data = await (self._post_openai(body) if self.transport == "openai" else self._post_aiohttp(body))
             except _HTTPStatus as e:
-                if "response_format" in body and self._auto and _rejects_format(e):
-                    nxt = _FALLBACK.get(self.structured_mode)
-                    if nxt:
-                        log.warning(
-                            "server rejected response_format %s (HTTP %s); falling back to %s",
-                            self.structured_mode,
-                            e.status,
-                            nxt,
-                        )
-                        self.structured_mode = nxt
-                        continue
-                raise self._status_error(e) from None
+                nxt = self._step_down(level, e) if "response_format" in body else None
+                if nxt is None:
+                    raise self._status_error(e) from None
+                level = nxt
+                continue
             return self._parse(data, time.perf_counter() - start)
+
+    def _step_down(self, level: str, e: _HTTPStatus) -> str | None:
+        """The next level for a request the server rejected at ``level`` (None: no fallback). The
+        remembered level moves down only from the level this request was rejected at, so requests
+        rejected together move it one level, never past a level no request has tried."""
+        nxt = _FALLBACK.get(level) if self._auto and _rejects_format(e) else None
+        if nxt is not None and self.structured_mode == level:
+            log.warning("server rejected response_format %s (HTTP %s); falling back to %s", level, e.status, nxt)
+            self.structured_mode = nxt
+        return nxt
 
     def _status_error(self, e: _HTTPStatus) -> Exception:
         """A transient error (retried) for 408/409/429/5xx, a permanent `BackendError` otherwise."""
