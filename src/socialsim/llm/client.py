@@ -8,10 +8,10 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
@@ -19,6 +19,8 @@ from socialsim.errors import BackendError, RetriesExhausted
 from socialsim.llm.base import Backend, ChatRequest, Completion, TransientError
 from socialsim.llm.scheduling import PrioritySemaphore
 from socialsim.schema import Usage
+
+T = TypeVar("T")
 
 
 class BudgetExceeded(Exception):
@@ -277,7 +279,7 @@ class LLM:
             await sem.acquire()
             try:
                 await self.limiter.acquire(tokens)
-                result = await self._with_retries(request)
+                result = await self._retrying(self.backend.complete, request)
             finally:
                 handed = sem.release()
         finally:
@@ -291,9 +293,12 @@ class LLM:
             await asyncio.sleep(0)
         return result
 
-    async def _with_retries(self, request: ChatRequest) -> Completion:
+    async def _retrying(self, attempt: Callable[[ChatRequest], Awaitable[T]], request: ChatRequest) -> T:
+        """``attempt(request)``, retried on `TransientError` up to ``max_attempts`` times in all, with
+        `_backoff` between attempts; `RetriesExhausted` when every attempt failed. The one retry
+        policy of calls and streams."""
         try:  # the common case, a first attempt that works, without building the retry machinery
-            return await self.backend.complete(request)
+            return await attempt(request)
         except TransientError as e:
             if self.max_attempts <= 1:
                 raise self._gave_up(e) from None
@@ -309,12 +314,25 @@ class LLM:
             reraise=True,
         )
         try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self.backend.complete(request)
+            async for tried in retrying:
+                with tried:
+                    return await attempt(request)
         except TransientError as e:
             raise self._gave_up(e) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _first_piece(self, request: ChatRequest) -> tuple[AsyncGenerator[str, None], Completion, str | None]:
+        """Open the backend's stream and wait for its first piece (None: it ended without text); what
+        `_retrying` retries for a stream, since only a stream that has not yielded yet can be replayed."""
+        part = Completion(text="")
+        gen = self.backend.stream(request, info=part)  # type: ignore[attr-defined]
+        try:
+            return gen, part, await anext(gen)
+        except StopAsyncIteration:
+            return gen, part, None
+        except BaseException:
+            await gen.aclose()
+            raise
 
     async def stream(self, request: ChatRequest, info: Completion | None = None) -> AsyncIterator[str]:
         """Yield a reply's text as the backend generates it; ``info`` (if given) is filled with the
@@ -328,8 +346,7 @@ class LLM:
         `complete`, as one piece.
         """
         info = info if info is not None else Completion(text="")
-        backend_stream = getattr(self.backend, "stream", None)
-        if backend_stream is None:  # `complete` (with its cache) answers, as one piece
+        if getattr(self.backend, "stream", None) is None:  # `complete` (with its cache) answers, as one piece
             c = await self.complete(request)
             _fill(info, c)
             if c.text:
@@ -343,31 +360,20 @@ class LLM:
             return
         sem = self._sem.get()
         tokens, cost = self._reserve(request)
-        part = Completion(text="")
         try:
             async with sem:
                 await self.limiter.acquire(tokens)
-                attempt = 0
-                while True:
-                    attempt += 1
-                    part = Completion(text="")
-                    started = False
-                    gen = backend_stream(request, info=part)
-                    try:
+                gen, part, piece = await self._retrying(self._first_piece, request)
+                try:
+                    if piece is not None:
+                        yield piece
                         async for piece in gen:
-                            started = True
                             yield piece
-                        break
-                    except TransientError as e:
-                        if started:
-                            self.stats.errors += 1
-                            raise BackendError(f"{e} (the stream broke after it had started)") from None
-                        if attempt >= self.max_attempts:
-                            raise self._gave_up(e) from None
-                        self.stats.retries += 1
-                        await asyncio.sleep(self._backoff(attempt, e))
-                    finally:
-                        await gen.aclose()
+                except TransientError as e:
+                    self.stats.errors += 1
+                    raise BackendError(f"{e} (the stream broke after it had started)") from None
+                finally:
+                    await gen.aclose()
         finally:
             self._release(tokens, cost)
         self._account(part, key, keep_empty=False)
