@@ -14,7 +14,7 @@ status mapping, structured-output fallback) is the backend's, done once for both
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Protocol
 
 from socialsim.llm.base import TransientError
@@ -110,7 +110,7 @@ class AiohttpTransport:
         except ValueError:
             raise TransientError(f"malformed response from {self.base_url} (not JSON)") from None
 
-    async def stream(self, body: dict[str, Any]) -> AsyncIterator[Any]:
+    async def stream(self, body: dict[str, Any]) -> AsyncGenerator[Any, None]:
         session = self._session or self._open()
         try:
             async with session.post(self._url, json=body) as resp:
@@ -189,7 +189,7 @@ class OpenAISDKTransport:
             raise TransientError(f"malformed response from {self.base_url} ({e.__class__.__name__})") from None
         return resp.model_dump()
 
-    async def stream(self, body: dict[str, Any]) -> AsyncIterator[Any]:
+    async def stream(self, body: dict[str, Any]) -> AsyncGenerator[Any, None]:
         import openai
 
         client = self._client or self._open()
