@@ -87,3 +87,29 @@ def test_concurrent_rejections_each_step_down_one_level(client):
     assert server.formats.count("json_object") == n + 1
     assert "none" not in server.formats  # no request skipped json_object
     assert backend.structured_mode == "json_object"
+
+
+@pytest.mark.parametrize("client", ["aiohttp", "openai"])
+def test_stream_without_a_reply_is_a_retried_error_not_empty_text(client):
+    """A server that ignores ``stream`` and answers one JSON object without usable ``choices``: the stream
+    fails as malformed (retried, then given up), it does not end quietly with empty text."""
+    calls = []
+
+    async def no_choices(request: web.Request) -> web.Response:
+        calls.append(await request.json())
+        return web.json_response({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 0}})
+
+    async def go():
+        runner, url = await _serve(no_choices)
+        backend = make_backend("openai", base_url=url, model="m", http_client=client)
+        llm = LLM(backend, concurrency=1, max_attempts=2)
+        try:
+            with pytest.raises(Exception, match="ended without a reply"):
+                async for _ in llm.stream(ChatRequest.of([{"role": "user", "content": "hi"}])):
+                    pass
+        finally:
+            await llm.aclose()
+            await runner.cleanup()
+
+    asyncio.run(go())
+    assert len(calls) == 2 and all(c.get("stream") for c in calls)

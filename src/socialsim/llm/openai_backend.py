@@ -174,6 +174,10 @@ class OpenAIBackend:
                 if piece:
                     pieces.append(piece)
                     yield piece
+            if not pieces and info.finish_reason is None:
+                # no text and no finish reason: a server that ignored "stream" and sent a reply without
+                # usable choices, or a stream cut short; before the first piece, so `LLM` retries it
+                raise TransientError(f"malformed stream from {self.base_url}: it ended without a reply")
         except HTTPStatusError as e:
             raise self._status_error(e) from None
         finally:
