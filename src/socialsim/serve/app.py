@@ -37,16 +37,23 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from socialsim.errors import BackendError, RetriesExhausted, StructuredOutputError, UserError
 from socialsim.llm.client import BudgetExceeded
-from socialsim.serve.pipeline import BadRequest, ReplyOptions, SupporterPipeline, messages_to_turns
+from socialsim.serve.pipeline import (
+    BadRequest,
+    PreparedReply,
+    ReplyOptions,
+    SupporterPipeline,
+    messages_to_turns,
+)
 
 log = logging.getLogger("socialsim.serve")
 
@@ -106,6 +113,211 @@ def parse_request(body: Any) -> tuple[list[Any], ReplyOptions, bool, bool]:
     return turns, opts, stream, include_usage
 
 
+def _err(status: int, message: str, type_: str, **kw: Any) -> JSONResponse:
+    return JSONResponse(error_body(message, type_, **kw), status_code=status)
+
+
+def _usage(reply: Any) -> dict[str, int]:
+    u = reply.usage
+    return {
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.prompt_tokens + u.completion_tokens,
+    }
+
+
+def upstream_error(e: Exception) -> JSONResponse:
+    """The OpenAI-shaped response for a failure of the upstream model (502/503/429)."""
+    if isinstance(e, StructuredOutputError):
+        message = f"the model's thought could not be parsed: {e}"
+        return _err(502, message, "upstream_error", code="unparseable_output")
+    if isinstance(e, RetriesExhausted):
+        return _err(503, f"the upstream model is unavailable: {e}", "upstream_error", code="upstream_unavailable")
+    if isinstance(e, BudgetExceeded):
+        return _err(429, str(e), "insufficient_quota", code="budget_exceeded")
+    return _err(502, f"the upstream model failed: {e}", "upstream_error", code="upstream_error")
+
+
+@dataclass
+class ServeState:
+    """What the routes share: the pipeline, the served model's name and creation time, the API key."""
+
+    pipeline: SupporterPipeline
+    model_name: str = "socialsim-supporter"
+    api_key: str | None = None
+    expose_thoughts: bool = True
+    created: int = field(default_factory=lambda: int(time.time()))
+    key_bytes: bytes | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.key_bytes = self.api_key.encode("utf-8") if self.api_key else None
+
+    def check_key(self, request: Request) -> JSONResponse | None:
+        """None when the request may pass, else the 401 response (keys compared in constant time)."""
+        key_bytes = self.key_bytes
+        if key_bytes is None:
+            return None
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if not header:
+            return _err(
+                401,
+                "You didn't provide an API key: send it as 'Authorization: Bearer <key>'.",
+                "invalid_request_error",
+                code="missing_api_key",
+            )
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8"), key_bytes):
+            return _err(401, "Incorrect API key provided.", "invalid_request_error", code="invalid_api_key")
+        return None
+
+    def chunk(self, cid: str, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        """One server-sent event carrying a ``chat.completion.chunk``."""
+        obj: dict[str, Any] = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": self.model_name,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        obj.update(extra)
+        return "data: " + json.dumps(obj, ensure_ascii=False) + "\n\n"
+
+
+def get_state(request: Request) -> ServeState:
+    """The app's `ServeState` (a FastAPI dependency)."""
+    return request.app.state.serve
+
+
+StateDep = Annotated[ServeState, Depends(get_state)]
+router = APIRouter()
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/v1/models")
+async def models(request: Request, state: StateDep) -> Any:
+    denied = state.check_key(request)
+    if denied is not None:
+        return denied
+    return {
+        "object": "list",
+        "data": [{"id": state.model_name, "object": "model", "created": state.created, "owned_by": "socialsim"}],
+    }
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request, state: StateDep) -> Any:
+    denied = state.check_key(request)
+    if denied is not None:
+        return denied
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        return _err(413, f"request body larger than {MAX_BODY_BYTES} bytes", "invalid_request_error")
+    try:
+        body = json.loads(raw)
+    except ValueError as e:
+        return _err(400, f"the request body is not valid JSON ({e})", "invalid_request_error")
+    try:
+        turns, opts, stream, include_usage = parse_request(body)
+        prepared = await state.pipeline.prepare(turns, opts)
+    except BadRequest as e:
+        return _err(400, str(e), "invalid_request_error", param=e.param)
+    except (StructuredOutputError, UserError, BudgetExceeded) as e:
+        return upstream_error(e)
+    cid = "chatcmpl-" + uuid.uuid4().hex[:24]
+    if not stream:
+        return await _complete(state, prepared, cid)
+    return StreamingResponse(
+        _events(state, prepared, cid, include_usage),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _complete(state: ServeState, prepared: PreparedReply, cid: str) -> Any:
+    """The plain (non-streamed) ``chat.completion`` response."""
+    try:
+        reply = await prepared.complete()
+    except (StructuredOutputError, UserError, BudgetExceeded) as e:
+        return upstream_error(e)
+    return {
+        "id": cid,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": state.model_name,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply.text},
+                "logprobs": None,
+                "finish_reason": reply.finish_reason,
+            }
+        ],
+        "usage": _usage(reply),
+        "socialsim": reply.extra(thoughts=state.expose_thoughts),
+    }
+
+
+async def _events(state: ServeState, prepared: PreparedReply, cid: str, include_usage: bool) -> AsyncIterator[str]:
+    """The server-sent events of a streamed reply: a head chunk with the thought and the safety decision,
+    the pieces, a last chunk with ``finish_reason`` and the complete ``socialsim`` field, then usage."""
+    head: dict[str, Any] = {
+        "strategy": prepared.strategy.value if prepared.strategy else None,
+        "protocol": prepared.protocol_text is not None,
+        "safety": prepared.safety.as_dict(),
+    }
+    if state.expose_thoughts:
+        head["thought"] = prepared.thought.model_dump(mode="json") if prepared.thought else None
+    yield state.chunk(cid, {"role": "assistant", "content": ""}, socialsim=head)
+    try:
+        async with aclosing(prepared.stream()) as pieces:  # a client that leaves stops generation
+            async for piece in pieces:
+                yield state.chunk(cid, {"content": piece})
+    except Exception as e:  # the status line is sent: report in the stream, then end it
+        if not isinstance(e, StructuredOutputError | UserError | BudgetExceeded):
+            log.error("stream failed: %s", e.__class__.__name__)
+        message = str(e) if isinstance(e, UserError | BackendError) else "the reply stream failed"
+        yield "data: " + json.dumps(error_body(message, "upstream_error")) + "\n\n"
+        yield "data: [DONE]\n\n"
+        return
+    reply = prepared.reply
+    assert reply is not None
+    yield state.chunk(cid, {}, reply.finish_reason, socialsim=reply.extra(thoughts=state.expose_thoughts))
+    if include_usage:
+        obj = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": state.model_name,
+            "choices": [],
+            "usage": _usage(reply),
+        }
+        yield "data: " + json.dumps(obj) + "\n\n"
+    yield "data: [DONE]\n\n"
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    kind = {404: "not_found_error", 405: "invalid_request_error"}.get(exc.status_code, "invalid_request_error")
+    message = {404: f"no route {request.url.path}", 405: f"method {request.method} not allowed here"}.get(
+        exc.status_code, str(exc.detail)
+    )
+    return _err(exc.status_code, message, kind)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return _err(400, f"invalid request: {exc.errors()[0].get('msg', 'bad value')}", "invalid_request_error")
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("internal error on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+    return _err(500, "internal server error", "server_error")
+
+
 def create_app(
     pipeline: SupporterPipeline,
     *,
@@ -115,175 +327,11 @@ def create_app(
 ) -> FastAPI:
     """The FastAPI app. ``api_key``: clients must send ``Authorization: Bearer <key>`` (None: open)."""
     app = FastAPI(title="socialsim supporter", docs_url=None, redoc_url=None, openapi_url=None)
-    created = int(time.time())
-    key_bytes = api_key.encode("utf-8") if api_key else None
-
-    def err(status: int, message: str, type_: str, **kw: Any) -> JSONResponse:
-        return JSONResponse(error_body(message, type_, **kw), status_code=status)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = {404: "not_found_error", 405: "invalid_request_error"}.get(exc.status_code, "invalid_request_error")
-        message = {404: f"no route {request.url.path}", 405: f"method {request.method} not allowed here"}.get(
-            exc.status_code, str(exc.detail)
-        )
-        return err(exc.status_code, message, kind)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return err(400, f"invalid request: {exc.errors()[0].get('msg', 'bad value')}", "invalid_request_error")
-
-    @app.exception_handler(Exception)
-    async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.error("internal error on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
-        return err(500, "internal server error", "server_error")
-
-    def check_key(request: Request) -> JSONResponse | None:
-        if key_bytes is None:
-            return None
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if not header:
-            return err(
-                401,
-                "You didn't provide an API key: send it as 'Authorization: Bearer <key>'.",
-                "invalid_request_error",
-                code="missing_api_key",
-            )
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8"), key_bytes):
-            return err(401, "Incorrect API key provided.", "invalid_request_error", code="invalid_api_key")
-        return None
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/v1/models")
-    async def models(request: Request) -> Any:
-        denied = check_key(request)
-        if denied is not None:
-            return denied
-        return {
-            "object": "list",
-            "data": [{"id": model_name, "object": "model", "created": created, "owned_by": "socialsim"}],
-        }
-
-    def upstream_error(e: Exception) -> JSONResponse:
-        if isinstance(e, StructuredOutputError):
-            message = f"the model's thought could not be parsed: {e}"
-            return err(502, message, "upstream_error", code="unparseable_output")
-        if isinstance(e, RetriesExhausted):
-            return err(503, f"the upstream model is unavailable: {e}", "upstream_error", code="upstream_unavailable")
-        if isinstance(e, BudgetExceeded):
-            return err(429, str(e), "insufficient_quota", code="budget_exceeded")
-        return err(502, f"the upstream model failed: {e}", "upstream_error", code="upstream_error")
-
-    def chunk(cid: str, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        obj: dict[str, Any] = {
-            "id": cid,
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": model_name,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-        obj.update(extra)
-        return "data: " + json.dumps(obj, ensure_ascii=False) + "\n\n"
-
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> Any:
-        denied = check_key(request)
-        if denied is not None:
-            return denied
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            return err(413, f"request body larger than {MAX_BODY_BYTES} bytes", "invalid_request_error")
-        try:
-            body = json.loads(raw)
-        except ValueError as e:
-            return err(400, f"the request body is not valid JSON ({e})", "invalid_request_error")
-        try:
-            turns, opts, stream, include_usage = parse_request(body)
-            prepared = await pipeline.prepare(turns, opts)
-        except BadRequest as e:
-            return err(400, str(e), "invalid_request_error", param=e.param)
-        except (StructuredOutputError, UserError, BudgetExceeded) as e:
-            return upstream_error(e)
-        cid = "chatcmpl-" + uuid.uuid4().hex[:24]
-        head = {
-            "strategy": prepared.strategy.value if prepared.strategy else None,
-            "protocol": prepared.protocol_text is not None,
-            "safety": prepared.safety.as_dict(),
-        }
-        if expose_thoughts:
-            head["thought"] = prepared.thought.model_dump(mode="json") if prepared.thought else None
-
-        if not stream:
-            try:
-                reply = await prepared.complete()
-            except (StructuredOutputError, UserError, BudgetExceeded) as e:
-                return upstream_error(e)
-            u = reply.usage
-            return {
-                "id": cid,
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model_name,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": reply.text},
-                        "logprobs": None,
-                        "finish_reason": reply.finish_reason,
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": u.prompt_tokens,
-                    "completion_tokens": u.completion_tokens,
-                    "total_tokens": u.prompt_tokens + u.completion_tokens,
-                },
-                "socialsim": reply.extra(thoughts=expose_thoughts),
-            }
-
-        async def events() -> AsyncIterator[str]:
-            yield chunk(cid, {"role": "assistant", "content": ""}, socialsim=head)
-            try:
-                async with aclosing(prepared.stream()) as pieces:  # a client that leaves stops generation
-                    async for piece in pieces:
-                        yield chunk(cid, {"content": piece})
-            except Exception as e:  # the status line is sent: report in the stream, then end it
-                if not isinstance(e, StructuredOutputError | UserError | BudgetExceeded):
-                    log.error("stream failed: %s", e.__class__.__name__)
-                message = str(e) if isinstance(e, UserError | BackendError) else "the reply stream failed"
-                yield "data: " + json.dumps(error_body(message, "upstream_error")) + "\n\n"
-                yield "data: [DONE]\n\n"
-                return
-            reply = prepared.reply
-            assert reply is not None
-            yield chunk(cid, {}, reply.finish_reason, socialsim=reply.extra(thoughts=expose_thoughts))
-            if include_usage:
-                u = reply.usage
-                usage = {
-                    "prompt_tokens": u.prompt_tokens,
-                    "completion_tokens": u.completion_tokens,
-                    "total_tokens": u.prompt_tokens + u.completion_tokens,
-                }
-                obj = {
-                    "id": cid,
-                    "object": "chat.completion.chunk",
-                    "created": int(time.time()),
-                    "model": model_name,
-                    "choices": [],
-                    "usage": usage,
-                }
-                yield "data: " + json.dumps(obj) + "\n\n"
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(
-            events(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-
+    app.state.serve = ServeState(pipeline, model_name=model_name, api_key=api_key, expose_thoughts=expose_thoughts)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _internal_error)
+    app.include_router(router)
     return app
 
 
