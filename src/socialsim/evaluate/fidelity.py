@@ -48,8 +48,9 @@ def corpus_fidelity(dialogues: Sequence[Dialogue]) -> dict[str, Any] | None:
         "confusion": scores["confusion"],
         "labels": [s.value for s in LABELS],
         "disclosure_curve": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_turn.items())},
-        "leak_rate": rate(sum(1 for t in checked if t.fidelity.get("leak") or t.fidelity.get("leak_regenerations")),
-                          len(checked)),
+        "leak_rate": rate(
+            sum(1 for t in checked if t.fidelity.get("leak") or t.fidelity.get("leak_regenerations")), len(checked)
+        ),
         "drift_rate": rate(sum(1 for t in checked if t.fidelity.get("drift")), len(checked)),
         "role_fallback_rate": rate(sum(1 for t in seeker if t.role_fallback), len(seeker)),
         "appraisals": len(appraisals),
@@ -68,14 +69,15 @@ def _short(label: str) -> str:
     return SHORT.get(label, label)
 
 
-def fidelity_section(corpora: Sequence[Corpus]) -> tuple[str, dict[str, Any]]:
-    """The report section's HTML (figures embedded) and its data."""
-    from socialsim.evaluate.report import _esc, _figure, _img, _png, _table
+def fidelity_section(corpora: Sequence[Corpus]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The report section as its template shows it (a ``note``, or a table, PNG figures and the
+    definitions) and its data."""
+    from socialsim.evaluate.report import _figure, _png
 
     data = {c.name: corpus_fidelity(c.dialogues) for c in corpora}
     shown = {k: v for k, v in data.items() if v}
     if not shown:
-        return '<p class="note">No fidelity records: only simulated corpora have them.</p>', data
+        return {"note": "No fidelity records: only simulated corpora have them."}, data
     rows = [
         [label, *[("" if v.get(key) is None else v.get(key)) for v in shown.values()]]
         for label, key in (
@@ -91,7 +93,7 @@ def fidelity_section(corpora: Sequence[Corpus]) -> tuple[str, dict[str, Any]]:
             ("end reasons", "end_reasons"),
         )
     ]
-    html = _table(["figure", *shown], rows)
+    images: list[dict[str, str]] = []
     for name, v in shown.items():
         if v["agreement_pairs"]:
             fig = _figure(5.2, 4.4)
@@ -107,7 +109,7 @@ def fidelity_section(corpora: Sequence[Corpus]) -> tuple[str, dict[str, Any]]:
             ax.set_xlabel("realized (from the reply)")
             ax.set_ylabel("declared (in the thought)")
             ax.set_title(name, fontsize=9)
-            html += _img(_png(fig), f"strategy confusion {name}", "")
+            images.append({"png": _png(fig), "alt": f"strategy confusion {name}"})
     fig = _figure(7, 3)
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     for name, v in shown.items():
@@ -120,6 +122,6 @@ def fidelity_section(corpora: Sequence[Corpus]) -> tuple[str, dict[str, Any]]:
     ax2.set_xlabel("felt understood (appraisal)")
     ax2.set_ylabel("appraisals")
     ax1.legend(fontsize=7)
-    html += _img(_png(fig), "disclosure curve and appraisal distribution", "")
-    html += f'<p class="muted">{_esc((__doc__ or "").strip())}</p>'
-    return html, data
+    images.append({"png": _png(fig), "alt": "disclosure curve and appraisal distribution"})
+    view = {"note": "", "header": ["figure", *shown], "rows": rows, "images": images, "doc": (__doc__ or "").strip()}
+    return view, data

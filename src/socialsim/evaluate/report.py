@@ -11,18 +11,21 @@ distribution vs the reference), ``transitions``, ``lengths`` (length histograms)
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import jinja2
 
 from socialsim.evaluate.judge import JudgeResults, pairwise_summary, pointwise_summary
 from socialsim.evaluate.metrics import LAYER_NAMES, STRATEGIES, CorpusMetrics, table_rows
 from socialsim.evaluate.readers import Corpus
 from socialsim.io import atomic_write_text
+from socialsim.templating import make_env
 
 SECTIONS = (
     ("metrics", "Corpus metrics"),
@@ -247,39 +250,18 @@ def fig_pairwise(summary: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     return _png(fig), summary
 
 
-# -- HTML ---------------------------------------------------------------------------------------
-
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#1a202c;background:#f7fafc}
-main{max-width:1200px;margin:0 auto;padding:24px}
-h1{font-size:1.6em;margin:0 0 4px}h2{border-bottom:2px solid #e2e8f0;padding-bottom:4px;margin-top:32px}
-section{background:#fff;border:1px solid #e2e8f0;border-radius:6px;padding:8px 20px 16px;margin:16px 0}
-table{border-collapse:collapse;font-size:.9em;width:100%}th,td{border:1px solid #e2e8f0;padding:4px 8px;
-text-align:left;vertical-align:top}th{background:#edf2f7}td.num{text-align:right}
-img{max-width:100%;height:auto}.muted{color:#718096}.note{color:#718096;font-style:italic}
-nav a{margin-right:12px;font-size:.9em}.dialogue{border-left:4px solid #cbd5e0;padding:4px 12px;margin:12px 0}
-.turn{margin:4px 0}.seeker b{color:#2c7a7b}.supporter b{color:#2f855a}
-.tag{font-size:.75em;background:#edf2f7;border-radius:3px;padding:1px 5px;margin-left:4px;color:#4a5568}
-"""
+# -- HTML: rendered from templates/report.html.j2 (autoescaped) ---------------------------------
 
 
-def _esc(x: object) -> str:
-    return html.escape(str(x), quote=True)
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    env = make_env("socialsim.evaluate")
+    env.autoescape = True
+    return env
 
 
-def _img(png: str | None, alt: str, missing: str) -> str:
-    if png is None:
-        return f'<p class="note">{_esc(missing)}</p>'
-    return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{png}">'
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _dialogue_html(corpus: Corpus, index: int, scores: dict[str, int] | None, max_turns: int) -> str:
+def _sample(corpus: Corpus, index: int, scores: dict[str, int] | None, max_turns: int) -> dict[str, Any]:
+    """One sample dialogue as the template shows it."""
     d = corpus.dialogues[index]
     m = corpus.meta[index]
     bits = [f"corpus {corpus.name}", f"id {d.id}"]
@@ -290,25 +272,24 @@ def _dialogue_html(corpus: Corpus, index: int, scores: dict[str, int] | None, ma
     bits.append(f"status {d.status}" + (f" ({d.failure_reason})" if d.failure_reason else ""))
     if d.end_reason:
         bits.append(f"end {d.end_reason}")
-    parts = [f'<div class="dialogue"><p class="muted">{_esc(" · ".join(bits))}</p>']
-    if m.situation:
-        parts.append(f'<p class="muted">situation: {_esc(m.situation)}</p>')
-    if scores:
-        parts.append(f'<p class="muted">judge: {_esc(", ".join(f"{k} {v}" for k, v in scores.items()))}</p>')
+    turns = []
     for t in d.turns[:max_turns]:
-        tags = ""
+        tags = []
         if t.strategy is not None:
-            tags += f'<span class="tag">{_esc(t.strategy.value)}</span>'
+            tags.append(t.strategy.value)
         if t.disclosure_layer is not None:
-            tags += f'<span class="tag">layer {_esc(LAYER_NAMES[t.disclosure_layer])}</span>'
+            tags.append(f"layer {LAYER_NAMES[t.disclosure_layer]}")
         if t.role_fallback:
-            tags += '<span class="tag">role fallback</span>'
+            tags.append("role fallback")
         who = "Seeker" if t.speaker == "seeker" else "Supporter"
-        parts.append(f'<div class="turn {t.speaker}"><b>{who}</b>{tags}: {_esc(t.text)}</div>')
-    if len(d.turns) > max_turns:
-        parts.append(f'<p class="note">… {len(d.turns) - max_turns} more utterances</p>')
-    parts.append("</div>")
-    return "".join(parts)
+        turns.append({"speaker": t.speaker, "who": who, "tags": tags, "text": t.text})
+    return {
+        "bits": bits,
+        "situation": m.situation,
+        "scores": ", ".join(f"{k} {v}" for k, v in scores.items()) if scores else "",
+        "turns": turns,
+        "more": max(0, len(d.turns) - max_turns),
+    }
 
 
 def _call_stats(stats: dict[str, Any]) -> str:
@@ -319,6 +300,36 @@ def _call_stats(stats: dict[str, Any]) -> str:
         f"{stats.get('retries', 0)}) · tokens {stats.get('prompt_tokens', 0)} in / "
         f"{stats.get('completion_tokens', 0)} out · cost ${stats.get('cost_usd', 0):.4f}"
     )
+
+
+def _judge_view(judge: JudgeResults, point: dict[str, Any], pair: dict[str, Any]) -> dict[str, Any]:
+    """The judge sections' tables as the template shows them."""
+    failed_rows = [
+        [r.corpus, r.dialogue_id, r.error or "", (r.raw or "")[:200]] for r in judge.pointwise if r.error
+    ] + [
+        [f"{r.a_corpus} vs {r.b_corpus}", f"{r.a_id} vs {r.b_id}", r.error or "", (r.raw or "")[:200]]
+        for r in judge.pairwise
+        if r.error
+    ]
+    mean_rows = [
+        [name, s["judged"], s["failed"], *[f"{d['mean']:.2f}" for d in s["dimensions"].values()]]
+        for name, s in point.items()
+    ]
+    return {
+        "rubric": judge.rubric,
+        "call_stats": _call_stats(judge.stats),
+        "dims": list(next(iter(point.values()))["dimensions"]) if point else [],
+        "mean_rows": mean_rows,
+        "failed_rows": failed_rows,
+        "pair": {
+            "label": pair.get("label", ""),
+            "pairs": pair.get("pairs", 0),
+            "failed": pair.get("failed", 0),
+            "rows": [
+                [dim, c["win"], c["tie"], c["loss"], c["inconsistent"]] for dim, c in pair.get("dimensions", {}).items()
+            ],
+        },
+    }
 
 
 def build_report(
@@ -370,110 +381,38 @@ def build_report(
             "stats": judge.stats,
         }
 
-    body: list[str] = [f"<h1>{_esc(title)}</h1>"]
-    body.append(f'<p class="muted">{_esc(data["generated"])} · corpora: {_esc(", ".join(names))}</p>')
-    body.append("<nav>" + "".join(f'<a href="#{sid}">{_esc(t)}</a>' for sid, t in SECTIONS) + "</nav>")
-
-    def section(sid: str, inner: str) -> None:
-        title_ = dict(SECTIONS)[sid]
-        body.append(f'<section id="{sid}"><h2>{_esc(title_)}</h2>{inner}</section>')
-
-    section("metrics", _table(["metric", *names], [[label, *cells] for label, cells in rows]))
     ref = data["figures"]["strategy_distribution"]["reference"]
-    strat_rows = [
+    strategy_rows = [
         [s, *[f"{100 * m.strategy_distribution[s]:.1f}% ({m.strategy_counts[s]})" for m in metrics]] for s in STRATEGIES
     ]
-    section(
-        "strategies",
-        _img(pngs["strategy_distribution"], "strategy distribution", "No supporter strategies in these corpora.")
-        + (f'<p class="muted">Reference: {_esc(ref)}</p>' if ref else '<p class="note">No reference corpus given.</p>')
-        + _table(["strategy", *names], strat_rows),
-    )
-    section(
-        "transitions",
-        '<p class="muted">Row-normalised: each row is a strategy, each column the next supporter strategy.</p>'
-        + _img(pngs["strategy_transitions"], "strategy transitions", "No strategy sequences to show."),
-    )
-    section("lengths", _img(pngs["lengths"], "length histograms", "No utterances."))
-    section(
-        "coverage",
-        _img(pngs["problem_types"], "problem types", "No problem types recorded in these corpora (e.g. ESConv TSV)."),
-    )
-    section(
-        "disclosure",
-        _img(
-            pngs["disclosure_depth"],
-            "disclosure depth",
-            "No disclosure layers recorded: only simulated dialogues record how deep the seeker opened up.",
-        ),
-    )
     from socialsim.evaluate.fidelity import fidelity_section
 
-    fidelity_html, data["fidelity"] = fidelity_section(corpora)
-    section("fidelity", fidelity_html)
-    if judge is None:
-        section("judge-scores", '<p class="note">The LLM judge was not run (add --judge).</p>')
-        section("pairwise", '<p class="note">The LLM judge was not run (add --judge with --reference).</p>')
-    else:
-        failed_rows = [
-            [r.corpus, r.dialogue_id, r.error or "", (r.raw or "")[:200]] for r in judge.pointwise if r.error
-        ] + [
-            [f"{r.a_corpus} vs {r.b_corpus}", f"{r.a_id} vs {r.b_id}", r.error or "", (r.raw or "")[:200]]
-            for r in judge.pairwise
-            if r.error
-        ]
-        failures = (
-            "<h3>Unparseable verdicts</h3>" + _table(["corpus", "dialogue", "error", "raw output (start)"], failed_rows)
-            if failed_rows
-            else '<p class="muted">Every verdict parsed.</p>'
-        )
-        mean_rows = [
-            [name, s["judged"], s["failed"], *[f"{d['mean']:.2f}" for d in s["dimensions"].values()]]
-            for name, s in point.items()
-        ]
-        dims = list(next(iter(point.values()))["dimensions"]) if point else []
-        section(
-            "judge-scores",
-            f'<p class="muted">Rubric: {_esc(judge.rubric)} · {_esc(_call_stats(judge.stats))}</p>'
-            + (_table(["corpus", "judged", "failed", *dims], mean_rows) if point else "")
-            + _img(pngs["judge_scores"], "judge score distributions", "No pointwise judgements.")
-            + failures,
-        )
-        pair_rows = [
-            [dim, c["win"], c["tie"], c["loss"], c["inconsistent"]] for dim, c in pair.get("dimensions", {}).items()
-        ]
-        section(
-            "pairwise",
-            (
-                f'<p class="muted">{_esc(pair.get("label", ""))}: {pair.get("pairs", 0)} pairs, each judged in both '
-                f"orders; a win needs both orders to agree, disagreeing orders count as ties "
-                f"(column 'inconsistent'); {pair.get('failed', 0)} pairs failed.</p>"
-                + _table(["dimension", "win", "tie", "loss", "inconsistent"], pair_rows)
-                if pair.get("pairs")
-                else ""
-            )
-            + _img(pngs["pairwise"], "pairwise win tie loss", "No pairwise comparisons (needs --reference)."),
-        )
-    section(
-        "samples",
-        "".join(_dialogue_html(c, i, score_of.get((c.name, c.dialogues[i].id)), sample_turns) for c, i in sample_refs)
-        or '<p class="note">No dialogues.</p>',
-    )
+    fidelity, data["fidelity"] = fidelity_section(corpora)
     from socialsim.evaluate import metrics as metrics_module
     from socialsim.evaluate import response_metrics as response_module
 
-    about = (
-        f"<pre>{_esc(metrics_module.__doc__ or '')}</pre>"
-        + (f"<h3>Settings</h3><pre>{_esc(json.dumps(settings, indent=2))}</pre>" if settings else "")
-        + f"<h3>Response metrics</h3><pre>{_esc(response_module.__doc__ or '')}</pre>"
-    )
-    section("about", about)
     page = (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_esc(title)}</title><style>{CSS}</style></head><body><main>"
-        + "".join(body)
-        + "</main></body></html>\n"
+        _env()
+        .get_template("report.html.j2")
+        .render(
+            title=title,
+            generated=data["generated"],
+            names=names,
+            sections=SECTIONS,
+            section_titles=dict(SECTIONS),
+            metric_rows=[[label, *cells] for label, cells in rows],
+            pngs=pngs,
+            reference=ref,
+            strategy_rows=strategy_rows,
+            fidelity=fidelity,
+            judge=_judge_view(judge, point, pair) if judge is not None else None,
+            samples=[_sample(c, i, score_of.get((c.name, c.dialogues[i].id)), sample_turns) for c, i in sample_refs],
+            about={
+                "metrics": metrics_module.__doc__ or "",
+                "settings": json.dumps(settings, indent=2) if settings else "",
+                "responses": response_module.__doc__ or "",
+            },
+        )
     )
     return page, data
 
