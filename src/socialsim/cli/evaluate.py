@@ -113,16 +113,6 @@ def build_judge_llm(
     )
 
 
-def _unique_names(corpora: list[Any]) -> None:
-    seen: dict[str, int] = {}
-    for c in corpora:
-        if c.name in seen:
-            seen[c.name] += 1
-            c.name = f"{c.name} ({seen[c.name]})"
-        else:
-            seen[c.name] = 1
-
-
 def _metrics_table(metrics: list[Any]) -> Table:
     from socialsim.evaluate.metrics import table_rows
 
@@ -161,18 +151,6 @@ def _judge_tables(results: Any) -> list[Table]:
             t.add_row(dim, str(c["win"]), str(c["tie"]), str(c["loss"]), str(c["inconsistent"]))
         out.append(t)
     return out
-
-
-def _write_judgements(results: Any, path: Path) -> None:
-    from socialsim.io import write_jsonl_records
-
-    write_jsonl_records(path, (r.as_dict() for r in [*results.pointwise, *results.pairwise]))
-
-
-def _default_report_dir(path: Path) -> Path:
-    if path.is_dir():
-        return path / "report"
-    return Path.cwd() / f"{path.stem}-report"
 
 
 # -- evaluate ---------------------------------------------------------------------------------------
@@ -271,31 +249,13 @@ def evaluate_cmd(
 
         print(dump(ctx), end="")
         return
-    from socialsim.evaluate.metrics import DIVERSITY_CHOICES, compare
-    from socialsim.evaluate.readers import load_corpus
-    from socialsim.evaluate.report import build_report, write_report
+    from socialsim.evaluate.metrics import DIVERSITY_CHOICES
     from socialsim.evaluate.rubrics import RUBRICS
+    from socialsim.evaluate.run import evaluate_corpora
 
     check_choice("--diversity", diversity, DIVERSITY_CHOICES)
     check_choice("--rubric", rubric, list(RUBRICS))
     refs = list(reference or [])
-    llm = None
-    if judge:  # settle the backend before any slow work
-        llm = build_judge_llm(backend, base_url, model, model_path, api_key_env, concurrency, cache, cache_path)
-    try:
-        corpora = [load_corpus(path)] + [load_corpus(r) for r in refs]
-        _unique_names(corpora)
-        metrics = compare(corpora, reference_index=1 if refs else None, diversity=diversity, sample=sample, seed=seed)
-        console.print(_metrics_table(metrics))
-        results = None
-        if llm is not None:
-            results = _judge(llm, corpora, rubric, judge_n, pairwise and bool(refs), judge_chars, seed, quiet)
-            for t in _judge_tables(results):
-                console.print(t)
-    finally:
-        if llm is not None:
-            llm.close()
-    out_dir = report or _default_report_dir(path)
     settings = {
         "corpus": str(path),
         "references": [str(r) for r in refs],
@@ -308,46 +268,41 @@ def evaluate_cmd(
         settings.update(
             {"rubric": rubric, "judge_n": judge_n, "backend": backend, "model": model, "judge_chars": judge_chars}
         )
-    page, data = build_report(metrics, corpora, judge=results, samples=samples, settings=settings)
-    paths = write_report(out_dir, page, data)
-    if results is not None:
-        _write_judgements(results, out_dir / "judgements.jsonl")
-        if results.failures():
-            err_console.print(
-                f"[yellow]{results.failures()} judge verdicts stayed unparseable; they are listed in the report "
-                f"and in {out_dir / 'judgements.jsonl'}[/]"
-            )
-    console.print(f"Report: {paths['html']}\nData: {paths['json']}")
-    if results is not None:
-        console.print(f"Judgements: {out_dir / 'judgements.jsonl'}")
-
-
-def _judge(
-    llm: Any,
-    corpora: list[Any],
-    rubric: str,
-    n: int,
-    pairwise: bool,
-    judge_chars: int,
-    seed: int,
-    quiet: bool,
-) -> Any:
-    from socialsim.evaluate.judge import Judge, make_pairs, run_judge
-    from socialsim.evaluate.metrics import sample_indices
-
-    items = []
-    for c in corpora:
-        for i in sample_indices(len(c.dialogues), n, seed):
-            items.append((c.name, c.dialogues[i]))
-    pairs = []
-    if pairwise and len(corpora) > 1:
-        a, b = corpora[0], corpora[1]
-        keyed_a = [(d, m.problem_type) for d, m in zip(a.dialogues, a.meta, strict=True)]
-        keyed_b = [(d, m.problem_type) for d, m in zip(b.dialogues, b.meta, strict=True)]
-        for i, j in make_pairs(keyed_a, keyed_b, n, seed):
-            pairs.append(((a.name, a.dialogues[i]), (b.name, b.dialogues[j])))
-    judge = Judge(llm, rubric, transcript_chars=judge_chars, seed=seed)
-    return run_judge(judge, items, pairs, progress=not quiet, console=err_console)
+    llm = None
+    if judge:  # settle the backend before any slow work
+        llm = build_judge_llm(backend, base_url, model, model_path, api_key_env, concurrency, cache, cache_path)
+    try:
+        done = evaluate_corpora(
+            path,
+            refs,
+            llm=llm,
+            diversity=diversity,
+            sample=sample,
+            seed=seed,
+            rubric=rubric,
+            judge_n=judge_n,
+            pairwise=pairwise,
+            judge_chars=judge_chars,
+            samples=samples,
+            report_dir=report,
+            settings=settings,
+            on_metrics=lambda metrics: console.print(_metrics_table(metrics)),
+            on_judged=lambda results: [console.print(t) for t in _judge_tables(results)],
+            progress=not quiet,
+            console=err_console,
+        )
+    finally:
+        if llm is not None:
+            llm.close()
+    results = done.results
+    if results is not None and results.failures():
+        err_console.print(
+            f"[yellow]{results.failures()} judge verdicts stayed unparseable; they are listed in the report "
+            f"and in {done.judgements}[/]"
+        )
+    console.print(f"Report: {done.report['html']}\nData: {done.report['json']}")
+    if done.judgements is not None:
+        console.print(f"Judgements: {done.judgements}")
 
 
 # -- filter -----------------------------------------------------------------------------------------
@@ -460,13 +415,13 @@ def filter_cmd(
     try:
         corpus = load_corpus(path)
         if llm is not None:
-            from socialsim.evaluate.judge import Judge, run_judge
+            from socialsim.evaluate.run import judge_every, write_judgements
 
-            j = Judge(llm, rubric, transcript_chars=judge_chars, seed=seed)
-            res = run_judge(j, [(corpus.name, d) for d in corpus.dialogues], progress=not quiet, console=err_console)
+            res = judge_every(
+                llm, corpus, rubric, transcript_chars=judge_chars, seed=seed, progress=not quiet, console=err_console
+            )
             scores = {r.dialogue_id: r.as_dict() for r in res.pointwise}
-            jpath = out.with_name(out.stem + ".judgements.jsonl")
-            _write_judgements(res, jpath)
+            jpath = write_judgements(res, out.with_name(out.stem + ".judgements.jsonl"))
             console.print(f"Judgements: {jpath}")
     finally:
         if llm is not None:
