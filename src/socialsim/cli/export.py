@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from socialsim.cli.options import ConfigOpt, DumpConfigOpt
-from socialsim.errors import UserError
 
 console = Console()
-
-
-def load_dialogues(source: Path) -> list[Any]:
-    """Dialogues from a run folder (its store) or a corpus file in any format `evaluate` reads
-    (dialogues JSONL, ESConv JSON, SSConv JSON); one-line errors."""
-    from socialsim.evaluate.readers import load_corpus
-    from socialsim.simulate.store import MANIFEST, RunStore
-
-    if source.is_dir():
-        if not (source / MANIFEST).exists():
-            raise UserError(f"{source}: not a socialsim run (no {MANIFEST}) and not a dialogues JSONL file")
-        store = RunStore.open(source)
-        try:
-            return list(store.iter_dialogues())
-        finally:
-            store.close()
-    if not source.is_file():
-        raise UserError(f"{source}: not found; give a run folder or a dialogues JSONL file")
-    return load_corpus(source).dialogues
 
 
 def export(
@@ -61,47 +41,23 @@ def export(
     seed: Annotated[int, typer.Option(help="Seed of the train/valid split.")] = 0,
 ) -> None:
     """Export a corpus for training or sharing. Failed dialogues are left out of SFT data."""
-    from socialsim.corpus.esconv import write_esconv
-    from socialsim.corpus.sft import export_sft
-    from socialsim.corpus.ssconv import write_ssconv
-    from socialsim.schema import write_jsonl
+    from socialsim.corpus.export import export_corpus
 
-    known = {"sft", "parquet", "hf", "jsonl", "esconv", "ssconv"}
-    bad = [f for f in fmt if f not in known]
-    if bad:
-        raise UserError(f"option --format: unknown format {bad[0]!r} (use {', '.join(sorted(known))})")
-    dialogues = load_dialogues(source)
-    if not dialogues:
-        raise UserError(f"{source}: holds no dialogues")
-    sft_formats = tuple(f for f in fmt if f in ("sft", "parquet", "hf"))
-    for name, f in (("dialogues.jsonl", "jsonl"), ("esconv.json", "esconv"), ("ssconv.json", "ssconv")):
-        if f in fmt and (out / name).exists():
-            raise UserError(f"{out / name}: already exists; choose a new --out")
-    if sft_formats:
-        from socialsim.corpus.hf_card import describe_source
-
-        meta = export_sft(
-            dialogues,
-            out,
-            with_strategy=with_strategy,
-            with_thought=with_thought,
-            valid_fraction=valid_fraction,
-            seed=seed,
-            formats=sft_formats,
-            source=describe_source(source),
-        )
+    meta = export_corpus(
+        source,
+        out,
+        fmt,
+        with_strategy=with_strategy,
+        with_thought=with_thought,
+        valid_fraction=valid_fraction,
+        seed=seed,
+    )
+    if meta is not None:
         console.print(
             f"SFT examples: {meta['examples']['train']} train, {meta['examples']['validation']} validation "
             f"(from {meta['dialogues']['train']} + {meta['dialogues']['validation']} dialogues; "
             f"{meta['skipped_failed_dialogues']} failed dialogues left out)"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    if "jsonl" in fmt:
-        write_jsonl(dialogues, out / "dialogues.jsonl")
-    if "esconv" in fmt:
-        write_esconv(dialogues, out / "esconv.json")
-    if "ssconv" in fmt:
-        write_ssconv(dialogues, out / "ssconv.json")
     console.print(f"Wrote {', '.join(fmt)} to {out}")
 
 
