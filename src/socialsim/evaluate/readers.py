@@ -68,18 +68,10 @@ def meta_from_persona(d: Dialogue, source: str = "") -> DialogueMeta:
 
 def load_dialogues(source: str | Path) -> list[Dialogue]:
     """Dialogues from a run folder (its store) or a corpus file in any format `load_corpus` reads
-    (dialogues JSONL, ESConv JSON, SSConv JSON); one-line errors. An empty source is not an error."""
-    from socialsim.simulate.store import MANIFEST, RunStore
-
+    (dialogues JSONL, ESConv JSON, SSConv JSON); one-line errors. An empty run is not an error."""
     source = Path(source)
     if source.is_dir():
-        if not (source / MANIFEST).exists():
-            raise UserError(f"{source}: not a socialsim run (no {MANIFEST}) and not a dialogues JSONL file")
-        store = RunStore.open(source)
-        try:
-            return list(store.iter_dialogues())
-        finally:
-            store.close()
+        return read_run(source).dialogues
     if not source.is_file():
         raise UserError(f"{source}: not found; give a run folder or a dialogues JSONL file")
     return load_corpus(source).dialogues
