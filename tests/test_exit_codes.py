@@ -56,3 +56,37 @@ def test_unfinished_runs_are_resumable():
     assert budget.unfinished == "token budget 5 reached"
     deferred = RunResult(None, Live(total=3, deferred=1), {}, 0.0, {}, {"dialogues_pending": 1})
     assert "1 dialogues pending (1 deferred" in deferred.unfinished
+
+
+def test_second_ctrl_c_while_leaving_stops_at_once_without_a_traceback():
+    # as with an in-process model: Ctrl-C arrives while a call runs on a worker thread, which the
+    # interpreter's exit then waits for; a second Ctrl-C during that wait ends the process
+    import signal
+    import time
+
+    code = textwrap.dedent(
+        """
+        import time
+        from concurrent.futures import ThreadPoolExecutor
+        from socialsim.cli.app import OneLineTyper, run_app
+        app = OneLineTyper()
+        @app.command()
+        def go() -> None:
+            ThreadPoolExecutor(1).submit(time.sleep, 30)
+            raise KeyboardInterrupt
+        @app.command()
+        def other() -> None:
+            pass
+        run_app(app)
+        """
+    )
+    p = subprocess.Popen([sys.executable, "-c", code, "go"], stderr=subprocess.PIPE, text=True)
+    assert p.stderr is not None
+    first = p.stderr.readline()
+    assert first.startswith("interrupted:")
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    rest = p.stderr.read()
+    rc = p.wait(timeout=20)
+    assert time.monotonic() - t0 < 10  # did not wait for the 30 s call
+    assert rc == EXIT_RESUMABLE and "Traceback" not in rest and "stopping now" in rest

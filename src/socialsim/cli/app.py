@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Any
 
@@ -44,6 +45,20 @@ class OneLineTyper(typer.Typer):
         return rc
 
 
+def _stop_now(signum: int, frame: Any) -> None:
+    err_console.print("interrupted again: stopping now", markup=False)
+    os._exit(EXIT_RESUMABLE)
+
+
+def _exit_resumable(message: str) -> None:
+    """Print ``message`` and exit 3. Leaving can still wait on a model call in flight (interpreter exit joins worker
+    threads); a further Ctrl-C then ends the process at once, without a traceback. What is finished
+    is already in the run store, which is committed per dialogue."""
+    signal.signal(signal.SIGINT, _stop_now)
+    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
+    sys.exit(EXIT_RESUMABLE)
+
+
 def run_app(app: typer.Typer) -> None:
     """Run a typer app: a `UserError` becomes ``error: <one line>`` and exit code 2 (a `ParamError`
     names the option of its parameter), `Stopped` and
@@ -64,11 +79,9 @@ def run_app(app: typer.Typer) -> None:
         err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(EXIT_BAD_INPUT)
     except Stopped as e:
-        err_console.print(f"stopped: {e}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(EXIT_RESUMABLE)
+        _exit_resumable(f"stopped: {e}")
     except KeyboardInterrupt:
-        err_console.print("interrupted: finished work is saved; run again with --resume to continue", markup=False)
-        sys.exit(EXIT_RESUMABLE)
+        _exit_resumable("interrupted: finished work is saved; run again with --resume to continue")
     except Exception as e:
         if os.environ.get("SOCIALSIM_DEBUG"):
             raise
