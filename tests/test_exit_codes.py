@@ -9,9 +9,9 @@ from socialsim.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, EXIT_RESUMAB
 from socialsim.simulate.engine import Live, RunResult
 
 
-def _app(body: str) -> subprocess.CompletedProcess:
-    """A socialsim-style app whose one command runs `body`, through the shared `run_app`."""
-    code = textwrap.dedent(
+def _app_code(body: str) -> str:
+    """A socialsim-style app whose one command runs `body` (one line), through the shared `run_app`."""
+    return textwrap.dedent(
         f"""
         from socialsim.cli.app import OneLineTyper, run_app
         from socialsim.errors import Stopped, UserError
@@ -25,7 +25,10 @@ def _app(body: str) -> subprocess.CompletedProcess:
         run_app(app)
         """
     )
-    return subprocess.run([sys.executable, "-c", code, "go"], capture_output=True, text=True, timeout=60)
+
+
+def _app(body: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", _app_code(body), "go"], capture_output=True, text=True, timeout=60)
 
 
 def test_codes_are_the_documented_ones():
@@ -64,21 +67,9 @@ def test_second_ctrl_c_while_leaving_stops_at_once_without_a_traceback():
     import signal
     import time
 
-    code = textwrap.dedent(
-        """
-        import time
-        from concurrent.futures import ThreadPoolExecutor
-        from socialsim.cli.app import OneLineTyper, run_app
-        app = OneLineTyper()
-        @app.command()
-        def go() -> None:
-            ThreadPoolExecutor(1).submit(time.sleep, 30)
-            raise KeyboardInterrupt
-        @app.command()
-        def other() -> None:
-            pass
-        run_app(app)
-        """
+    code = _app_code(
+        "import time, concurrent.futures; "
+        "concurrent.futures.ThreadPoolExecutor(1).submit(time.sleep, 30); raise KeyboardInterrupt"
     )
     p = subprocess.Popen([sys.executable, "-c", code, "go"], stderr=subprocess.PIPE, text=True)
     assert p.stderr is not None

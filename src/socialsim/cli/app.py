@@ -51,9 +51,9 @@ def _stop_now(signum: int, frame: Any) -> None:
 
 
 def _exit_resumable(message: str) -> None:
-    """Print ``message`` and exit 3. Leaving can still wait on a model call in flight (interpreter exit joins worker
-    threads); a further Ctrl-C then ends the process at once, without a traceback. What is finished
-    is already in the run store, which is committed per dialogue."""
+    """Print ``message`` and exit 3. Leaving can still wait on a model call in flight (interpreter
+    exit joins worker threads); a further Ctrl-C then ends the process at once, without a traceback.
+    What is finished is already in the run store, which is committed per dialogue."""
     signal.signal(signal.SIGINT, _stop_now)
     err_console.print(message, markup=False, highlight=False, soft_wrap=True)
     sys.exit(EXIT_RESUMABLE)
