@@ -94,7 +94,7 @@ def validate_classifier(
     import asyncio
 
     from socialsim.agents.strategy_classifier import StrategyClassifier
-    from socialsim.evaluate.readers import read_tsv_examples
+    from socialsim.corpus.esconv_tsv import read_tsv_examples
 
     examples = [e for e in read_tsv_examples(tsv) if e.strategy is not None and e.reference.strip()]
     whole = Counter(e.strategy for e in examples)
