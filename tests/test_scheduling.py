@@ -2,6 +2,8 @@
 
 import asyncio
 
+import pytest
+
 from socialsim.llm.scheduling import PrioritySemaphore, current_ticket, enter_dialogue
 
 
@@ -68,3 +70,67 @@ def test_a_released_slot_goes_to_the_waiter_not_to_a_newcomer():
         await w
 
     asyncio.run(go())
+
+
+class _Instant:
+    """An in-process backend answering at once with the load target's answers (the same request body)."""
+
+    kind, model = "openai", "m"
+
+    def __init__(self) -> None:
+        from socialsim.testing.load_target import Target
+
+        self._target = Target(0.0, 1)
+
+    def identity(self) -> dict:
+        return {"kind": "instant"}
+
+    async def complete(self, req):
+        from socialsim.llm.base import Completion
+        from socialsim.schema import Usage
+
+        body = {"messages": req.message_dicts(), "seed": req.seed}
+        if req.json_schema:
+            body["response_format"] = {"type": "json_object", "schema": req.json_schema}
+        return Completion(text=self._target._content(body), usage=Usage(prompt_tokens=10, completion_tokens=5))
+
+    async def aclose(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("disclosure", ["appraisal", "strategy-rule"])
+def test_a_dialogues_estimate_never_falls_below_the_turns_it_still_takes(tmp_path, monkeypatch, disclosure):
+    """The scheduler serves the dialogues with the most calls ahead first, so a dialogue whose estimate is
+    too low waits behind all others and runs alone at the end (measured: a 12 s tail of 86 s at 800
+    dialogues on 256 slots, bench/bench_scale.py tail). Every estimate a dialogue gives, at the start of
+    each supporter turn, must cover the supporter turns it then really takes."""
+    from socialsim.llm import LLM
+    from socialsim.llm.scheduling import Ticket
+    from socialsim.schema import BackendConfig, ExecutionConfig
+    from socialsim.simulate.engine import run_simulation
+    from socialsim.simulate.run import simulation_config
+    from socialsim.simulate.store import RunStore
+
+    said: dict[int, list[int]] = {}
+    expect = Ticket.expect
+
+    def recording(self, more_calls):
+        said.setdefault(self.seq, []).append(more_calls)
+        expect(self, more_calls)
+
+    monkeypatch.setattr(Ticket, "expect", recording)
+    sim = simulation_config(
+        "default", BackendConfig(kind="openai", base_url="http://127.0.0.1:9/v1", model="m"), n=60,
+        disclosure=disclosure,
+    )  # fmt: skip
+    store = RunStore.create(tmp_path / "run", sim.model_dump(mode="json"), sim.config_hash())
+    result = run_simulation(store, sim, ExecutionConfig(concurrency=8, cache=False), llm=LLM(_Instant(), concurrency=8))
+    ends = {d.end_reason for d in store.iter_dialogues()}
+    store.close()
+    assert result.live.ok == 60 and len(said) == 60
+    assert ends - {"turn_cap"}, ends  # some dialogues end early: the estimates are put to the test
+    for seq, estimates in said.items():
+        per_turn = estimates[1] // sim.max_turns  # the first turn's estimate: the cap, all turns ahead
+        turns = estimates[1:]  # one estimate at the start of every supporter turn
+        for j, more in enumerate(turns):
+            assert more >= per_turn * (len(turns) - j), (seq, disclosure, estimates)

@@ -176,9 +176,13 @@ async def simulate_dialogue(
     try:
         await seeker_turn(layer=0, goodbye=False, turn_index=0)
         for i in range(cfg.max_turns):
+            # The scheduler serves the dialogues with the most calls ahead first, so an estimate
+            # too low starves a dialogue into running alone at the end: only the strategy rule's
+            # goodbye (feel_heard_after turns after the core worry) is known in advance; a seeker
+            # who appraises leaves when it feels heard, which may be never, so the cap is the estimate.
             turns_left = cfg.max_turns - i
-            if core_at is not None:  # goodbye comes feel_heard_after turns after the core worry
-                turns_left = min(turns_left, core_at + cfg.feel_heard_after - i + 1)
+            if core_at is not None and not appraising:
+                turns_left = max(1, min(turns_left, core_at + cfg.feel_heard_after - i + 1))
             ticket.expect(per_turn * turns_left)
             sup_turn = await supporter_turn(i)
             d.turns.append(sup_turn)
