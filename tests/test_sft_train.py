@@ -228,13 +228,20 @@ def test_lora_steps_reduce_loss_resume_and_reload(tmp_path):
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(s2["base_model"])
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        untuned = base(ids).logits  # before the adapter is put into it
     tuned = PeftModel.from_pretrained(base, str(tmp_path / "out" / "adapter"))
     assert any("lora" in n for n, _ in tuned.named_parameters())
     merged = AutoModelForCausalLM.from_pretrained(str(tmp_path / "out" / "merged"))
     assert merged.config.use_cache is True
     with torch.no_grad():
-        ids = torch.tensor([[1, 2, 3, 4]])
-        assert torch.allclose(tuned(ids).logits, merged(ids).logits, atol=1e-3)
+        t, m = tuned(ids).logits, merged(ids).logits
+    # the merged weights answer as base + adapter: equal up to float32 rounding of the merge (which
+    # depends on the CPU's kernels: up to ~1e-3 on logits of ~20 here), far below what training moved
+    moved = float((t - untuned).abs().max())
+    assert moved > 0.5, moved
+    assert float((t - m).abs().max()) < 0.01 * moved, (float((t - m).abs().max()), moved)
 
     import asyncio
 
