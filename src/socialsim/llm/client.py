@@ -214,13 +214,16 @@ class LLM:
         tokens = p + request.max_tokens
         cost = self.price.cost(p, request.max_tokens)
         group = [self, *self.budget_peers]
-        used_tokens = self.prior_tokens + sum(m.stats.prompt_tokens + m.stats.completion_tokens + m._reserved_tokens
-                                              for m in group)
-        if self.max_tokens is not None and used_tokens + tokens > self.max_tokens:
-            raise BudgetExceeded(f"token budget {self.max_tokens} reached")
-        used_cost = self.prior_cost + sum(m.stats.cost + m._reserved_cost for m in group)
-        if self.max_cost is not None and used_cost + cost > self.max_cost:
-            raise BudgetExceeded(f"cost budget ${self.max_cost} reached")
+        if self.max_tokens is not None:  # the sums only when there is a budget to check them against
+            used_tokens = self.prior_tokens + sum(
+                m.stats.prompt_tokens + m.stats.completion_tokens + m._reserved_tokens for m in group
+            )
+            if used_tokens + tokens > self.max_tokens:
+                raise BudgetExceeded(f"token budget {self.max_tokens} reached")
+        if self.max_cost is not None:
+            used_cost = self.prior_cost + sum(m.stats.cost + m._reserved_cost for m in group)
+            if used_cost + cost > self.max_cost:
+                raise BudgetExceeded(f"cost budget ${self.max_cost} reached")
         self._reserved_tokens += tokens
         self._reserved_cost += cost
         return tokens, cost

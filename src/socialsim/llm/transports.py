@@ -17,6 +17,8 @@ import json
 from collections.abc import AsyncGenerator
 from typing import Any, Protocol
 
+from pydantic_core import from_json, to_json
+
 from socialsim.llm.base import TransientError
 
 
@@ -65,6 +67,10 @@ def _cannot_connect(base_url: str, why: object) -> TransientError:
     return TransientError(f"cannot connect to {base_url} ({short(str(why))})")
 
 
+# pydantic_core's JSON codec: ~4x faster than the json module both ways on these bodies (bench/, #13)
+_JSON = {"Content-Type": "application/json"}
+
+
 class AiohttpTransport:
     """One kept-alive ``aiohttp`` session (made in the event loop of the first call, closed by `aclose`)."""
 
@@ -99,26 +105,26 @@ class AiohttpTransport:
     async def post(self, body: dict[str, Any]) -> Any:
         session = self._session or self._open()
         try:
-            async with session.post(self._url, json=body) as resp:
+            async with session.post(self._url, data=to_json(body), headers=_JSON) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
                     raise HTTPStatusError.of(resp.status, raw, resp.headers)
         except self._failures as e:
             raise self._error(e) from None
         try:
-            return json.loads(raw)
+            return from_json(raw)
         except ValueError:
             raise TransientError(f"malformed response from {self.base_url} (not JSON)") from None
 
     async def stream(self, body: dict[str, Any]) -> AsyncGenerator[Any, None]:
         session = self._session or self._open()
         try:
-            async with session.post(self._url, json=body) as resp:
+            async with session.post(self._url, data=to_json(body), headers=_JSON) as resp:
                 if resp.status >= 400:
                     raise HTTPStatusError.of(resp.status, await resp.read(), resp.headers)
                 if resp.content_type == "application/json":  # the server ignored "stream": one whole reply
                     try:
-                        yield json.loads(await resp.read())
+                        yield from_json(await resp.read())
                     except ValueError:
                         raise TransientError(f"malformed response from {self.base_url} (not JSON)") from None
                     return
@@ -132,7 +138,7 @@ class AiohttpTransport:
                     if data == b"[DONE]":
                         break
                     try:
-                        obj = json.loads(data)
+                        obj = from_json(data)
                     except ValueError:
                         raise TransientError(f"malformed stream chunk from {self.base_url} (not JSON)") from None
                     yield obj
