@@ -7,6 +7,7 @@
     python bench/bench_scale.py --baseline OTHER/src   # also another source tree (before/after)
     python bench/bench_scale.py --no-limit-raw   # without the raw client limited to C calls in flight
     python bench/bench_scale.py --legacy-corpus --baseline OLD/src  # this tree on the pre-issue-12 corpus
+    python bench/bench_scale.py tail [--n N --latency L --capacity C]  # where the slots go idle (in-process)
 
 Workloads (against the load target, latency L, capacity C, in its own process):
   small  100 dialogues, L = 0.2 s, C = 32
@@ -78,6 +79,12 @@ def _simulate_cmd(url: str, n: int, capacity: int, out: Path, *, this_tree: bool
             "--out", str(out), *(LEGACY_FLAGS if LEGACY and this_tree else [])]  # fmt: skip
 
 
+def _knows_legacy_flags(src: Path) -> bool:
+    """Whether a ``--baseline`` tree has the flags of `LEGACY_FLAGS` (it is newer than issue 12): such a
+    tree gets them too under ``--legacy-corpus``, so that both trees simulate the same corpus."""
+    return any("realized_strategy" in f.read_text() for f in (src / "socialsim").rglob("*.py"))
+
+
 def configs(url: str, n: int, capacity: int) -> tuple[Any, Any]:
     """The configs `socialsim simulate --n N --concurrency C --no-cache` builds for the load target."""
     from socialsim.schema import BackendConfig, ExecutionConfig
@@ -143,7 +150,8 @@ def bench_workload(name: str, rounds: int, baseline: Path | None = None, limit_r
                     else:
                         run = tmp / f"run-{who}-{r}"
                         src = baseline if who == "baseline" else None
-                        wall, cpu, _ = timed(_simulate_cmd(url, n, capacity, run, this_tree=src is None), src)
+                        legacy_ok = src is None or _knows_legacy_flags(src)
+                        wall, cpu, _ = timed(_simulate_cmd(url, n, capacity, run, this_tree=legacy_ok), src)
                         summary = json.loads((run / "summary.json").read_text())
                         calls, run_wall = summary["calls"], summary["wall_s"]
                     m = {
@@ -261,11 +269,65 @@ def profile(
             proc.terminate()
 
 
+class Delayed(Instant):
+    """`Instant` answering after ``latency`` seconds (the slots are the engine's own, ``--concurrency``)."""
+
+    def __init__(self, latency: float) -> None:
+        super().__init__()
+        self.latency = latency
+
+    async def complete(self, req: Any) -> Any:
+        await asyncio.sleep(self.latency)
+        return await super().complete(req)
+
+
+def tail(n: int = 800, latency: float = 0.5, capacity: int = 256) -> None:
+    """The engine in-process against a backend that answers after ``latency``, with ``capacity``
+    slots: calls in flight over time (sampled by the progress hook every 0.25 s), when the slots
+    stopped being full, how long the tail after that lasted, and the efficiency."""
+    from socialsim.llm import LLM
+    from socialsim.simulate.engine import run_simulation
+    from socialsim.simulate.store import RunStore
+
+    sim, ex = configs("http://127.0.0.1:9/v1", n, capacity)
+    llm = LLM(Delayed(latency), concurrency=capacity)  # type: ignore[arg-type]
+    samples: list[tuple[float, int]] = []
+    t0 = time.perf_counter()
+
+    def on_progress(live: Any, m: Any) -> None:
+        sem = m._sem.get()  # noqa: SLF001
+        samples.append((time.perf_counter() - t0, capacity - sem._free))  # noqa: SLF001
+
+    with tempfile.TemporaryDirectory() as d:
+        store = RunStore.create(Path(d) / "run", sim.model_dump(mode="json"), sim.config_hash())
+        result = run_simulation(store, sim, ex, llm=llm, on_progress=on_progress)
+        chains = sorted(sum(t.calls for t in dl.turns) for dl in store.iter_dialogues())
+        store.close()
+    calls, wall = result.stats["calls"], result.wall_s
+    full = [t for t, k in samples if k >= 0.95 * capacity]
+    full_until = full[-1] if full else 0.0
+    print(f"{n} dialogues, L {latency} s, C {capacity}: {calls} calls in {wall:.1f} s, "
+          f"efficiency {calls * latency / capacity / wall:.3f} (ideal wall {calls * latency / capacity:.1f} s)")
+    print(f"slots >= 95 % busy until {full_until:.1f} s; tail {wall - full_until:.1f} s")
+    if chains:
+        print(f"calls per dialogue: min {chains[0]}, median {chains[len(chains) // 2]}, max {chains[-1]}")
+    last = [(round(t, 1), k) for t, k in samples if t >= full_until - 1.0]
+    print("in flight over the tail (s, calls):", " ".join(f"{t}:{k}" for t, k in last[::4]))
+
+
 def main(argv: list[str]) -> None:
     os.environ.setdefault("SOCIALSIM_CACHE_DIR", tempfile.mkdtemp())
     ENV["SOCIALSIM_CACHE_DIR"] = os.environ["SOCIALSIM_CACHE_DIR"]
-    if argv[:1] == ["profile"]:
+    if argv[:1] == ["tail"]:
         global LEGACY
+        LEGACY = "--legacy-corpus" in argv
+
+        def opt(name: str, default: float) -> float:
+            return float(argv[argv.index(name) + 1]) if name in argv else default
+
+        tail(int(opt("--n", 800)), opt("--latency", 0.5), int(opt("--capacity", 256)))
+        return
+    if argv[:1] == ["profile"]:
         LEGACY = "--legacy-corpus" in argv
         n = int(argv[argv.index("--n") + 1]) if "--n" in argv else 300
         dump = argv[argv.index("--dump") + 1] if "--dump" in argv else None
