@@ -4,7 +4,7 @@
 
 Rows: the rule stage (`RuleStage.check`), the learned stage one message at a time
 (`LearnedStage.score`) and in one batch (`LearnedStage.score_many`), as the median ms per message
-and as a ratio to the rule stage. Messages come from the shipped labelled held-out set (heldout4).
+and as a ratio to the rule stage. Messages come from the shipped labelled test set (heldout5).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def per_message_ms(fn, items) -> float:  # type: ignore[no-untyped-def]
 
 
 def main(n: int = 200) -> None:
-    rows = load_labelled(labelled_path("heldout4"))
+    rows = load_labelled(labelled_path("heldout5"))
     context = ["I've had a rough week at work.", "My manager keeps criticising me in front of everyone."]
     items = [(r.text, list(r.context) or context) for r in rows][:n]
     rules, learned = RuleStage(), LearnedStage()

