@@ -59,22 +59,22 @@ FORMER_HELDOUT = ("heldout", "heldout2", "heldout3", "heldout4")
 
 
 @pytest.fixture(scope="module")
-def test_report(learned, rules):
+def heldout_report(learned, rules):
     return _heldout_reports(learned, rules, TEST_SET)
 
 
-def test_heldout_recall_target(test_report):
+def test_heldout_recall_target(heldout_report):
     """Recall >= 98 % for suicide and self-harm on the test set, of what routes a message to the
     protocol without an LLM stage (rules high OR learned). Met on heldout5: 61/61 and 19/19."""
     for cat in ("suicide", "self_harm"):
-        assert test_report.category(cat)["recall"] >= RECALL_TARGET, (cat, test_report.missed())
+        assert heldout_report.category(cat)["recall"] >= RECALL_TARGET, (cat, heldout_report.missed())
 
 
-def test_heldout_recall_and_false_positive_guard(test_report):
+def test_heldout_recall_and_false_positive_guard(heldout_report):
     """Regression guards at the measured level (heldout5: harm to others 8/9 = 88.9 %, 30/97 = 30.9 %
     of hard negatives flagged); the benign target is the xfail test."""
-    assert test_report.category("harm_to_others")["recall"] >= 0.85, test_report.missed()
-    assert test_report.benign()["fp_rate"] <= 0.33, test_report.benign()["texts"]
+    assert heldout_report.category("harm_to_others")["recall"] >= 0.85, heldout_report.missed()
+    assert heldout_report.benign()["fp_rate"] <= 0.33, heldout_report.benign()["texts"]
 
 
 @pytest.mark.xfail(
@@ -82,8 +82,8 @@ def test_heldout_recall_and_false_positive_guard(test_report):
     reason="not met: the learned stage at its recall-first threshold flags 30/97 = 30.9 % of the test "
     "set's hard negatives (see the README's safety table)",
 )
-def test_heldout_benign_false_positive_target(test_report):
-    assert test_report.benign()["fp_rate"] <= BENIGN_FP_TARGET, test_report.benign()["texts"]
+def test_heldout_benign_false_positive_target(heldout_report):
+    assert heldout_report.benign()["fp_rate"] <= BENIGN_FP_TARGET, heldout_report.benign()["texts"]
 
 
 @pytest.mark.parametrize("name", FORMER_HELDOUT)
