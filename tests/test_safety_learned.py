@@ -50,7 +50,7 @@ def _heldout_reports(learned, rules, name):
     return both
 
 
-# heldout5 is the test set: written and committed alone (b1b843e) before any session-5 training data,
+# heldout5 is the test set: written and committed alone (29022a0) before any session-5 training data,
 # feature or threshold work, and never used to choose anything (measured once before and once after
 # the session-5 rebuild). The older held-out sets (heldout ... heldout4) were folded into the training
 # data once they had been looked at (see labelled/README.md).
