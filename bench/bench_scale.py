@@ -131,6 +131,7 @@ def bench_workload(name: str, rounds: int, baseline: Path | None = None, limit_r
     n, latency, capacity = WORKLOADS[name]
     proc, url = start_target(latency, capacity)
     variants = ["raw"] + (["raw_limit_c"] if limit_raw else []) + ["socialsim"] + (["baseline"] if baseline else [])
+    baseline_legacy_ok = baseline is not None and _knows_legacy_flags(baseline)
     res: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     try:
         with tempfile.TemporaryDirectory() as d:
@@ -150,7 +151,7 @@ def bench_workload(name: str, rounds: int, baseline: Path | None = None, limit_r
                     else:
                         run = tmp / f"run-{who}-{r}"
                         src = baseline if who == "baseline" else None
-                        legacy_ok = src is None or _knows_legacy_flags(src)
+                        legacy_ok = src is None or baseline_legacy_ok
                         wall, cpu, _ = timed(_simulate_cmd(url, n, capacity, run, this_tree=legacy_ok), src)
                         summary = json.loads((run / "summary.json").read_text())
                         calls, run_wall = summary["calls"], summary["wall_s"]
@@ -200,51 +201,25 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-class Instant:
-    """An in-process backend answering at once with the load target's answers (the same request body
-    goes in): the engine's own CPU per call, without HTTP."""
-
-    kind, model = "openai", "m"
-
-    def __init__(self) -> None:
-        from socialsim.testing.load_target import Target
-
-        self._target = Target(0.0, 1)
-
-    def identity(self) -> dict[str, Any]:
-        return {"kind": "instant"}
-
-    async def complete(self, req: Any) -> Any:
-        from socialsim.llm.base import Completion
-        from socialsim.schema import Usage
-
-        body: dict[str, Any] = {"messages": req.message_dicts(), "seed": req.seed}
-        if req.json_schema:
-            body["response_format"] = {"type": "json_object", "schema": req.json_schema}
-        text = self._target._content(body)  # noqa: SLF001
-        return Completion(text=text, usage=Usage(prompt_tokens=100, completion_tokens=20))
-
-    async def aclose(self) -> None:
-        pass
-
-
 def profile(
     n: int = 300, latency: float = 0.05, capacity: int = 64, top: int = 30, instant: bool = False,
     dump: str | None = None, profiler: bool = True,
 ) -> None:
     """cProfile (CPU-time timer) of the in-process engine on the load target, or with ``instant`` on
-    an in-process backend without HTTP; prints the top functions by own and by cumulative time."""
+    an in-process backend without HTTP (`InstantBackend`); prints the top functions by own and by
+    cumulative time."""
     import cProfile
     import pstats
 
     from socialsim.llm import LLM
     from socialsim.simulate.engine import run_simulation
     from socialsim.simulate.store import RunStore
+    from socialsim.testing.load_target import InstantBackend
 
     proc, url = (None, "http://127.0.0.1:9/v1") if instant else start_target(latency, capacity)
     try:
         sim, ex = configs(url, n, capacity)
-        llm = LLM(Instant(), concurrency=capacity) if instant else None  # type: ignore[arg-type]
+        llm = LLM(InstantBackend(), concurrency=capacity) if instant else None  # type: ignore[arg-type]
         with tempfile.TemporaryDirectory() as d:
             store = RunStore.create(Path(d) / "run", sim.model_dump(mode="json"), sim.config_hash())
             prof = cProfile.Profile(time.process_time)  # CPU time: other processes distort less
@@ -269,18 +244,6 @@ def profile(
             proc.terminate()
 
 
-class Delayed(Instant):
-    """`Instant` answering after ``latency`` seconds (the slots are the engine's own, ``--concurrency``)."""
-
-    def __init__(self, latency: float) -> None:
-        super().__init__()
-        self.latency = latency
-
-    async def complete(self, req: Any) -> Any:
-        await asyncio.sleep(self.latency)
-        return await super().complete(req)
-
-
 def tail(n: int = 800, latency: float = 0.5, capacity: int = 256) -> None:
     """The engine in-process against a backend that answers after ``latency``, with ``capacity``
     slots: calls in flight over time (sampled by the progress hook every 0.25 s), when the slots
@@ -288,9 +251,10 @@ def tail(n: int = 800, latency: float = 0.5, capacity: int = 256) -> None:
     from socialsim.llm import LLM
     from socialsim.simulate.engine import run_simulation
     from socialsim.simulate.store import RunStore
+    from socialsim.testing.load_target import InstantBackend
 
     sim, ex = configs("http://127.0.0.1:9/v1", n, capacity)
-    llm = LLM(Delayed(latency), concurrency=capacity)  # type: ignore[arg-type]
+    llm = LLM(InstantBackend(latency), concurrency=capacity)  # type: ignore[arg-type]
     samples: list[tuple[float, int]] = []
     t0 = time.perf_counter()
 

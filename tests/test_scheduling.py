@@ -1,4 +1,4 @@
-"""The tail-aware call order (llm/scheduling.py): pure asyncio, no server."""
+"""The tail-aware call order (llm/scheduling.py): pure asyncio and the in-process engine, no server."""
 
 import asyncio
 
@@ -72,32 +72,6 @@ def test_a_released_slot_goes_to_the_waiter_not_to_a_newcomer():
     asyncio.run(go())
 
 
-class _Instant:
-    """An in-process backend answering at once with the load target's answers (the same request body)."""
-
-    kind, model = "openai", "m"
-
-    def __init__(self) -> None:
-        from socialsim.testing.load_target import Target
-
-        self._target = Target(0.0, 1)
-
-    def identity(self) -> dict:
-        return {"kind": "instant"}
-
-    async def complete(self, req):
-        from socialsim.llm.base import Completion
-        from socialsim.schema import Usage
-
-        body = {"messages": req.message_dicts(), "seed": req.seed}
-        if req.json_schema:
-            body["response_format"] = {"type": "json_object", "schema": req.json_schema}
-        return Completion(text=self._target._content(body), usage=Usage(prompt_tokens=10, completion_tokens=5))
-
-    async def aclose(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize("disclosure", ["appraisal", "strategy-rule"])
 def test_a_dialogues_estimate_never_falls_below_the_turns_it_still_takes(tmp_path, monkeypatch, disclosure):
     """The scheduler serves the dialogues with the most calls ahead first, so a dialogue whose estimate is
@@ -110,6 +84,7 @@ def test_a_dialogues_estimate_never_falls_below_the_turns_it_still_takes(tmp_pat
     from socialsim.simulate.engine import run_simulation
     from socialsim.simulate.run import simulation_config
     from socialsim.simulate.store import RunStore
+    from socialsim.testing.load_target import InstantBackend
 
     said: dict[int, list[int]] = {}
     expect = Ticket.expect
@@ -124,7 +99,8 @@ def test_a_dialogues_estimate_never_falls_below_the_turns_it_still_takes(tmp_pat
         disclosure=disclosure,
     )  # fmt: skip
     store = RunStore.create(tmp_path / "run", sim.model_dump(mode="json"), sim.config_hash())
-    result = run_simulation(store, sim, ExecutionConfig(concurrency=8, cache=False), llm=LLM(_Instant(), concurrency=8))
+    llm = LLM(InstantBackend(), concurrency=8)
+    result = run_simulation(store, sim, ExecutionConfig(concurrency=8, cache=False), llm=llm)
     ends = {d.end_reason for d in store.iter_dialogues()}
     store.close()
     assert result.live.ok == 60 and len(said) == 60

@@ -165,6 +165,35 @@ class Target:
         return app
 
 
+class InstantBackend:
+    """The load target's answers in process, without HTTP: a backend for measuring the engine's own
+    CPU per call (``latency`` 0) or its scheduling against calls that each take ``latency`` seconds
+    (the call slots are then the `LLM`'s own ``concurrency``). Load only, like the target."""
+
+    kind, model = "openai", "m"
+
+    def __init__(self, latency: float = 0.0) -> None:
+        self.latency = latency
+        self._target = Target(0.0, 1)
+
+    def identity(self) -> dict[str, Any]:
+        return {"kind": "instant"}
+
+    async def complete(self, req: Any) -> Any:
+        from socialsim.llm.base import Completion
+        from socialsim.schema import Usage
+
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        body: dict[str, Any] = {"messages": req.message_dicts(), "seed": req.seed}
+        if req.json_schema:
+            body["response_format"] = {"type": "json_object", "schema": req.json_schema}
+        return Completion(text=self._target._content(body), usage=Usage(prompt_tokens=100, completion_tokens=20))
+
+    async def aclose(self) -> None:
+        pass
+
+
 async def serve(args: argparse.Namespace) -> None:
     target = Target(args.latency, args.capacity, args.fault_rate, args.seed, args.slow_s, args.unparseable)
     runner = web.AppRunner(target.app(), access_log=None)
