@@ -213,8 +213,17 @@ class LLM:
         p = _estimate_prompt_tokens(request)
         tokens = p + request.max_tokens
         cost = self.price.cost(p, request.max_tokens)
+        if self.max_tokens is not None or self.max_cost is not None:  # sums only against a budget
+            self._check_budget(tokens, cost)
+        self._reserved_tokens += tokens
+        self._reserved_cost += cost
+        return tokens, cost
+
+    def _check_budget(self, tokens: int, cost: float) -> None:
+        """`BudgetExceeded` when ``tokens`` or ``cost`` more would pass a budget of the run (this LLM's
+        usage and reservations, its peers', and earlier sessions')."""
         group = [self, *self.budget_peers]
-        if self.max_tokens is not None:  # the sums only when there is a budget to check them against
+        if self.max_tokens is not None:
             used_tokens = self.prior_tokens + sum(
                 m.stats.prompt_tokens + m.stats.completion_tokens + m._reserved_tokens for m in group
             )
@@ -224,9 +233,6 @@ class LLM:
             used_cost = self.prior_cost + sum(m.stats.cost + m._reserved_cost for m in group)
             if used_cost + cost > self.max_cost:
                 raise BudgetExceeded(f"cost budget ${self.max_cost} reached")
-        self._reserved_tokens += tokens
-        self._reserved_cost += cost
-        return tokens, cost
 
     def _release(self, tokens: int, cost: float) -> None:
         self._reserved_tokens -= tokens

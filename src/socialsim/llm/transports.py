@@ -17,6 +17,8 @@ import json
 from collections.abc import AsyncGenerator
 from typing import Any, Protocol
 
+# the aiohttp transport's JSON codec: on a request and a reply body, encode 9.1 -> 2.2 us and
+# decode 3.1 -> 1.1 us against the json module
 from pydantic_core import from_json, to_json
 
 from socialsim.llm.base import TransientError
@@ -67,8 +69,7 @@ def _cannot_connect(base_url: str, why: object) -> TransientError:
     return TransientError(f"cannot connect to {base_url} ({short(str(why))})")
 
 
-# pydantic_core's JSON codec: on a request and a reply body, encode 9.1 -> 2.2 us, decode 3.1 -> 1.1 us
-_JSON = {"Content-Type": "application/json"}
+_JSON = {"Content-Type": "application/json"}  # the header aiohttp's json= would set
 
 
 class AiohttpTransport:
