@@ -31,3 +31,52 @@ def test_validation_labels_a_balanced_dev_sample_with_the_model(tmp_path, capsys
     assert 0.0 <= report["accuracy"] <= 1.0 and sum(map(sum, report["confusion"])) == len(LABELS)
     assert report["majority_baseline_dev"] > 0
     assert "P " in capsys.readouterr().out  # the per-strategy table
+
+
+@pytest.mark.slow
+@needs_esconv
+def test_relabel_labels_every_reply_again_and_keeps_the_rest(tmp_path, capsys):
+    from socialsim.evaluate.readers import load_dialogues
+    from socialsim.schema import read_dialogues, write_jsonl
+
+    d = load_dialogues(ESCONV_DIR / "FailedESConv.json")[0]  # a real ESConv dialogue, declared strategies only
+    d = d.model_copy(update={"turns": d.turns[:8]})
+    src = tmp_path / "in.jsonl"
+    write_jsonl([d], src)
+    out = tmp_path / "relabelled.jsonl"
+    main([str(src), "--relabel", "--model", "smollm2-135m", "--out", str(out)])
+    (got,) = read_dialogues(out)
+    replies = [t for t in d.turns if t.speaker == "supporter" and t.text.strip()]
+    assert replies and all(t.realized_strategy is None for t in replies)
+    assert [t.text for t in got.turns] == [t.text for t in d.turns]
+    assert [t.strategy for t in got.turns] == [t.strategy for t in d.turns]
+    labelled = [t for t in got.turns if t.speaker == "supporter" and t.realized_strategy is not None]
+    said = capsys.readouterr().out
+    assert f"'labelled': {len(labelled)}" in said and len(labelled) >= 1
+    assert f"'unlabelled': {len(replies) - len(labelled)}" in said
+
+
+def test_label_scores_report_chance_agreement_and_kappa():
+    from socialsim.evaluate.strategy_agreement import label_scores
+
+    q, r = LABELS[0], LABELS[2]
+    # 3 of 4 agree, and labellers with these label frequencies would agree on half by chance
+    s = label_scores([(r, r), (r, r), (q, r), (q, q)])
+    assert s["accuracy"] == 0.75 and s["chance_agreement"] == 0.5
+    assert s["kappa"] == 0.5
+    assert label_scores([(r, r), (r, r)])["kappa"] is None  # one label only: kappa undefined
+    assert label_scores([])["kappa"] is None
+
+
+def test_relabel_refuses_bad_input_with_one_line_and_keeps_an_existing_out(tmp_path, capsys):
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(SystemExit) as e:
+        main([str(tmp_path / "missing.jsonl"), "--relabel", "--out", str(out)])
+    assert e.value.code == 2 and not out.exists()
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "missing.jsonl" in err and "\n" not in err
+    out.write_text("kept\n")
+    with pytest.raises(SystemExit) as e:
+        main([str(tmp_path / "missing.jsonl"), "--relabel", "--out", str(out)])
+    assert e.value.code == 2 and out.read_text() == "kept\n"
+    assert "exists" in capsys.readouterr().err

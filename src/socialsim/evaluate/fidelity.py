@@ -44,6 +44,8 @@ def corpus_fidelity(dialogues: Sequence[Dialogue]) -> dict[str, Any] | None:
         "dialogues": len(dialogues),
         "seeker_turns": len(seeker),
         "strategy_agreement": scores["accuracy"],
+        "strategy_agreement_by_chance": scores["chance_agreement"],
+        "strategy_kappa": scores["kappa"],
         "agreement_pairs": scores["n"],
         "confusion": scores["confusion"],
         "labels": [s.value for s in LABELS],
@@ -82,6 +84,8 @@ def fidelity_section(corpora: Sequence[Corpus]) -> tuple[dict[str, Any], dict[st
         [label, *[("" if v.get(key) is None else v.get(key)) for v in shown.values()]]
         for label, key in (
             ("declared = realized strategy", "strategy_agreement"),
+            ("… expected by chance from the two label distributions", "strategy_agreement_by_chance"),
+            ("… Cohen's kappa", "strategy_kappa"),
             ("supporter turns with both labels", "agreement_pairs"),
             ("leak rate (seeker turns)", "leak_rate"),
             ("drift rate (seeker turns)", "drift_rate"),

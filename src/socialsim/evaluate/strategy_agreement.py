@@ -36,12 +36,15 @@ def agreement_pairs(dialogues: Iterable[Dialogue]) -> list[tuple[Strategy, Strat
 
 
 def label_scores(pairs: Sequence[tuple[Strategy, Strategy]]) -> dict[str, Any]:
-    """Accuracy, macro-F1 (over the strategies present in the reference), per-strategy precision, recall,
-    F1 and support, and the confusion matrix (rows: reference, columns: predicted; in `LABELS` order)."""
+    """Accuracy, the agreement two independent labellers with these label frequencies would reach by chance
+    (``chance_agreement``) and Cohen's kappa, macro-F1 (over the strategies present in the reference),
+    per-strategy precision, recall, F1 and support, and the confusion matrix (rows: reference, columns:
+    predicted; in `LABELS` order)."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     if not pairs:
-        return {"n": 0, "accuracy": None, "macro_f1": None, "per_strategy": {}, "confusion": []}
+        return {"n": 0, "accuracy": None, "chance_agreement": None, "kappa": None, "macro_f1": None,
+                "per_strategy": {}, "confusion": []}
     ref = [a.value for a, _ in pairs]
     pred = [b.value for _, b in pairs]
     present = [s.value for s in LABELS if s.value in set(ref)]
@@ -53,9 +56,15 @@ def label_scores(pairs: Sequence[tuple[Strategy, Strategy]]) -> dict[str, Any]:
     }
     macro = sum(per[s]["f1"] for s in present) / max(1, len(present))
     cm = confusion_matrix(ref, pred, labels=[s.value for s in LABELS])
+    n = len(pairs)
+    accuracy = sum(a == b for a, b in zip(ref, pred, strict=True)) / n
+    ref_n, pred_n = Counter(ref), Counter(pred)
+    chance = sum(ref_n[s] * pred_n[s] for s in ref_n) / (n * n)
     return {
-        "n": len(pairs),
-        "accuracy": round(sum(a == b for a, b in zip(ref, pred, strict=True)) / len(pairs), 4),
+        "n": n,
+        "accuracy": round(accuracy, 4),
+        "chance_agreement": round(chance, 4),
+        "kappa": round((accuracy - chance) / (1 - chance), 4) if chance < 1 else None,
         "macro_f1": round(macro, 4),
         "per_strategy": per,
         "confusion": cm.tolist(),
@@ -135,13 +144,50 @@ def validate_classifier(
     }
 
 
+def relabel_realized(
+    llm: Any, dialogues: Sequence[Dialogue], *, seed: int = 0, on_item: Callable[[int, int], None] | None = None
+) -> tuple[list[Dialogue], dict[str, int]]:
+    """Label every supporter reply's realized strategy again with the classifier on ``llm`` (after a
+    classifier change, or with a stronger model than the run used); returns copies of the dialogues and
+    counts (replies labelled, unlabelled, changed). The declared strategy and everything else stay."""
+    import asyncio
+
+    from socialsim.agents.strategy_classifier import StrategyClassifier
+
+    clf = StrategyClassifier(llm, seed=seed)
+    todo = sum(1 for d in dialogues for t in d.turns if t.speaker == "supporter" and t.text.strip())
+    stats = {"labelled": 0, "unlabelled": 0, "changed": 0}
+    out: list[Dialogue] = []
+
+    async def run() -> None:
+        done = 0
+        for d in dialogues:
+            turns = []
+            for i, t in enumerate(d.turns):
+                if t.speaker == "supporter" and t.text.strip():
+                    got, _ = await clf.classify(t.text, key=(d.id, i))
+                    stats["labelled" if got is not None else "unlabelled"] += 1
+                    stats["changed"] += got != t.realized_strategy
+                    t = t.model_copy(update={"realized_strategy": got})
+                    done += 1
+                    if on_item:
+                        on_item(done, todo)
+                turns.append(t)
+            out.append(d.model_copy(update={"turns": turns}))
+
+    asyncio.run(run())
+    return out, stats
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
     from socialsim.llm import LLM, make_backend
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("tsv")
+    ap.add_argument("tsv", help="ESConv dev TSV; with --relabel, a corpus (run folder or JSONL)")
+    ap.add_argument("--relabel", action="store_true",
+                    help="label the corpus's supporter replies again and write them to --out (JSONL)")
     ap.add_argument("--backend", default="local")
     ap.add_argument("--model", default="qwen2.5-1.5b")
     ap.add_argument("--base-url", default=None)
@@ -150,6 +196,29 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
+    if a.relabel:
+        import sys
+
+        from socialsim.errors import EXIT_BAD_INPUT, UserError
+        from socialsim.evaluate.readers import load_dialogues
+        from socialsim.schema import write_jsonl
+
+        try:
+            if not a.out:
+                raise UserError("--relabel needs --out FILE.jsonl (the input is never overwritten)")
+            if Path(a.out).exists():
+                raise UserError(f"--out {a.out}: the file exists; give a new path (nothing is overwritten)")
+            dialogues = load_dialogues(a.tsv)
+            llm = LLM(make_backend(a.backend, model=a.model, base_url=a.base_url), concurrency=1)
+            dialogues, stats = relabel_realized(
+                llm, dialogues, seed=a.seed, on_item=lambda i, n: print(f"\r{i}/{n}", end="", flush=True)
+            )
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(EXIT_BAD_INPUT) from None
+        write_jsonl(dialogues, Path(a.out))
+        print(f"\n{a.out}: {len(dialogues)} dialogues; {stats}")
+        return
     llm = LLM(make_backend(a.backend, model=a.model, base_url=a.base_url), concurrency=1)
     report = validate_classifier(
         llm, a.tsv, per_strategy=a.per_strategy, seed=a.seed, budget_s=a.budget_s,
