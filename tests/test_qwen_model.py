@@ -1,7 +1,9 @@
 """The default embedded model, qwen2.5-1.5b, as itself: `socialsim demo` (one dialogue, 3 supporter turns)
-must stream its turns as they are made and give a dialogue worth keeping. These checks fail on the
+must stream its turns as they are made and give a dialogue worth keeping; a simulate run with --fidelity
+must write appraisals, realized strategies and fidelity checks. These checks fail on the
 nonsense a too-small model writes (unparseable thoughts, prompt text in replies, a seeker who keeps
-falling out of role, replies unrelated to the seeker's story). About 4-5 minutes on 2 cores."""
+falling out of role, replies unrelated to the seeker's story).
+About 4-5 minutes for the demo and 3-5 for the run on 2 cores."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from itertools import pairwise
 
 import pytest
 
@@ -67,3 +70,28 @@ def test_demo_on_qwen_streams_a_coherent_dialogue(tmp_path):
     assert summary["thoughts"] == 3 and summary["supporter_leaks"] == 0
     print(f"\ndemo on qwen2.5-1.5b: {total:.0f} s; summary {summary}")
     print("\n".join(f"{t:6.1f}s {x}" for t, x in arrivals))  # the transcript as it arrived (pytest -s)
+
+
+def test_simulate_on_qwen_writes_appraisals_realized_strategies_and_fidelity(tmp_path):
+    """The issue's end-to-end run on the 1.5B model: with the default disclosure policy (appraisal) and
+    --fidelity, every supporter reply has a realized strategy, every seeker turn after a reply carries the
+    seeker's appraisal, every seeker turn its fidelity check, and the summary their rates."""
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "socialsim.cli", "simulate", "--model", "qwen2.5-1.5b", "--n", "1",
+         "--max-turns", "2", "--fidelity", "--out", str(out)],
+        capture_output=True, text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (d,) = read_dialogues(out / "dialogues.jsonl")
+    sup = [t for t in d.turns if t.speaker == "supporter"]
+    seek = [t for t in d.turns if t.speaker == "seeker"]
+    assert len(sup) == 2 and all(t.realized_strategy is not None for t in sup)
+    after_reply = [t for prev, t in pairwise(d.turns) if t.speaker == "seeker" and prev.speaker == "supporter"]
+    assert len(after_reply) == 2 and all(t.appraisal is not None for t in after_reply)
+    assert all(1 <= t.appraisal.felt_understood <= 5 for t in after_reply)
+    assert all(isinstance(t.fidelity, dict) and {"leak", "drift"} <= set(t.fidelity) for t in seek)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["appraisals"] == 2 and summary["realized_labelled"] == 2
+    assert 0 <= summary["strategy_agreement"] <= 1 and summary["seeker_turns"] == len(seek)
+    assert {"leak_rate", "drift_rate", "role_fallback_rate"} <= set(summary)
