@@ -80,3 +80,13 @@ def test_relabel_refuses_bad_input_with_one_line_and_keeps_an_existing_out(tmp_p
         main([str(tmp_path / "missing.jsonl"), "--relabel", "--out", str(out)])
     assert e.value.code == 2 and out.read_text() == "kept\n"
     assert "exists" in capsys.readouterr().err
+
+
+def test_validation_refuses_a_missing_or_malformed_tsv_with_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("not\ta dev line\n")
+    for tsv, says in ((tmp_path / "missing.tsv", "no such file"), (bad, "bad.tsv:1")):
+        with pytest.raises(SystemExit) as e:
+            main([str(tsv), "--model", "smollm2-135m"])
+        err = capsys.readouterr().err.strip()
+        assert e.value.code == 2 and err.startswith("error:") and says in err and "\n" not in err

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from socialsim.errors import EXIT_BAD_INPUT, UserError
 from socialsim.schema import Dialogue, Strategy
 
 LABELS: tuple[Strategy, ...] = tuple(Strategy)
@@ -182,8 +184,6 @@ def relabel_realized(
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    from socialsim.llm import LLM, make_backend
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("tsv", help="ESConv dev TSV; with --relabel, a corpus (run folder or JSONL)")
     ap.add_argument("--relabel", action="store_true",
@@ -196,33 +196,42 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
-    if a.relabel:
-        import sys
+    try:
+        if a.relabel:
+            _relabel_main(a)
+        else:
+            _validate_main(a)
+    except UserError as e:  # bad input of either mode: one line, exit 2
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT) from None
 
-        from socialsim.errors import EXIT_BAD_INPUT, UserError
-        from socialsim.evaluate.readers import load_dialogues
-        from socialsim.schema import write_jsonl
 
-        try:
-            if not a.out:
-                raise UserError("--relabel needs --out FILE.jsonl (the input is never overwritten)")
-            if Path(a.out).exists():
-                raise UserError(f"--out {a.out}: the file exists; give a new path (nothing is overwritten)")
-            dialogues = load_dialogues(a.tsv)
-            llm = LLM(make_backend(a.backend, model=a.model, base_url=a.base_url), concurrency=1)
-            dialogues, stats = relabel_realized(
-                llm, dialogues, seed=a.seed, on_item=lambda i, n: print(f"\r{i}/{n}", end="", flush=True)
-            )
-        except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
-            raise SystemExit(EXIT_BAD_INPUT) from None
-        write_jsonl(dialogues, Path(a.out))
-        print(f"\n{a.out}: {len(dialogues)} dialogues; {stats}")
-        return
-    llm = LLM(make_backend(a.backend, model=a.model, base_url=a.base_url), concurrency=1)
+def _progress(i: int, n: int) -> None:
+    print(f"\r{i}/{n}", end="", flush=True)
+
+
+def _llm(a: Any) -> Any:
+    from socialsim.llm import LLM, make_backend
+
+    return LLM(make_backend(a.backend, model=a.model, base_url=a.base_url), concurrency=1)
+
+
+def _relabel_main(a: Any) -> None:
+    from socialsim.evaluate.readers import load_dialogues
+    from socialsim.schema import write_jsonl
+
+    if not a.out:
+        raise UserError("--relabel needs --out FILE.jsonl (the input is never overwritten)")
+    if Path(a.out).exists():
+        raise UserError(f"--out {a.out}: the file exists; give a new path (nothing is overwritten)")
+    dialogues, stats = relabel_realized(_llm(a), load_dialogues(a.tsv), seed=a.seed, on_item=_progress)
+    write_jsonl(dialogues, Path(a.out))
+    print(f"\n{a.out}: {len(dialogues)} dialogues; {stats}")
+
+
+def _validate_main(a: Any) -> None:
     report = validate_classifier(
-        llm, a.tsv, per_strategy=a.per_strategy, seed=a.seed, budget_s=a.budget_s,
-        on_item=lambda i, n: print(f"\r{i}/{n}", end="", flush=True),
+        _llm(a), a.tsv, per_strategy=a.per_strategy, seed=a.seed, budget_s=a.budget_s, on_item=_progress
     )
     print()
     report["model"] = a.model
@@ -234,7 +243,6 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps({k: v for k, v in report.items() if k not in ("confusion", "per_strategy")}, indent=2))
     for s, m in report["per_strategy"].items():
         print(f"{s:30s} P {m['precision']:.2f} R {m['recall']:.2f} F1 {m['f1']:.2f} n {m['support']}")
-
 
 if __name__ == "__main__":
     main()
