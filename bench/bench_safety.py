@@ -4,7 +4,10 @@
 
 Rows: the rule stage (`RuleStage.check`), the learned stage one message at a time
 (`LearnedStage.score`) and in one batch (`LearnedStage.score_many`), as the median ms per message
-and as a ratio to the rule stage. Messages come from the shipped labelled test set (heldout5).
+and as a ratio to the rule stage. The learned stage runs twice each way: as shipped (the SVM's kernel
+products with one BLAS thread) and as before session 8 (numpy's default BLAS threads,
+`LearnedStage.risk_kernel`), alternating in the same process. Messages come from the shipped
+labelled test set (heldout5).
 """
 
 from __future__ import annotations
@@ -36,18 +39,30 @@ def main(n: int = 200) -> None:
     rows = load_labelled(labelled_path("heldout5"))
     context = ["I've had a rough week at work.", "My manager keeps criticising me in front of everyone."]
     items = [(r.text, list(r.context) or context) for r in rows][:n]
-    rules, learned = RuleStage(), LearnedStage()
-    learned.warm()
+    rules, shipped, before = RuleStage(), LearnedStage(), LearnedStage()
+    before.risk = before.risk_kernel  # type: ignore[method-assign]
+    shipped.warm()
+    before.warm()
     rules.check(items[0][0])
     rule_ms = per_message_ms(lambda t, c: rules.check(t), items)
-    one_ms = per_message_ms(learned.score, items)
-    t0 = time.perf_counter()
-    learned.score_many(items)
-    batch_ms = (time.perf_counter() - t0) * 1000 / len(items)
+    rows = [("rules", rule_ms)]
+    one: dict[str, list[float]] = {"shipped": [], "before": []}
+    batch: dict[str, list[float]] = {"shipped": [], "before": []}
+    for _ in range(2):  # alternate, so machine noise falls on both
+        for name, stage in (("shipped", shipped), ("before", before)):
+            one[name].append(per_message_ms(stage.score, items))
+            t0 = time.perf_counter()
+            stage.score_many(items)
+            batch[name].append((time.perf_counter() - t0) * 1000 / len(items))
+    for name, label in (("shipped", "one BLAS thread (shipped)"), ("before", "default BLAS threads (before)")):
+        rows.append((f"learned, one at a time, {label}", min(one[name])))
+        rows.append((f"learned, one batch, {label}", min(batch[name])))
     print(f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, {len(items)} messages.\n")
     print("| stage | ms per message | x rule stage |\n|---|---|---|")
-    for name, ms in [("rules", rule_ms), ("learned, one at a time", one_ms), ("learned, one batch", batch_ms)]:
+    for name, ms in rows:
         print(f"| {name} | {ms:.2f} | {ms / rule_ms:.0f} |")
+    ratio = min(one["before"]) / min(one["shipped"])
+    print(f"\none at a time: before / shipped = {ratio:.1f}x (best of 2 alternating runs each)")
 
 
 if __name__ == "__main__":

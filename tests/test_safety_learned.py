@@ -1,7 +1,8 @@
 """The learned stage of the safety layer (MiniLM embeddings + RBF SVM, rule signals), measured on the
 test set written before any session-5 training or tuning (``socialsim/safety/data/labelled/heldout5.jsonl``,
-see its commit), on the older probe sets and on ESConv seeker utterances; fail-closed combination;
-latency; the model file rebuilt from the checked-in data."""
+see its commit), on the older probe
+sets and on ESConv seeker utterances; fail-closed combination; the one-BLAS-thread kernel (latency);
+the model file rebuilt from the checked-in data."""
 
 import json
 import os
@@ -84,6 +85,31 @@ def test_heldout_recall_and_false_positive_guard(heldout_report):
 )
 def test_heldout_benign_false_positive_target(heldout_report):
     assert heldout_report.benign()["fp_rate"] <= BENIGN_FP_TARGET, heldout_report.benign()["texts"]
+
+
+def test_kernel_runs_with_one_blas_thread(learned):
+    """The SVM's kernel products run with BLAS limited to one thread, and numpy's setting is restored
+    afterwards (the single-message latency fix; bench/bench_safety.py measures it); the limit does not
+    change the scores."""
+    import numpy as np
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+
+    before = blas_threads()
+    seen = []
+    stage = LearnedStage()
+    kernel = stage.risk_kernel
+
+    def spy(x):
+        seen.append(blas_threads())
+        return kernel(x)
+
+    stage.risk_kernel = spy
+    x = learned.features([("I keep looking at the pills I saved.", ["I can't sleep."]), ("Lunch was nice.", [])])
+    assert np.array_equal(stage.risk(x), kernel(x))
+    assert seen == [[1]] and blas_threads() == before
 
 
 @pytest.mark.parametrize("name", FORMER_HELDOUT)
@@ -258,7 +284,7 @@ def test_train_and_heldout_do_not_overlap(learned):
     from socialsim.safety.learned_build import TRAIN_SETS
 
     train = [r.text for n in TRAIN_SETS for r in load_labelled(labelled_path(n))]
-    held = [r.text for r in load_labelled(labelled_path(TEST_SET))]
+    held = [r.text for n in (TEST_SET,) for r in load_labelled(labelled_path(n))]
     sims = embed(held) @ embed(train).T
     i, j = np.unravel_index(np.argmax(sims), sims.shape)
     print(f"\nmost similar test/train pair: {sims[i, j]:.3f}: {held[i]!r} / {train[j]!r}")

@@ -16,13 +16,19 @@ someone else or a story; a hit was dropped as an idiom or negated (`rule_signals
 lexicon, since the model was trained on it). The risk score is the logistic of the SVM's decision
 value (a ranking score, not a calibrated probability); a message is flagged at or above
 ``threshold``; its category is the most probable risk class of the logistic regression.
+
+The SVM's kernel products run with one BLAS thread (`threadpoolctl`, restored afterwards): right
+after the embedding model's torch threads have run, a multi-threaded OpenBLAS call waited for them
+on a 2-core machine and one message took several times longer (``bench/bench_safety.py`` measures
+both ways side by side).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources as ilr
 from pathlib import Path
@@ -87,6 +93,27 @@ def features(
         for (a, b), (m, _) in zip(pairs, items, strict=True)
     ]
     return np.stack(rows)
+
+
+_BLAS: Any = None
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run the enclosed numpy work with BLAS limited to one thread (no-op without threadpoolctl)."""
+    global _BLAS
+    if _BLAS is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # threadpoolctl comes with scikit-learn ([eval]); without it, no limit
+            _BLAS = False
+        else:
+            _BLAS = ThreadpoolController()
+    if _BLAS is False:
+        yield
+        return
+    with _BLAS.limit(limits=1, user_api="blas"):
+        yield
 
 
 def encode_f16(a: Any) -> str:
@@ -189,7 +216,13 @@ class LearnedStage:
         return e / e.sum(axis=1, keepdims=True)
 
     def risk(self, x: Any) -> Any:
-        """The risk score per row: logistic of ``sum_i dual_i * exp(-gamma |x - sv_i|^2) + bias``."""
+        """The risk score per row: logistic of ``sum_i dual_i * exp(-gamma |x - sv_i|^2) + bias``
+        (computed with one BLAS thread; see the module docstring)."""
+        with one_blas_thread():
+            return self.risk_kernel(x)
+
+    def risk_kernel(self, x: Any) -> Any:
+        """`risk` with numpy's default BLAS threads."""
         import numpy as np
 
         d2 = (x**2).sum(axis=1)[:, None] + self._sv_sq[None, :] - 2.0 * (x @ self.support.T)
