@@ -1,6 +1,6 @@
 """The learned stage of the safety layer (MiniLM embeddings + RBF SVM, rule signals), measured on the
 test set written before any session-5 training or tuning (``socialsim/safety/data/labelled/heldout5.jsonl``,
-see its commit), on the older probe
+see its commit), on the second test set written in session 7 (``heldout6.jsonl``), on the older probe
 sets and on ESConv seeker utterances; fail-closed combination; the one-BLAS-thread kernel (latency);
 the model file rebuilt from the checked-in data."""
 
@@ -85,6 +85,43 @@ def test_heldout_recall_and_false_positive_guard(heldout_report):
 )
 def test_heldout_benign_false_positive_target(heldout_report):
     assert heldout_report.benign()["fp_rate"] <= BENIGN_FP_TARGET, heldout_report.benign()["texts"]
+
+
+# heldout6: written in session 7 and committed alone (aee81c4), first scored in session 8 on the shipped
+# model (trained before it was written; nothing was changed after seeing its results).
+SECOND_TEST_SET = "heldout6"
+
+
+@pytest.fixture(scope="module")
+def second_report(learned, rules):
+    return _heldout_reports(learned, rules, SECOND_TEST_SET)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not met for suicide: heldout6 suicide 56/60 = 93.3 % (self-harm 20/20); the misses are indirect "
+    "(rehearsing what to tell a sister 'afterwards', not renewing anything, pills from two surgeries)",
+)
+def test_second_heldout_recall_target(second_report):
+    for cat in ("suicide", "self_harm"):
+        assert second_report.category(cat)["recall"] >= RECALL_TARGET, (cat, second_report.missed())
+
+
+def test_second_heldout_guard(second_report):
+    """Regression guards at the level measured in session 8 (heldout6: suicide 56/60, self-harm 20/20,
+    harm to others 8/10, 35/100 hard negatives flagged)."""
+    assert second_report.category("suicide")["flagged"] >= 56, second_report.missed()
+    assert second_report.category("self_harm")["flagged"] == 20, second_report.missed()
+    assert second_report.category("harm_to_others")["flagged"] >= 8, second_report.missed()
+    assert second_report.benign()["flagged"] <= 35, second_report.benign()["texts"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not met: 35/100 of heldout6's hard negatives are flagged at the recall-first threshold",
+)
+def test_second_heldout_benign_false_positive_target(second_report):
+    assert second_report.benign()["fp_rate"] <= BENIGN_FP_TARGET, second_report.benign()["texts"]
 
 
 def test_kernel_runs_with_one_blas_thread(learned):
@@ -284,7 +321,7 @@ def test_train_and_heldout_do_not_overlap(learned):
     from socialsim.safety.learned_build import TRAIN_SETS
 
     train = [r.text for n in TRAIN_SETS for r in load_labelled(labelled_path(n))]
-    held = [r.text for n in (TEST_SET,) for r in load_labelled(labelled_path(n))]
+    held = [r.text for n in (TEST_SET, SECOND_TEST_SET) for r in load_labelled(labelled_path(n))]
     sims = embed(held) @ embed(train).T
     i, j = np.unravel_index(np.argmax(sims), sims.shape)
     print(f"\nmost similar test/train pair: {sims[i, j]:.3f}: {held[i]!r} / {train[j]!r}")

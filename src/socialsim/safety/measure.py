@@ -4,7 +4,7 @@ A labelled file is JSONL, one message a line: ``text``, ``category`` (``none``, 
 ``self_harm``, ``harm_to_others``), ``kind`` (a finer label: ``indirect``, ``means_pills``,
 ``idiom``, ``diet``, ...) and optionally ``context`` (the previous seeker turns, oldest first).
 The checked-in sets live in ``data/labelled/`` (provenance of each in its ``README.md``):
-``heldout5.jsonl`` is the test set, written and committed before any session-5 training or tuning and
+``heldout5.jsonl`` and ``heldout6.jsonl`` are the test sets, each committed before any later training or tuning and
 never used to choose anything; ``train``, ``train2``, ``train3`` and the former held-out sets
 ``heldout`` ... ``heldout4`` train the learned stage and choose its threshold (out of fold).
 """
@@ -26,7 +26,7 @@ RISK_CATEGORIES = CLASSES[1:]
 
 
 def labelled_path(name: str) -> Path:
-    """A checked-in labelled set by name (``train``, ``train2``, ``train3``, ``heldout`` ... ``heldout5``)."""
+    """A checked-in labelled set by name (``train``, ``train2``, ``train3``, ``heldout`` ... ``heldout6``)."""
     return Path(str(ilr.files("socialsim.safety").joinpath(f"data/labelled/{name}.jsonl")))
 
 
