@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources as ilr
@@ -96,11 +97,15 @@ def features(
 
 
 _BLAS: Any = None
+_BLAS_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
 def one_blas_thread() -> Iterator[None]:
-    """Run the enclosed numpy work with BLAS limited to one thread (no-op without threadpoolctl)."""
+    """Run the enclosed numpy work with BLAS limited to one thread (no-op without threadpoolctl).
+    The limit is process-wide, so callers in several threads (``serve`` scores messages in worker
+    threads) take turns: otherwise one thread's exit could restore the setting while another still
+    relies on it, or leave it at one thread for good."""
     global _BLAS
     if _BLAS is None:
         try:
@@ -112,7 +117,7 @@ def one_blas_thread() -> Iterator[None]:
     if _BLAS is False:
         yield
         return
-    with _BLAS.limit(limits=1, user_api="blas"):
+    with _BLAS_LOCK, _BLAS.limit(limits=1, user_api="blas"):
         yield
 
 
