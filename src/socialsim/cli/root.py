@@ -13,6 +13,7 @@ from socialsim.cli.chatbot_eval import chatbot_app
 from socialsim.cli.evaluate import evaluate_cmd, filter_cmd, respond_metrics_cmd
 from socialsim.cli.export import export, train
 from socialsim.cli.personas import app as personas_app
+from socialsim.cli.safety import safety_eval_cmd
 from socialsim.cli.serve import chat_command, serve_command
 from socialsim.cli.simulate import demo, merge, simulate
 from socialsim.cli.ui import app as ui_app
@@ -57,4 +58,5 @@ app.command("filter")(filter_cmd)
 app.command("respond-metrics")(respond_metrics_cmd)
 app.command("serve")(serve_command)
 app.command("chat")(chat_command)
+app.command("safety-eval")(safety_eval_cmd)
 app.add_typer(ui_app, name="ui")
