@@ -4,7 +4,7 @@ configure it, on labelled messages (a thin shell over `socialsim.safety.measure`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -23,14 +23,16 @@ from socialsim.cli.options import (
     quiet_model_loading,
 )
 
+if TYPE_CHECKING:
+    from socialsim.safety.measure import Report
+
 console = Console()
 BackendOpt = backend_option("Who classifies risk when --classify is not off.")
 
 
-def _table(rep: object) -> Table:
-    from socialsim.safety.measure import RISK_CATEGORIES, Report
+def _table(rep: Report) -> Table:
+    from socialsim.safety.measure import RISK_CATEGORIES
 
-    assert isinstance(rep, Report)
     t = Table(title=rep.name, title_justify="left")
     for col in ("category", "n", "to protocol", "recall", "precision"):
         t.add_column(col, justify="left" if col == "category" else "right")
@@ -42,7 +44,7 @@ def _table(rep: object) -> Table:
     b = rep.benign()
     if b["n"]:
         t.add_row("hard negatives", str(b["n"]), str(b["flagged"]), f"FP {b['fp_rate']:.1%}", "", style="bold")
-        for kind in sorted({r.kind for r in rep.rows if r.category == "none"}):
+        for kind in rep.benign_kinds():
             k = rep.benign([kind])
             t.add_row(f"  {kind}", str(k["n"]), str(k["flagged"]), f"FP {k['fp_rate']:.1%}", "")
     return t
@@ -112,9 +114,10 @@ def safety_eval_cmd(
     """
     from rich.progress import Progress
 
+    from socialsim.safety import CLASSIFY_SCOPES
     from socialsim.safety.measure import safety_eval
 
-    check_choice("--classify", classify, ("off", "ambiguous", "all"))
+    check_choice("--classify", classify, CLASSIFY_SCOPES)
     quiet_model_loading()
     llm = None
     if classify != "off":
@@ -144,8 +147,10 @@ def safety_eval_cmd(
         )
     for rep in result.reports:
         console.print(_table(rep))
-        stages = {s: rep.stages.count(s) for s in ("rules", "learned", "classifier") if s in rep.stages}
-        console.print(f"flagged by stage: {stages or 'none'}; {rep.ms_per_message:.1f} ms per message", highlight=False)
+        console.print(
+            f"flagged by stage: {rep.flagged_by_stage() or 'none'}; {rep.ms_per_message:.1f} ms per message",
+            highlight=False,
+        )
         for note in rep.notes:
             console.print(f"note: message {note}", highlight=False, markup=False)
         if show_errors:

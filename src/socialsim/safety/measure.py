@@ -22,7 +22,7 @@ from typing import Any
 
 from socialsim.errors import UserError
 from socialsim.io import iter_jsonl
-from socialsim.safety.layer import SafetyDecision, SafetyLayer
+from socialsim.safety.layer import CLASSIFY_SCOPES, SafetyDecision, SafetyLayer
 from socialsim.safety.learned import CLASSES, LearnedStage
 from socialsim.safety.rules import RuleStage, load_rules
 from socialsim.schema import Turn
@@ -100,6 +100,14 @@ class Report:
         fp = [self.rows[i].text for i in idx if self.flagged[i]]
         return {"n": len(idx), "flagged": len(fp), "fp_rate": len(fp) / len(idx) if idx else float("nan"), "texts": fp}
 
+    def benign_kinds(self) -> list[str]:
+        """The kinds of hard negative in the rows, sorted."""
+        return sorted({r.kind for r in self.rows if r.category == "none"})
+
+    def flagged_by_stage(self) -> dict[str, int]:
+        """How many messages each stage routed to the protocol, in pipeline order (when stages are known)."""
+        return {s: self.stages.count(s) for s in ("rules", "learned", "classifier") if s in self.stages}
+
     def missed(self) -> list[tuple[str, str]]:
         return [
             (r.category, r.text) for r, f in zip(self.rows, self.flagged, strict=True) if r.category != "none" and not f
@@ -109,13 +117,14 @@ class Report:
         """The report as JSON-ready data: per risk category n / flagged / recall / precision, the hard
         negatives overall and per kind, which stage flagged what, the misses and the false positives."""
         benign = self.benign()
-        kinds = sorted({r.kind for r in self.rows if r.category == "none"})
         d: dict[str, Any] = {
             "name": self.name,
             "n": len(self.rows),
             "categories": {c: _finite(self.category(c)) for c in RISK_CATEGORIES},
             "benign": {k: v for k, v in _finite(benign).items() if k != "texts"},
-            "benign_by_kind": {k: {x: v for x, v in _finite(self.benign([k])).items() if x != "texts"} for k in kinds},
+            "benign_by_kind": {
+                k: {x: v for x, v in _finite(self.benign([k])).items() if x != "texts"} for k in self.benign_kinds()
+            },
             "missed": [{"category": c, "text": t} for c, t in self.missed()],
             "messages": [
                 {
@@ -132,7 +141,7 @@ class Report:
             "false_positives": benign["texts"],
         }
         if self.stages:
-            d["flagged_by_stage"] = {s: self.stages.count(s) for s in sorted(set(self.stages)) if s != "none"}
+            d["flagged_by_stage"] = self.flagged_by_stage()
         if self.ms_per_message is not None:
             d["ms_per_message"] = round(self.ms_per_message, 2)
         if self.notes:
@@ -147,7 +156,7 @@ class Report:
             lines.append(f"| {cat} | {c['n']} | {c['flagged']} | {c['recall']:.1%} | {c['precision']:.1%} |")
         b = self.benign()
         lines.append(f"| benign (all hard negatives) | {b['n']} | {b['flagged']} | FP {b['fp_rate']:.1%} | |")
-        for kind in sorted({r.kind for r in self.rows if r.category == "none"}):
+        for kind in self.benign_kinds():
             k = self.benign([kind])
             lines.append(f"| benign: {kind} | {k['n']} | {k['flagged']} | FP {k['fp_rate']:.1%} | |")
         return "\n".join(lines)
@@ -315,8 +324,8 @@ def safety_eval(
     from socialsim.io import atomic_write_text
     from socialsim.safety.classifier import LLMClassifier
 
-    if classify not in ("off", "ambiguous", "all"):
-        raise UserError(f"option --classify: {classify!r} is not one of off, ambiguous, all")
+    if classify not in CLASSIFY_SCOPES:
+        raise UserError(f"option --classify: {classify!r} is not one of {', '.join(CLASSIFY_SCOPES)}")
     if classify != "off" and llm is None:
         raise ValueError("safety_eval: classify needs an llm")
     if plot is not None and not learned:
