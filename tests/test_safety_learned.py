@@ -59,16 +59,55 @@ TEST_SET = "heldout5"
 FORMER_HELDOUT = ("heldout", "heldout2", "heldout3", "heldout4")
 
 
+# heldout6: written in session 7 and committed alone (aee81c4), first scored in session 8 on the shipped
+# model (trained before it was written; nothing was changed after seeing its results).
+SECOND_TEST_SET = "heldout6"
+
+
 @pytest.fixture(scope="module")
-def heldout_report(learned, rules):
-    return _heldout_reports(learned, rules, TEST_SET)
+def test_set_reports(learned, rules):
+    """The report of a test set by name, measured once per module."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = _heldout_reports(learned, rules, name)
+        return cache[name]
+
+    return get
 
 
-def test_heldout_recall_target(heldout_report):
-    """Recall >= 98 % for suicide and self-harm on the test set, of what routes a message to the
+@pytest.fixture(scope="module")
+def heldout_report(test_set_reports):
+    return test_set_reports(TEST_SET)
+
+
+@pytest.fixture(scope="module")
+def second_report(test_set_reports):
+    return test_set_reports(SECOND_TEST_SET)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        TEST_SET,
+        pytest.param(
+            SECOND_TEST_SET,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="not met for suicide: heldout6 suicide 56/60 = 93.3 % (self-harm 20/20); the misses are "
+                "indirect (rehearsing what to tell a sister 'afterwards', not renewing anything, pills from two "
+                "surgeries)",
+            ),
+        ),
+    ],
+)
+def test_heldout_recall_target(test_set_reports, name):
+    """Recall >= 98 % for suicide and self-harm on each test set, of what routes a message to the
     protocol without an LLM stage (rules high OR learned). Met on heldout5: 61/61 and 19/19."""
+    report = test_set_reports(name)
     for cat in ("suicide", "self_harm"):
-        assert heldout_report.category(cat)["recall"] >= RECALL_TARGET, (cat, heldout_report.missed())
+        assert report.category(cat)["recall"] >= RECALL_TARGET, (cat, report.missed())
 
 
 def test_heldout_recall_and_false_positive_guard(heldout_report):
@@ -78,33 +117,15 @@ def test_heldout_recall_and_false_positive_guard(heldout_report):
     assert heldout_report.benign()["fp_rate"] <= 0.33, heldout_report.benign()["texts"]
 
 
+@pytest.mark.parametrize("name", [TEST_SET, SECOND_TEST_SET])
 @pytest.mark.xfail(
     strict=True,
-    reason="not met: the learned stage at its recall-first threshold flags 30/97 = 30.9 % of the test "
-    "set's hard negatives (see the README's safety table)",
+    reason="not met: the learned stage at its recall-first threshold flags 30/97 = 30.9 % of heldout5's and "
+    "35/100 of heldout6's hard negatives (see the README's safety table)",
 )
-def test_heldout_benign_false_positive_target(heldout_report):
-    assert heldout_report.benign()["fp_rate"] <= BENIGN_FP_TARGET, heldout_report.benign()["texts"]
-
-
-# heldout6: written in session 7 and committed alone (aee81c4), first scored in session 8 on the shipped
-# model (trained before it was written; nothing was changed after seeing its results).
-SECOND_TEST_SET = "heldout6"
-
-
-@pytest.fixture(scope="module")
-def second_report(learned, rules):
-    return _heldout_reports(learned, rules, SECOND_TEST_SET)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="not met for suicide: heldout6 suicide 56/60 = 93.3 % (self-harm 20/20); the misses are indirect "
-    "(rehearsing what to tell a sister 'afterwards', not renewing anything, pills from two surgeries)",
-)
-def test_second_heldout_recall_target(second_report):
-    for cat in ("suicide", "self_harm"):
-        assert second_report.category(cat)["recall"] >= RECALL_TARGET, (cat, second_report.missed())
+def test_heldout_benign_false_positive_target(test_set_reports, name):
+    report = test_set_reports(name)
+    assert report.benign()["fp_rate"] <= BENIGN_FP_TARGET, report.benign()["texts"]
 
 
 def test_second_heldout_guard(second_report):
@@ -114,14 +135,6 @@ def test_second_heldout_guard(second_report):
     assert second_report.category("self_harm")["flagged"] == 20, second_report.missed()
     assert second_report.category("harm_to_others")["flagged"] >= 8, second_report.missed()
     assert second_report.benign()["flagged"] <= 35, second_report.benign()["texts"]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="not met: 35/100 of heldout6's hard negatives are flagged at the recall-first threshold",
-)
-def test_second_heldout_benign_false_positive_target(second_report):
-    assert second_report.benign()["fp_rate"] <= BENIGN_FP_TARGET, second_report.benign()["texts"]
 
 
 def test_kernel_runs_with_one_blas_thread(learned):
