@@ -45,7 +45,7 @@ def test_seeker_in_process_and_supporter_on_a_real_server(tmp_path, llama_server
     r = run_cli(
         "simulate", "--model", "smollm2-135m", "--n", "1", "--max-turns", "1", "--no-cache", "--out", out, "-q",
         "--supporter-backend", "openai", "--supporter-base-url", llama_server, "--supporter-model", "smollm2",
-        "--disclosure", "strategy-rule", "--no-realized-strategy", "--no-fidelity",
+        "--disclosure", "strategy-rule", "--realized-strategy", "off", "--no-fidelity",
     )
     assert r.returncode == 0, r.stderr[-2000:]
     manifest = json.loads((out / "manifest.json").read_text())

@@ -23,7 +23,7 @@ def test_stratified_sample_is_balanced_and_interleaved():
 @needs_esconv
 def test_validation_labels_a_balanced_dev_sample_with_the_model(tmp_path, capsys):
     out = tmp_path / "classifier.json"
-    main([str(DEV_TSV), "--model", "smollm2-135m", "--per-strategy", "1", "--out", str(out)])
+    main([str(DEV_TSV), "--labeller", "llm", "--model", "smollm2-135m", "--per-strategy", "1", "--out", str(out)])
     report = json.loads(out.read_text())
     assert report["sample_planned"] == report["sample_labelled"] == len(LABELS)
     assert sum(m["support"] for m in report["per_strategy"].values()) == len(LABELS)
@@ -44,7 +44,7 @@ def test_relabel_labels_every_reply_again_and_keeps_the_rest(tmp_path, capsys):
     src = tmp_path / "in.jsonl"
     write_jsonl([d], src)
     out = tmp_path / "relabelled.jsonl"
-    main([str(src), "--relabel", "--model", "smollm2-135m", "--out", str(out)])
+    main([str(src), "--relabel", "--labeller", "llm", "--model", "smollm2-135m", "--out", str(out)])
     (got,) = read_dialogues(out)
     replies = [t for t in d.turns if t.speaker == "supporter" and t.text.strip()]
     assert replies and all(t.realized_strategy is None for t in replies)

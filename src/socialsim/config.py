@@ -91,8 +91,8 @@ def effective_config(ctx: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for p in ctx.command.params:
         name = p.name
-        if name is None or name in NOT_FROM_FILE or name not in ctx.params:
-            continue
+        if name is None or name in NOT_FROM_FILE or name not in ctx.params or getattr(p, "hidden", False):
+            continue  # a hidden option is an older spelling of a shown one, which the dump holds
         value = ctx.params[name]
         if isinstance(value, Path):
             value = str(value)

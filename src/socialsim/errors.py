@@ -15,9 +15,14 @@ code meaning
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from socialsim.llm.base import Completion
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -55,11 +60,13 @@ class RetriesExhausted(BackendError):
 
 
 class StructuredOutputError(Exception):
-    """Model output stayed unparseable after repair and bounded retries."""
+    """Model output stayed unparseable after repair and bounded retries. ``completions``: the calls made
+    (a caller that goes on without the output still counts their tokens)."""
 
-    def __init__(self, message: str, raw: str = "") -> None:
+    def __init__(self, message: str, raw: str = "", completions: Sequence[Completion] = ()) -> None:
         super().__init__(message)
         self.raw = raw
+        self.completions: list[Completion] = list(completions)
 
 
 def validation_message(path: Path | str, lineno: int | None, err: Exception) -> str:

@@ -12,54 +12,16 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from socialsim.io import atomic_write_lines, iter_jsonl
 
-
-class Strategy(StrEnum):
-    """The eight supporter strategies of ESConv, with their exact labels."""
-
-    QUESTION = "Question"
-    RESTATEMENT = "Restatement or Paraphrasing"
-    REFLECTION = "Reflection of feelings"
-    SELF_DISCLOSURE = "Self-disclosure"
-    AFFIRMATION = "Affirmation and Reassurance"
-    SUGGESTION = "Providing Suggestions"
-    INFORMATION = "Information"
-    OTHERS = "Others"
-
-
-#: Older or variant labels found in ESConv material, mapped to the eight current ones.
-STRATEGY_ALIASES: dict[str, Strategy] = {
-    "questions": Strategy.QUESTION,
-    "other": Strategy.OTHERS,
-    "direct guidance": Strategy.SUGGESTION,
-    "approval and reassurance": Strategy.AFFIRMATION,
-    "restatement": Strategy.RESTATEMENT,
-    "paraphrasing": Strategy.RESTATEMENT,
-    "reflection of feeling": Strategy.REFLECTION,
-    "suggestion": Strategy.SUGGESTION,
-    "suggestions": Strategy.SUGGESTION,
-}
-
-
-_STRATEGY_BY_LABEL = {s.value.lower(): s for s in Strategy}
-
-
-def parse_strategy(label: str) -> Strategy:
-    """Map an exact, older or differently cased strategy label to a `Strategy`.
-
-    Raises `ValueError` naming the eight valid labels when the label is unknown.
-    """
-    text = label.strip().strip("[]").strip().lower()
-    found = _STRATEGY_BY_LABEL.get(text) or STRATEGY_ALIASES.get(text)
-    if found is not None:
-        return found
-    valid = ", ".join(s.value for s in Strategy)
-    raise ValueError(f"unknown strategy {label!r} (expected one of: {valid})")
+# ESConv's strategies (labels, definitions, older spellings) live in `socialsim.taxonomy`; re-exported here
+from socialsim.taxonomy import STRATEGY_ALIASES as STRATEGY_ALIASES
+from socialsim.taxonomy import Strategy as Strategy
+from socialsim.taxonomy import parse_strategy as parse_strategy
 
 
 class ProblemType(StrEnum):
@@ -284,6 +246,23 @@ class Usage(BaseModel):
         )
 
 
+LabelFailure = Literal["realized_strategy", "appraisal"]
+LABEL_FAILURES: tuple[LabelFailure, ...] = get_args(LabelFailure)
+"""Kinds of label a turn may lack because making it failed (`Turn.label_failures`; counted in a run's summary)."""
+
+
+RejectionCheck = Literal["role", "narrates", "off_topic", "leak", "empty"]
+
+
+class Rejection(BaseModel):
+    """A seeker attempt a check rejected: which check, the rule or score behind it, and the text."""
+
+    model_config = ConfigDict(extra="forbid")
+    check: RejectionCheck
+    reason: str = Field(description="e.g. 'rule:sympathy' or 'voice:0.93' (role check), 'leak:0.81'.")
+    text: str
+
+
 class Turn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     speaker: Literal["seeker", "supporter"]
@@ -299,6 +278,10 @@ class Turn(BaseModel):
     role_fallback: bool = Field(
         default=False, description="Seeker text fell back to the persona's own words after role drift."
     )
+    rejected: list[Rejection] = Field(
+        default_factory=list,
+        description="Seeker turns: attempts the checks rejected before the kept line, each with its reason.",
+    )
     usage: Usage = Field(default_factory=Usage)
     latency_s: float = 0.0
     calls: int = 0
@@ -313,12 +296,23 @@ class Turn(BaseModel):
     appraisal: SeekerAppraisal | None = Field(
         default=None,
         description="Seeker turns: the seeker's appraisal of the supporter reply just before (None: not made, "
-        "or the appraisal output did not validate).",
+        "or the appraisal output did not validate; then `label_failures` holds 'appraisal').",
     )
     realized_strategy: Strategy | None = Field(
         default=None,
-        description="Supporter turns: the strategy a classifier read from the reply text alone (never the "
-        "thought); compare with `strategy`, the declared one.",
+        description="Supporter turns: the strategy read from the reply (and the utterances before it) by the "
+        "strategy recognizer or the LLM classifier, never from the thought; compare with `strategy`, the declared one.",
+    )
+    realized_probs: dict[str, float] | None = Field(
+        default=None,
+        description="Supporter turns labelled by the strategy recognizer: the probability of each of ESConv's 8 "
+        "strategies, by label (they sum to 1; `realized_strategy` is the most probable). None when the LLM "
+        "classifier labelled the reply (it gives no probabilities) or nothing did.",
+    )
+    label_failures: list[LabelFailure] = Field(
+        default_factory=list,
+        description="Labels that could not be made on this turn (`LABEL_FAILURES`): 'realized_strategy' (the "
+        "classifier or recognizer could not label the reply), 'appraisal' (the seeker's appraisal did not validate).",
     )
     fidelity: dict[str, float | bool | int] | None = Field(
         default=None,
@@ -397,6 +391,25 @@ class BackendConfig(BaseModel):
     structured: Literal["auto", "json_schema", "json_object", "off"] = "auto"
 
 
+RealizedMode = Literal["recognizer", "llm", "off"]
+REALIZED_MODES: tuple[RealizedMode, ...] = get_args(RealizedMode)
+"""Who labels a supporter reply's realized strategy (`SimulationConfig.realized_strategy`)."""
+LEGACY_REALIZED: dict[str, bool] = {"llm": True, "off": False}
+"""The booleans run configs held before the recognizer existed (``realized_strategy: true`` was the LLM classifier)."""
+
+
+def parse_realized_mode(v: object) -> object:
+    """A realized-strategy mode from a config value: a mode name (any case), or an older config's boolean
+    (true: 'llm', false: 'off'; also as text, as YAML or a command line may give it). Anything else is left
+    for validation to refuse."""
+    if isinstance(v, bool):
+        return "llm" if v else "off"
+    if isinstance(v, str):
+        key = v.strip().lower()
+        return {"true": "llm", "false": "off"}.get(key, key)
+    return v
+
+
 ROLES = ("seeker", "supporter", "classifier")
 """Roles that may run on their own backend (the seeker's model also makes its appraisals)."""
 
@@ -434,15 +447,29 @@ class SimulationConfig(BaseModel):
         description="Seeker fidelity checks per seeker turn (embedding leak and drift; leaked lines regenerated). "
         "Off by default: it loads an embedding model into the run (about 10x the CPU of a run against a server).",
     )
-    realized_strategy: bool = Field(
-        default=True, description="Label each supporter reply's strategy from its text alone (one call a turn)."
+    realized_strategy: RealizedMode = Field(
+        default="recognizer",
+        description="Who labels each supporter reply's realized strategy (`Turn.realized_strategy`): 'recognizer' "
+        "(the learned strategy recognizer, with probabilities, no LLM call), 'llm' (the LLM classifier on the "
+        "classifier role's model, one call a turn) or 'off'. Manifests from before the recognizer say true "
+        "(= 'llm') or false (= 'off').",
     )
     templates_digest: str = ""
 
+    @field_validator("realized_strategy", mode="before")
+    @classmethod
+    def _realized(cls, v: object) -> object:
+        return parse_realized_mode(v)
+
     def config_hash(self) -> str:
+        """The hash of the config's JSON. ``realized_strategy`` 'llm' and 'off' are hashed as the true and false
+        that runs wrote before the recognizer existed, so those runs keep their hash (their dialogue ids derive
+        from it) and resume unchanged."""
         import hashlib
 
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        data = self.model_dump(mode="json")
+        data["realized_strategy"] = LEGACY_REALIZED.get(self.realized_strategy, self.realized_strategy)
+        blob = json.dumps(data, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -11,29 +11,30 @@ from socialsim.errors import StructuredOutputError
 from socialsim.llm.base import ChatRequest, Completion
 from socialsim.llm.client import LLM
 from socialsim.llm.structured import generate_structured
-from socialsim.schema import DISCLOSURE_LAYERS, Persona, SeekerAppraisal, Turn
+from socialsim.schema import DISCLOSURE_LAYERS, Persona, Rejection, RejectionCheck, SeekerAppraisal, Turn
 
-_SUPPORTER_VOICE = CaselessPatterns(
-    [
-        ("sympathy", r"\b(i'?m|i am) (so |really |very )?sorry (to hear|that you|you('re| are)|for what you)"),
-        ("reflection", r"\bit (sounds|seems) like you\b"),
-        ("offer", r"\bhow (can|may) i (help|support|assist)\b"),
-        ("presence", r"\bi('m| am) (always )?here (for you|to (help|listen|support))\b"),
-        ("advice", r"\b(you (should|could|might) (try|consider|talk)|have you (tried|considered|thought about))\b"),
-        ("validation", r"\b(your feelings are valid|that must be (so |really )?(hard|difficult|tough))\b"),
-        ("normalising", r"\bit'?s (completely |totally |perfectly )?(normal|okay|ok|understandable) (to|that you)\b"),
-        ("ai", r"\bas an? (ai|language model|assistant|counse?llor|therapist|supporter)\b"),
-        ("asks-feelings", r"\bhow (are|do) you (feel|feeling)\b"),
-        ("role-label", r"^\s*(supporter|assistant|counse?llor)\s*:"),
-        ("welcome", r"\b(glad|happy) (that )?(you('re| are)|to have you) here\b|\bwhat brings you\b"),
-        ("sympathy-2", r"\bsorry (for|about) your\b|\b(what )?you('re| are) going through\b"),
-        ("reassurance", r"\byou('re| are) (safe|not alone)\b|\bdon'?t hesitate\b|\breach out\b"),
-        ("availability", r"\bi('ll| will) (always )?be (there|here)\b|\bhere for (you|whatever)\b"),
-        ("understanding", r"\bi (completely |totally )?understand\b"),
-        ("meta", r"\b(rewritten|revised|rephras\w*|json|the (seeker|supporter|response|text))\b|here'?s (a|the)\b"),
-        ("asks-about-them", r"\bhow('s| is| are) (you|your)\b|\bhow can we\b"),
-    ]
-)
+#: Supporter-like phrasings, named. The role check (`socialsim.recognize.voice`) keeps only those that
+#: match no real seeker turn of ESConv's train split; `legacy_supporter_voice` used them all.
+SUPPORTER_VOICE_RULES: list[tuple[str, str]] = [
+    ("sympathy", r"\b(i'?m|i am) (so |really |very )?sorry (to hear|that you|you('re| are)|for what you)"),
+    ("reflection", r"\bit (sounds|seems) like you\b"),
+    ("offer", r"\bhow (can|may) i (help|support|assist)\b"),
+    ("presence", r"\bi('m| am) (always )?here (for you|to (help|listen|support))\b"),
+    ("advice", r"\b(you (should|could|might) (try|consider|talk)|have you (tried|considered|thought about))\b"),
+    ("validation", r"\b(your feelings are valid|that must be (so |really )?(hard|difficult|tough))\b"),
+    ("normalising", r"\bit'?s (completely |totally |perfectly )?(normal|okay|ok|understandable) (to|that you)\b"),
+    ("ai", r"\bas an? (ai|language model|assistant|counse?llor|therapist|supporter)\b"),
+    ("asks-feelings", r"\bhow (are|do) you (feel|feeling)\b"),
+    ("role-label", r"^\s*(supporter|assistant|counse?llor)\s*:"),
+    ("welcome", r"\b(glad|happy) (that )?(you('re| are)|to have you) here\b|\bwhat brings you\b"),
+    ("sympathy-2", r"\bsorry (for|about) your\b|\b(what )?you('re| are) going through\b"),
+    ("reassurance", r"\byou('re| are) (safe|not alone)\b|\bdon'?t hesitate\b|\breach out\b"),
+    ("availability", r"\bi('ll| will) (always )?be (there|here)\b|\bhere for (you|whatever)\b"),
+    ("understanding", r"\bi (completely |totally )?understand\b"),
+    ("meta", r"\b(rewritten|revised|rephras\w*|json|the (seeker|supporter|response|text))\b|here'?s (a|the)\b"),
+    ("asks-about-them", r"\bhow('s| is| are) (you|your)\b|\bhow can we\b"),
+]
+_SUPPORTER_VOICE = CaselessPatterns(SUPPORTER_VOICE_RULES)
 _PERSON = CaselessPatterns(
     [
         ("first", r"\b(i|i'm|i've|i'd|i'll|me|my|myself|mine)\b"),
@@ -43,8 +44,18 @@ _PERSON = CaselessPatterns(
 _GOODBYE = re.compile(r"\b(good ?bye|bye|take care|talk (to you )?(later|soon))\b", re.I)
 
 
-def supporter_voice(text: str) -> str | None:
-    """The name of the first supporter-like pattern in a seeker utterance, else ``None``."""
+def supporter_rules(names: list[str]) -> CaselessPatterns:
+    """The named `SUPPORTER_VOICE_RULES`, in their order (an unknown name is a ValueError)."""
+    known = dict(SUPPORTER_VOICE_RULES)
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise ValueError(f"unknown supporter-voice rules: {missing}")
+    return CaselessPatterns([(n, rx) for n, rx in SUPPORTER_VOICE_RULES if n in set(names)])
+
+
+def legacy_supporter_voice(text: str) -> str | None:
+    """The old rule-only role check (every pattern, then a pronoun count), kept to measure against: it
+    rejects one real ESConv seeker turn in eight ("you are right", "Hi, how are you?")."""
     # one pattern after the other: a union of them all took longer (73 vs 41 us on a short line)
     name = _SUPPORTER_VOICE.first(text)
     if name is not None:
@@ -54,6 +65,15 @@ def supporter_voice(text: str) -> str | None:
     if n["second"] > n["first"]:
         return "second-person"
     return None
+
+
+def supporter_voice(text: str, before: str | None = None) -> str | None:
+    """Why a seeker line sounds like the supporter (``rule:<name>`` or ``voice:<score>``, from the role
+    check `socialsim.recognize.voice`), else ``None``; ``before``: the turn it answers."""
+    from socialsim.recognize.voice import default_voice
+
+    verdict = default_voice().check(text, before)
+    return None if verdict is None else verdict.reason
 
 
 _WORD = re.compile(r"[a-z]{4,}")
@@ -145,7 +165,7 @@ class Seeker:
         self, history: list[Turn], *, turn_index: int, llm: LLM | None = None
     ) -> tuple[SeekerAppraisal | None, list[Completion]]:
         """The seeker's appraisal of the supporter's last reply (on ``llm``, default the seeker's own
-        model), or None when its output never validated; and the completions it took."""
+        model), or None when its output never validated; and the completions it took (also when it failed)."""
         req = ChatRequest.of(
             self.appraisal_messages(history),
             temperature=0.3,
@@ -154,8 +174,8 @@ class Seeker:
         )
         try:
             a, completions = await generate_structured(llm or self.llm, req, SeekerAppraisal, attempts=2)
-        except StructuredOutputError:
-            return None, []
+        except StructuredOutputError as e:
+            return None, e.completions
         return a, list(completions)
 
     def messages(
@@ -186,6 +206,22 @@ class Seeker:
             return "Thank you, talking this through really helped. Goodbye for now."
         return self.persona.disclosure.layer(layer)
 
+    def rejection(
+        self, candidate: str, before: str | None, layer: int, goodbye: bool
+    ) -> tuple[RejectionCheck, str] | None:
+        """Why a candidate seeker line is rejected, as (check, reason), else None: the role check (the
+        rule or score that judged it supporter-like), narration about the persona, or off-topic."""
+        if len(candidate) < 2:
+            return "empty", "empty"
+        voice = supporter_voice(candidate, before)
+        if voice is not None:
+            return "role", voice
+        if narrates(candidate, self.persona):
+            return "narrates", "names the persona"
+        if not goodbye and off_topic(candidate, self.persona, layer, self._allowed_at(layer)):
+            return "off_topic", "no content word of the persona's story"
+        return None
+
     async def speak(
         self, history: list[Turn], *, layer: int, goodbye: bool, turn_index: int, dismissed: bool = False
     ) -> Turn:
@@ -196,6 +232,8 @@ class Seeker:
         text, fallback = "", True
         figures: dict[str, Any] | None = None
         leaked = 0
+        rejected: list[Rejection] = []
+        before = next((t.text for t in reversed(history) if t.speaker == "supporter"), None)
         for attempt in range(self.max_regenerations + 1):
             req = ChatRequest.of(
                 msgs,
@@ -206,19 +244,16 @@ class Seeker:
             c = await self.llm.complete(req)
             completions.append(c)
             candidate = clean_utterance(c.text, max_sentences=2)
-            if (
-                len(candidate) >= 2
-                and supporter_voice(candidate) is None
-                and not narrates(candidate, self.persona)
-                and (goodbye or not off_topic(candidate, self.persona, layer, self._allowed_at(layer)))
-            ):
-                if self.fidelity is not None:
-                    figures = self.fidelity.check(candidate, layer, goodbye=goodbye)
-                    if figures["leak"]:  # said a layer not yet opened: regenerate like a role slip
-                        leaked += 1
-                        continue
+            problem = self.rejection(candidate, before, layer, goodbye)
+            if problem is None and self.fidelity is not None:
+                figures = self.fidelity.check(candidate, layer, goodbye=goodbye)
+                if figures["leak"]:  # said a layer not yet opened: regenerate like a role slip
+                    leaked += 1
+                    problem = ("leak", f"leak:{figures['leak_sim']:.2f}")
+            if problem is None:
                 text, fallback = candidate, False
                 break
+            rejected.append(Rejection(check=problem[0], reason=problem[1], text=candidate))
         if fallback:
             text = self.fallback(layer, goodbye, dismissed)
             if self.fidelity is not None:
@@ -231,6 +266,7 @@ class Seeker:
             text=text,
             disclosure_layer=layer,
             role_fallback=fallback,
+            rejected=rejected,
             fidelity=figures,
             usage=usage,
             latency_s=round(latency, 4),

@@ -31,11 +31,12 @@ class StrategyClassifier:
         )
 
     async def classify(self, text: str, *, key: object = 0) -> tuple[Strategy | None, list[Completion]]:
-        """The realized strategy of ``text`` (None when no output validated) and the completions made."""
+        """The realized strategy of ``text`` (None when no output validated: a label failure the caller
+        records) and the completions made, also those of a failed attempt."""
         try:
             r, completions = await generate_structured(
                 self.llm, self.request(text, key=key), RealizedStrategy, attempts=self.attempts
             )
-        except StructuredOutputError:
-            return None, []
+        except StructuredOutputError as e:
+            return None, e.completions
         return r.strategy, list(completions)

@@ -57,18 +57,35 @@ def chatbot_responses(
     tokenize: Annotated[
         str, typer.Option(help="Tokenizer of the metrics: nltk (ESConv papers), 13a, simple.")
     ] = "nltk",
+    realized_strategy: Annotated[
+        bool,
+        typer.Option(
+            "--realized-strategy/--no-realized-strategy",
+            help="Label each reply's realized strategy with the strategy recognizer (a small learned model, no LLM; "
+            "it reads the reply and its ESConv context) and score it against ESConv's gold strategy for the same "
+            "context: accuracy, chance agreement, Cohen's kappa, macro-F1 (the rows get realized_strategy and "
+            "realized_probs). Another model directory: env SOCIALSIM_STRATEGY_MODEL.",
+        ),
+    ] = True,
 ) -> None:
     """Reply to every ESConv context and score the replies against the references
-    (BLEU-1..4, ROUGE-L, Distinct-1/2, unigram F1)."""
+    (BLEU-1..4, ROUGE-L, Distinct-1/2, unigram F1) and, by default, the strategy each reply carries out
+    (the strategy recognizer's label) against ESConv's gold strategy for that context."""
     from socialsim.corpus.esconv_tsv import read_tsv_examples
-    from socialsim.evaluate.chatbot import respond_to_contexts, write_rows
+    from socialsim.evaluate.chatbot import realized_strategy_scores, respond_to_contexts, write_rows
     from socialsim.evaluate.response_metrics import response_metrics
 
     if out.exists():
         raise UserError(f"{out}: already exists; choose a new --out")
     examples = read_tsv_examples(contexts)[: limit or None]
     name, llm, mode = build_contender(contender)
+    rec = None
+    if realized_strategy:  # a missing or broken recognizer fails here, one line, before the chatbot is asked
+        from socialsim.recognize.strategy import default_recognizer
+
+        rec = default_recognizer()
     rows = respond_to_contexts(llm, examples, mode=mode, seed=seed)  # type: ignore[arg-type]
+    realized = realized_strategy_scores(rows, examples, rec) if rec is not None else None
     write_rows(rows, out)
     from dataclasses import asdict
 
@@ -87,12 +104,17 @@ def chatbot_responses(
             figures.update({f"{k} {kk}": vv for kk, vv in v.items()})
         else:
             figures[k] = v
-    Path(str(out) + ".metrics.json").write_text(json.dumps({"contender": contender, **figures}, indent=2) + "\n")
+    data = {"contender": contender, **figures, "realized_strategy": realized}
+    Path(str(out) + ".metrics.json").write_text(json.dumps(data, indent=2) + "\n")
     table = Table(title=f"{name}: {len(rows)} ESConv contexts")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in figures.items():
         table.add_row(k, f"{v:.2f}" if isinstance(v, float) else str(v))
+    if realized is not None:  # the recognizer's label of each reply against ESConv's gold strategy (0-1, not x100)
+        for k in ("accuracy", "chance_agreement", "kappa", "macro_f1", "n"):
+            v = realized[k]
+            table.add_row(f"realized strategy vs gold {k}", "n/a" if v is None else str(v))
     console.print(table)
     failed = sum(1 for r in rows if r.get("error"))
     if failed:
@@ -136,6 +158,9 @@ def chatbot_interactive(
         raise UserError("option --contender: give at least one chatbot")
     seeker_llm = build_contender(seeker, "--seeker", "seeker=")[1]
     judge_llm = None if judge in (None, "none") else build_contender(judge, "--judge", "judge=")[1]
+    from socialsim.recognize.strategy import default_recognizer
+
+    default_recognizer()  # the dialogues' replies get realized strategies from it: a missing model fails now, one line
     result = interactive_eval(cs, seeker_llm, chosen, judge_llm, rubric=rubric, max_turns=max_turns, seed=seed)
     out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     models = result["models"]

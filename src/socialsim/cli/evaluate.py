@@ -125,6 +125,30 @@ def _metrics_table(metrics: list[Any]) -> Table:
     return table
 
 
+def _recognized_table(data: dict[str, Any]) -> Table:
+    """The strategy recognizer's figures per corpus (see `socialsim.evaluate.recognized`)."""
+    per = data["corpora"]
+    table = Table(title="Recognized strategies (one recognizer for every corpus)")
+    table.add_column("figure", style="bold")
+    for name in per:
+        table.add_column(name, overflow="fold", justify="right")
+
+    def cell(v: Any) -> str:
+        return "" if v is None else str(v)
+
+    for label, key in (("replies labelled", "replies"), ("JS distance to ESConv (as recognized)", "js_distance_esconv"),
+                       ("JS distance to ESConv (gold)", "js_distance_esconv_gold")):
+        table.add_row(label, *[cell(s[key]) for s in per.values()])
+    table.add_row("declared labels", *[s["declared_labels"] or "none" for s in per.values()])
+    for label, key in (("declared = recognized", "accuracy"), ("  by chance", "chance_agreement"),
+                       ("  Cohen's kappa", "kappa"), ("  macro-F1", "macro_f1")):
+        table.add_row(label, *[cell((s["agreement"] or {}).get(key)) for s in per.values()])
+    if any(s["llm_classifier"] for s in per.values()):
+        table.add_row("declared = LLM classifier (stored)",
+                      *[cell((s["llm_classifier"] or {}).get("accuracy")) for s in per.values()])
+    return table
+
+
 def _judge_tables(results: Any) -> list[Table]:
     from socialsim.evaluate.judge import pairwise_summary, pointwise_summary
 
@@ -225,6 +249,18 @@ def evaluate_cmd(
     samples: Annotated[
         int, typer.Option(min=0, help="Sample dialogues per corpus shown in the report (HTML-escaped).")
     ] = 2,
+    recognize: Annotated[
+        bool,
+        typer.Option(
+            "--recognize/--no-recognize",
+            help="Label every supporter reply of every corpus with the strategy recognizer (a small learned model, "
+            "no LLM; about 20 ms a reply on the CPU): each corpus's recognized strategy distribution and its "
+            "Jensen-Shannon distance to ESConv's, and, where the corpus has strategy labels of its own (a run's "
+            "declared strategies, ESConv's annotations), declared vs recognized agreement with chance and Cohen's "
+            "kappa (on ESConv: the recognizer's accuracy against human labels). Another model directory: env "
+            "SOCIALSIM_STRATEGY_MODEL.",
+        ),
+    ] = True,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
     config: ConfigOpt = None,
@@ -268,6 +304,7 @@ def evaluate_cmd(
         settings.update(
             {"rubric": rubric, "judge_n": judge_n, "backend": backend, "model": model, "judge_chars": judge_chars}
         )
+    settings["recognize"] = recognize
     llm = None
     if judge:  # settle the backend before any slow work
         llm = build_judge_llm(backend, base_url, model, model_path, api_key_env, concurrency, cache, cache_path)
@@ -290,6 +327,8 @@ def evaluate_cmd(
             on_judged=lambda results: [console.print(t) for t in _judge_tables(results)],
             progress=not quiet,
             console=err_console,
+            recognize=recognize,
+            on_recognized=lambda data: console.print(_recognized_table(data)),
         )
     finally:
         if llm is not None:
@@ -348,10 +387,21 @@ def filter_cmd(
     strategy_agreement: Annotated[
         str | None,
         typer.Option(
-            help="Declared vs realized strategy (simulate labels each reply from its text alone): 'dialogues' drops "
-            "dialogues with any disagreeing supporter turn, 'turns' removes only those turns."
+            help="Declared vs realized strategy (the strategy a reply carries out, see --strategy-labeller): "
+            "'dialogues' drops dialogues with any disagreeing supporter turn, 'turns' removes only those turns."
         ),
     ] = None,
+    strategy_labeller: Annotated[
+        str,
+        typer.Option(
+            metavar="recognizer|llm|stored",
+            help="With --strategy-agreement, who labels each reply's realized strategy first: 'recognizer' "
+            "(default: the learned strategy recognizer on the reply and the two utterances before it, no LLM; "
+            "another model directory: env SOCIALSIM_STRATEGY_MODEL), 'llm' (the LLM classifier on --backend/--model, "
+            "one call a reply) or 'stored' (the labels the corpus holds, e.g. simulate's). The kept dialogues are "
+            "written with these labels.",
+        ),
+    ] = "recognizer",
     min_score: Annotated[
         list[str] | None,
         typer.Option(
@@ -387,11 +437,20 @@ def filter_cmd(
       filter runs/qwen7b --out kept.jsonl --min-turns 3 --min-strategies 3 --min-disclosure 2
       --judgements runs/qwen7b/report/judgements.jsonl --min-score overall=4
     """
-    from socialsim.evaluate.filter import Thresholds, filter_corpus, load_judgements, parse_min_scores, write_filtered
+    from socialsim.evaluate.filter import (
+        LABELLERS,
+        Thresholds,
+        filter_corpus,
+        label_realized,
+        load_judgements,
+        parse_min_scores,
+        write_filtered,
+    )
     from socialsim.evaluate.readers import load_corpus
     from socialsim.evaluate.rubrics import RUBRICS
 
     check_choice("--rubric", rubric, list(RUBRICS))
+    check_choice("--strategy-labeller", strategy_labeller, LABELLERS)
     th = Thresholds(
         min_turns=min_turns,
         max_turns=max_turns,
@@ -409,11 +468,12 @@ def filter_cmd(
     if not out.parent.is_dir():
         raise UserError(f"option --out: folder {out.parent} does not exist")
     scores = load_judgements(judgements) if judgements is not None else None
+    labeller = strategy_labeller if strategy_agreement else "stored"
     llm = None
-    if judge:
+    if judge or labeller == "llm":
         llm = build_judge_llm(backend, base_url, model, model_path, api_key_env, concurrency, cache, cache_path)
     try:
-        corpus = load_corpus(path)
+        corpus = label_realized(load_corpus(path), labeller, llm, seed=seed)
         if llm is not None:
             from socialsim.evaluate.run import judge_every, write_judgements
 

@@ -22,6 +22,7 @@ from socialsim.cli.options import (
     QuietOpt,
     TimeoutOpt,
     backend_option,
+    check_choice,
     model_defaults,
     options_message,
 )
@@ -77,7 +78,11 @@ def _summary_table(summary: dict[str, Any]) -> Table:
     table.add_column("figure")
     table.add_column("value", justify="right")
     for k, v in summary.items():
-        table.add_row(k, "" if v is None else str(v))
+        if isinstance(v, dict):  # e.g. label_failures: one row per kind
+            for kind, n in v.items():
+                table.add_row(f"{k}.{kind}", str(n))
+        else:
+            table.add_row(k, "" if v is None else str(v))
     return table
 
 
@@ -131,12 +136,13 @@ def demo(
     s = result.summary
     console.print(f"\nWrote {result.exports['jsonl']} ({n} dialogues) and {result.exports['esconv']}.")
     rate = s.get("thoughts_first_try_rate")
+    failed = ", ".join(f"{k} {n}" for k, n in (s.get("label_failures") or {}).items())
     console.print(
         f"[dim]model {model} · wall {result.wall_s:.1f}s · {s['calls']} calls ({s['cached_calls']} from the cache) · "
         f"{s['prompt_tokens']}+{s['completion_tokens']} tokens · thoughts valid on the first try: "
         f"{s.get('thoughts_first_try', 0)}/{s.get('thoughts', 0)}{f' ({rate:.0%})' if rate is not None else ''} · "
         f"supporter replies regenerated for prompt leaks: {s.get('supporter_leaks', 0)} · "
-        f"seeker role fallbacks: {s.get('role_fallbacks', 0)}[/]"
+        f"seeker role fallbacks: {s.get('role_fallbacks', 0)} · labels that failed: {failed or 'none'}[/]"
     )
 
 
@@ -216,11 +222,24 @@ def simulate(
         ),
     ] = None,
     realized_strategy: Annotated[
-        bool | None,
+        str | None,
         typer.Option(
-            help="Label each supporter reply's strategy from its text alone (default on; one extra call a turn)."
+            metavar="recognizer|llm|off",
+            help="Who labels each supporter reply's realized strategy (the ESConv strategy the reply carries out, "
+            "never read from the thought; stored as realized_strategy beside the declared strategy). 'recognizer' "
+            "(default): the learned strategy recognizer reads the reply and the two utterances before it, no LLM "
+            "call, about 20 ms a reply on the CPU; it also stores realized_probs, the probability of each of the 8 "
+            "strategies (another model directory: env SOCIALSIM_STRATEGY_MODEL). 'llm': the LLM classifier reads "
+            "the reply alone on the classifier role's model (--classifier-model; one extra call a turn, no "
+            "probabilities). 'off': no label.",
         ),
     ] = None,
+    no_realized_strategy: Annotated[
+        bool,
+        typer.Option(
+            "--no-realized-strategy", hidden=True, help="Older spelling of --realized-strategy off (kept for scripts)."
+        ),
+    ] = False,
     fidelity: Annotated[
         bool | None,
         typer.Option(
@@ -254,15 +273,24 @@ def simulate(
     ] = None,
     classifier_backend: Annotated[
         str | None,
-        typer.Option(help="Backend kind for the strategy classifier; default: --backend.", rich_help_panel=ROLES_PANEL),
+        typer.Option(
+            help="Backend kind for the LLM strategy classifier (--realized-strategy llm); default: --backend.",
+            rich_help_panel=ROLES_PANEL,
+        ),
     ] = None,
     classifier_base_url: Annotated[
         str | None,
-        typer.Option(help="Server URL for the strategy classifier; default: --base-url.", rich_help_panel=ROLES_PANEL),
+        typer.Option(
+            help="Server URL for the LLM strategy classifier (--realized-strategy llm); default: --base-url.",
+            rich_help_panel=ROLES_PANEL,
+        ),
     ] = None,
     classifier_model: Annotated[
         str | None,
-        typer.Option(help="Model for the strategy classifier; default: --model.", rich_help_panel=ROLES_PANEL),
+        typer.Option(
+            help="Model for the LLM strategy classifier (--realized-strategy llm); default: --model.",
+            rich_help_panel=ROLES_PANEL,
+        ),
     ] = None,
     http_client: Annotated[
         str,
@@ -335,6 +363,20 @@ def simulate(
         return
     from pydantic import ValidationError
 
+    from socialsim.schema import REALIZED_MODES, parse_realized_mode
+
+    if no_realized_strategy:
+        if realized_strategy not in (None, "off"):
+            raise UserError(f"option --no-realized-strategy: contradicts --realized-strategy {realized_strategy}")
+        realized_strategy = "off"
+    if realized_strategy is not None:
+        realized_strategy = str(parse_realized_mode(realized_strategy))
+        check_choice("--realized-strategy", realized_strategy, REALIZED_MODES)
+    classifier_options = {"--classifier-backend": classifier_backend, "--classifier-base-url": classifier_base_url,
+                          "--classifier-model": classifier_model}
+    given = [o for o, v in classifier_options.items() if v is not None]
+    if given and realized_strategy != "llm":
+        raise UserError(f"option {given[0]}: the LLM classifier labels replies only with --realized-strategy llm")
     try:
         ex = ExecutionConfig(
             http_client=http_client,  # type: ignore[arg-type]

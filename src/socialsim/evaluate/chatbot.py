@@ -79,6 +79,35 @@ def respond_to_contexts(
         return asyncio.run(main())
 
 
+def realized_strategy_scores(
+    rows: list[dict[str, Any]], examples: Sequence[Any], rec: Any = None
+) -> dict[str, Any]:
+    """The realized strategy of each reply (the strategy recognizer reads the reply and its ESConv context; ``rec``
+    default `default_recognizer`) scored against ESConv's gold strategy of the same context (the reference
+    response's tag): `label_scores` (accuracy, chance agreement, Cohen's kappa, macro-F1, per strategy, confusion
+    with gold rows). Adds ``realized_strategy`` and ``realized_probs`` to each row with a reply; empty replies (a
+    failed context) and contexts without a gold strategy are left out of the scores (``n`` says how many count)."""
+    from socialsim.evaluate.strategy_agreement import label_scores
+
+    if rec is None:
+        from socialsim.recognize.strategy import default_recognizer
+
+        rec = default_recognizer()
+    todo = [(r, ex) for r, ex in zip(rows, examples, strict=True) if r.get("response", "").strip()]
+    preds = rec.predict([r["response"] for r, _ in todo], [[(t.speaker, t.text) for t in ex.context] for _, ex in todo])
+    pairs = []
+    for (r, ex), p in zip(todo, preds, strict=True):
+        r["realized_strategy"], r["realized_probs"] = p.strategy.value, p.as_json()
+        if ex.strategy is not None:
+            pairs.append((ex.strategy, p.strategy))
+    return {
+        **label_scores(pairs),
+        "replies": len(rows),
+        "recognizer": str(rec.path),
+        "reference": "ESConv's gold strategy of each context's reference response",
+    }
+
+
 def write_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
     write_jsonl_records(path, rows)
 

@@ -6,20 +6,30 @@ reached its core (supporter turn, 1-based). Corpora without these records (ESCon
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from socialsim.evaluate.readers import Corpus
 from socialsim.evaluate.strategy_agreement import LABELS, agreement_pairs, label_scores
-from socialsim.schema import Dialogue, ReplyAct
+from socialsim.schema import Dialogue, ReplyAct, Strategy
+from socialsim.taxonomy import SHORT
+
+if TYPE_CHECKING:
+    from socialsim.evaluate.recognized import Recognized
 
 
-def corpus_fidelity(dialogues: Sequence[Dialogue]) -> dict[str, Any] | None:
-    """The figures above for one corpus, or None when it records none of them."""
+def corpus_fidelity(
+    dialogues: Sequence[Dialogue], pairs: Sequence[tuple[Strategy, Strategy]] | None = None
+) -> dict[str, Any] | None:
+    """The figures above for one corpus, or None when it records none of them. ``pairs``: (declared, realized)
+    from the strategy recognizer (`socialsim.evaluate.recognized`); without them, the labels the turns store."""
     seeker = [t for d in dialogues for t in d.turns if t.speaker == "seeker"]
     if not any(t.disclosure_layer is not None for t in seeker):
         return None
-    scores = label_scores(agreement_pairs(dialogues))
+    scores = label_scores(agreement_pairs(dialogues) if pairs is None else pairs)
+    from socialsim.evaluate.recognized import llm_classifier_pairs
+
+    llm = label_scores(llm_classifier_pairs(dialogues)) if pairs is not None else None
     by_turn: dict[int, list[int]] = {}
     core_at: list[int] = []
     for d in dialogues:
@@ -47,6 +57,9 @@ def corpus_fidelity(dialogues: Sequence[Dialogue]) -> dict[str, Any] | None:
         "strategy_agreement_by_chance": scores["chance_agreement"],
         "strategy_kappa": scores["kappa"],
         "agreement_pairs": scores["n"],
+        "realized_by": "stored labels" if pairs is None else "recognizer",
+        "llm_classifier_agreement": llm["accuracy"] if llm else None,
+        "llm_classifier_kappa": llm["kappa"] if llm else None,
         "confusion": scores["confusion"],
         "labels": [s.value for s in LABELS],
         "disclosure_curve": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_turn.items())},
@@ -66,17 +79,21 @@ def corpus_fidelity(dialogues: Sequence[Dialogue]) -> dict[str, Any] | None:
 
 
 def _short(label: str) -> str:
-    from socialsim.evaluate.report import SHORT
-
     return SHORT.get(label, label)
 
 
-def fidelity_section(corpora: Sequence[Corpus]) -> tuple[dict[str, Any], dict[str, Any]]:
+def fidelity_section(
+    corpora: Sequence[Corpus], recognized: Mapping[str, Recognized] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The report section as its template shows it (a ``note``, or a table, PNG figures and the
-    definitions) and its data."""
+    definitions) and its data. With ``recognized`` (the strategy recognizer's labels by corpus name) the realized
+    strategy is the recognizer's, and the confusion matrices are drawn in the recognized-strategies section."""
     from socialsim.evaluate.report import _figure, _png
 
-    data = {c.name: corpus_fidelity(c.dialogues) for c in corpora}
+    data = {
+        c.name: corpus_fidelity(c.dialogues, recognized[c.name].pairs(c.dialogues) if recognized else None)
+        for c in corpora
+    }
     shown = {k: v for k, v in data.items() if v}
     if not shown:
         return {"note": "No fidelity records: only simulated corpora have them."}, data
@@ -87,6 +104,9 @@ def fidelity_section(corpora: Sequence[Corpus]) -> tuple[dict[str, Any], dict[st
             ("… expected by chance from the two label distributions", "strategy_agreement_by_chance"),
             ("… Cohen's kappa", "strategy_kappa"),
             ("supporter turns with both labels", "agreement_pairs"),
+            ("… realized strategy labelled by", "realized_by"),
+            ("declared = the LLM classifier's stored label", "llm_classifier_agreement"),
+            ("… its Cohen's kappa", "llm_classifier_kappa"),
             ("leak rate (seeker turns)", "leak_rate"),
             ("drift rate (seeker turns)", "drift_rate"),
             ("role-fallback rate (seeker turns)", "role_fallback_rate"),
@@ -99,7 +119,7 @@ def fidelity_section(corpora: Sequence[Corpus]) -> tuple[dict[str, Any], dict[st
     ]
     images: list[dict[str, str]] = []
     for name, v in shown.items():
-        if v["agreement_pairs"]:
+        if v["agreement_pairs"] and not recognized:
             fig = _figure(5.2, 4.4)
             ax = fig.add_subplot()
             ax.imshow(v["confusion"], cmap="Blues")

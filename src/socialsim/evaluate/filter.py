@@ -9,8 +9,10 @@ Thresholds (all optional, all must pass):
   that record it (a dialogue without disclosure layers fails this check);
 - ``max_role_fallbacks``: seeker turns that fell back to the persona's own words;
 - ``strategy_agreement``: ``dialogues`` drops a dialogue with any supporter turn whose realized strategy
-  (read from the reply alone) differs from the declared one, or with none labelled; ``turns`` keeps the
-  dialogue but removes those supporter turns (their seeker neighbours stay, as consecutive turns);
+  differs from the declared one, or with none labelled; ``turns`` keeps the dialogue but removes those
+  supporter turns (their seeker neighbours stay, as consecutive turns). The realized strategy is what the
+  turns store; `label_realized` first labels every reply with the strategy recognizer (the ``filter``
+  command's default) or the LLM classifier;
 - ``min_scores``: judge scores per dimension (``overall=4``); ``mean`` is the mean of all
   dimensions. Needs judgements (``evaluate --judge`` writes ``judgements.jsonl``); a dialogue
   without a usable judgement fails with the judge's error as its reason.
@@ -19,7 +21,7 @@ Thresholds (all optional, all must pass):
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,31 @@ from socialsim.evaluate.readers import Corpus
 from socialsim.evaluate.rubrics import RUBRICS, dimensions
 from socialsim.io import iter_jsonl, write_jsonl_records
 from socialsim.schema import Dialogue, write_jsonl
+
+LABELLERS = ("recognizer", "llm", "stored")
+"""Who makes the realized strategies `--strategy-agreement` compares (`label_realized`)."""
+
+
+def label_realized(corpus: Corpus, labeller: str, llm: Any = None, *, seed: int = 0) -> Corpus:
+    """The corpus with every supporter reply's realized strategy made by ``labeller``: 'recognizer' (the strategy
+    recognizer, reply and context, with ``realized_probs``), 'llm' (the LLM classifier on ``llm``; a reply it cannot
+    label keeps its stored label) or 'stored' (the labels the turns already hold, e.g. simulate's). Raises
+    `UserError` for another labeller or a missing recognizer model."""
+    if labeller not in LABELLERS:
+        raise UserError(f"option --strategy-labeller: {labeller!r} is not one of {', '.join(LABELLERS)}")
+    if labeller == "stored":
+        return corpus
+    if labeller == "recognizer":
+        from socialsim.evaluate.strategy_agreement import relabel_recognized
+
+        dialogues, _ = relabel_recognized(corpus.dialogues)
+    else:
+        from socialsim.evaluate.strategy_agreement import relabel_realized
+
+        if llm is None:
+            raise UserError("option --strategy-labeller llm: needs a model (--backend, --model)")
+        dialogues, _ = relabel_realized(llm, corpus.dialogues, seed=seed)
+    return replace(corpus, dialogues=dialogues)
 
 
 def known_dimensions() -> set[str]:
@@ -113,8 +140,11 @@ def reject_reasons(d: Dialogue, th: Thresholds, judgement: dict[str, Any] | None
             reasons.append(f"{n} role fallbacks > --max-role-fallbacks {th.max_role_fallbacks}")
     if th.strategy_agreement == "dialogues":
         labelled = [t for t in support if t.realized_strategy is not None and t.strategy is not None]
-        if not labelled:
-            reasons.append("no realized strategies recorded (--strategy-agreement needs simulate's labels)")
+        if not any(t.realized_strategy is not None for t in support):
+            reasons.append("no realized strategies recorded (--strategy-agreement: label them with "
+                           "--strategy-labeller recognizer or llm)")
+        elif not labelled:
+            reasons.append("no declared strategies to compare the realized ones with (--strategy-agreement)")
         else:
             n = sum(1 for t in labelled if t.realized_strategy != t.strategy)
             if n:

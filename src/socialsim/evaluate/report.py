@@ -3,7 +3,9 @@ base64, styles inline, no scripts, no external assets, every text HTML-escaped) 
 holding the same table and the data behind every figure.
 
 Sections (HTML ids): ``metrics`` (corpus metrics side by side), ``strategies`` (strategy
-distribution vs the reference), ``transitions``, ``lengths`` (length histograms), ``coverage``
+distribution vs the reference), ``recognized`` (every corpus's replies labelled by the strategy recognizer:
+distribution, Jensen–Shannon distance to ESConv, declared vs recognized agreement; see
+`socialsim.evaluate.recognized`), ``transitions``, ``lengths`` (length histograms), ``coverage``
 (problem types), ``disclosure``, ``judge-scores``, ``pairwise``, ``samples`` (a few dialogues),
 ``about`` (definitions and settings). A section without data says why (e.g. the judge was not run).
 """
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
@@ -25,11 +27,16 @@ from socialsim.evaluate.judge import JudgeResults, pairwise_summary, pointwise_s
 from socialsim.evaluate.metrics import LAYER_NAMES, STRATEGIES, CorpusMetrics, table_rows
 from socialsim.evaluate.readers import Corpus
 from socialsim.io import atomic_write_text
+from socialsim.taxonomy import SHORT, TAXONOMY
 from socialsim.templating import make_env
+
+if TYPE_CHECKING:
+    from socialsim.evaluate.recognized import Recognized
 
 SECTIONS = (
     ("metrics", "Corpus metrics"),
     ("strategies", "Strategy distribution"),
+    ("recognized", "Recognized strategies (one recognizer for every corpus)"),
     ("transitions", "Strategy transitions"),
     ("lengths", "Lengths"),
     ("coverage", "Persona coverage"),
@@ -41,16 +48,6 @@ SECTIONS = (
     ("about", "Definitions and settings"),
 )
 COLORS = ("#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#d53f8c", "#718096")
-SHORT = {
-    "Question": "Question",
-    "Restatement or Paraphrasing": "Restatement",
-    "Reflection of feelings": "Reflection",
-    "Self-disclosure": "Self-discl.",
-    "Affirmation and Reassurance": "Affirmation",
-    "Providing Suggestions": "Suggestions",
-    "Information": "Information",
-    "Others": "Others",
-}
 
 
 def _figure(width: float, height: float) -> Any:
@@ -341,8 +338,11 @@ def build_report(
     sample_turns: int = 16,
     title: str = "socialsim evaluation",
     settings: dict[str, Any] | None = None,
+    recognized: tuple[dict[str, Recognized], dict[str, Any]] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """Render the HTML report and its JSON twin. `metrics` and `corpora` align by position."""
+    """Render the HTML report and its JSON twin. `metrics` and `corpora` align by position. `recognized`: the
+    strategy recognizer's labels and figures (`recognize_corpora`); without them the report says it did not run
+    and the fidelity section uses the realized strategies the turns store."""
     names = [m.name for m in metrics]
     rows = table_rows(metrics)
     figures: dict[str, Any] = {}
@@ -387,7 +387,11 @@ def build_report(
     ]
     from socialsim.evaluate.fidelity import fidelity_section
 
-    fidelity, data["fidelity"] = fidelity_section(corpora)
+    fidelity, data["fidelity"] = fidelity_section(corpora, recognized[0] if recognized else None)
+    from socialsim.evaluate.recognized import recognized_section
+
+    data["recognized"] = recognized[1] if recognized else None
+    recognized_view = recognized_section(corpora, data["recognized"])
     from socialsim.evaluate import metrics as metrics_module
     from socialsim.evaluate import response_metrics as response_module
 
@@ -405,12 +409,14 @@ def build_report(
             reference=ref,
             strategy_rows=strategy_rows,
             fidelity=fidelity,
+            recognized=recognized_view,
             judge=_judge_view(judge, point, pair) if judge is not None else None,
             samples=[_sample(c, i, score_of.get((c.name, c.dialogues[i].id)), sample_turns) for c, i in sample_refs],
             about={
                 "metrics": metrics_module.__doc__ or "",
                 "settings": json.dumps(settings, indent=2) if settings else "",
                 "responses": response_module.__doc__ or "",
+                "strategies": [[i.label, i.short, i.definition, i.description] for i in TAXONOMY.values()],
             },
         )
     )

@@ -89,6 +89,8 @@ class Evaluation:
     results: JudgeResults | None
     report: dict[str, Path]
     judgements: Path | None
+    recognized: dict[str, Any] | None = None
+    """The strategy recognizer's figures (`socialsim.evaluate.recognized`), None when it did not run."""
 
 
 def evaluate_corpora(
@@ -110,19 +112,37 @@ def evaluate_corpora(
     on_judged: Callable[[JudgeResults], None] | None = None,
     progress: bool = True,
     console: Any = None,
+    recognize: bool = True,
+    recognizer: Any = None,
+    on_recognized: Callable[[dict[str, Any]], None] | None = None,
 ) -> Evaluation:
     """Read `path` and the `references`, compare them (the first reference is the reference of the
     strategy JSD), judge with `llm` when one is given, and write ``report.html``, ``report.json``
     and ``judgements.jsonl`` into `report_dir` (default: `default_report_dir`). `on_metrics` sees the
-    metrics as soon as they exist (before the judge's slow work), `on_judged` the verdicts."""
+    metrics as soon as they exist (before the judge's slow work), `on_judged` the verdicts.
+
+    With `recognize` (default) every supporter reply of every corpus is labelled by one strategy recognizer
+    (`recognizer`, default: `default_recognizer`; see `socialsim.evaluate.recognized`); `on_recognized` sees its
+    figures (``{"recognizer": ..., "corpora": {name: ...}}``)."""
     from socialsim.evaluate.report import build_report, write_report
 
     refs = list(references)
     corpora = [load_corpus(path)] + [load_corpus(r) for r in refs]
     unique_names(corpora)
+    if recognize and recognizer is None:  # a missing or broken model fails here, one line, before the slow work
+        from socialsim.recognize.strategy import default_recognizer
+
+        recognizer = default_recognizer()
+    if recognize and settings is not None:
+        settings["strategy_recognizer"] = str(recognizer.path)
     metrics = compare(corpora, reference_index=1 if refs else None, diversity=diversity, sample=sample, seed=seed)
     if on_metrics is not None:
         on_metrics(metrics)
+    recognized = None
+    if recognize:
+        recognized = recognize_with_progress(corpora, recognizer, progress=progress, console=console)
+        if on_recognized is not None:
+            on_recognized(recognized[1])
     results = None
     if llm is not None:
         results = judge_corpora(
@@ -139,7 +159,36 @@ def evaluate_corpora(
         if on_judged is not None:
             on_judged(results)
     out_dir = report_dir or default_report_dir(path)
-    page, data = build_report(metrics, corpora, judge=results, samples=samples, settings=settings)
+    page, data = build_report(
+        metrics, corpora, judge=results, samples=samples, settings=settings, recognized=recognized
+    )
     paths = write_report(out_dir, page, data)
     judgements = write_judgements(results, out_dir / "judgements.jsonl") if results is not None else None
-    return Evaluation(corpora=corpora, metrics=metrics, results=results, report=paths, judgements=judgements)
+    return Evaluation(corpora=corpora, metrics=metrics, results=results, report=paths, judgements=judgements,
+                      recognized=recognized[1] if recognized else None)
+
+
+def recognize_with_progress(
+    corpora: Sequence[Corpus], recognizer: Any = None, *, progress: bool = True, console: Any = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`recognize_corpora` with a progress bar (replies labelled, per corpus) on ``console``."""
+    from socialsim.evaluate.recognized import recognize_corpora
+
+    if recognizer is None:
+        from socialsim.recognize.strategy import default_recognizer
+
+        recognizer = default_recognizer()
+    if not progress:
+        return recognize_corpora(corpora, recognizer)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def step(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(f"recognizing strategies: {name}", total=total)
+            bar.update(tasks[name], completed=done)
+
+        return recognize_corpora(corpora, recognizer, on_batch=step)

@@ -1,13 +1,19 @@
-"""Declared vs realized strategy: agreement figures for a corpus, and validation of the realized-strategy
-classifier (`socialsim.agents.strategy_classifier`) against ESConv's human labels.
+"""Declared vs realized strategy: agreement figures for a corpus, and validation of a realized-strategy
+labeller against ESConv's human labels: the strategy recognizer (`socialsim.recognize.strategy`, the default,
+``--labeller recognizer``) or the LLM classifier (`socialsim.agents.strategy_classifier`, ``--labeller llm``).
 
 Validation: a stratified sample of the dev TSV's target supporter responses (the same number per strategy,
-interleaved so a run cut short by its time budget stays balanced), each labelled from its text alone.
+interleaved so a run cut short by its time budget stays balanced), each labelled by the labeller (the LLM
+classifier reads the reply's text alone, the recognizer also the two utterances before it).
 Reports accuracy, macro-F1 and per-strategy precision/recall/F1, with the majority-class baseline (always
 answering the most frequent strategy of the whole dev file) on the same sample and on the whole file.
 
     python -m socialsim.evaluate.strategy_agreement ../shared/data/esconv/devWithStrategy_short.tsv \\
-        --model qwen2.5-1.5b --per-strategy 20 --budget-s 1100 --out classifier.json
+        --labeller llm --model qwen2.5-1.5b --per-strategy 20 --budget-s 1100 --out classifier.json
+
+Re-label a corpus's replies (``--relabel``; recognizer by default, ``--labeller llm`` for the classifier):
+
+    python -m socialsim.evaluate.strategy_agreement runs/qwen7b --relabel --out relabelled.jsonl
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from socialsim.errors import EXIT_BAD_INPUT, UserError
 from socialsim.schema import Dialogue, Strategy
 
 LABELS: tuple[Strategy, ...] = tuple(Strategy)
+LABELLERS = ("recognizer", "llm")
+"""Who labels replies in `main`: the learned strategy recognizer (default) or the LLM classifier."""
 
 
 def agreement_pairs(dialogues: Iterable[Dialogue]) -> list[tuple[Strategy, Strategy]]:
@@ -99,8 +107,10 @@ def validate_classifier(
     seed: int = 0,
     budget_s: float | None = None,
     on_item: Callable[[int, int], None] | None = None,
+    recognizer: Any = None,
 ) -> dict[str, Any]:
-    """Label a stratified sample of ESConv dev responses with the classifier on ``llm``; stop early when
+    """Label a stratified sample of ESConv dev responses with the classifier on ``llm`` (from the reply text
+    alone), or with the strategy ``recognizer`` when one is given (reply and its context); stop early when
     ``budget_s`` runs out (the report says how many were labelled). See the module docstring."""
     import asyncio
 
@@ -111,7 +121,7 @@ def validate_classifier(
     whole = Counter(e.strategy for e in examples)
     majority = whole.most_common(1)[0][0]
     sample = stratified_sample(examples, lambda e: e.strategy, per_strategy, seed)
-    clf = StrategyClassifier(llm, seed=seed)
+    clf = StrategyClassifier(llm, seed=seed) if recognizer is None else None
     pairs: list[tuple[Strategy, Strategy]] = []
     unlabelled = 0
     t0 = time.monotonic()
@@ -121,7 +131,11 @@ def validate_classifier(
         for i, ex in enumerate(sample):
             if budget_s is not None and time.monotonic() - t0 > budget_s:
                 break
-            got, _ = await clf.classify(ex.reference, key=ex.line)
+            if clf is None:
+                context = [(t.speaker, t.text) for t in ex.context]
+                got = (await asyncio.to_thread(recognizer.predict_one, ex.reference, context)).strategy
+            else:
+                got, _ = await clf.classify(ex.reference, key=ex.line)
             if got is None:
                 unlabelled += 1
                 got = Strategy.OTHERS  # an unparseable answer counts as a wrong "Others"
@@ -151,14 +165,16 @@ def relabel_realized(
 ) -> tuple[list[Dialogue], dict[str, int]]:
     """Label every supporter reply's realized strategy again with the classifier on ``llm`` (after a
     classifier change, or with a stronger model than the run used); returns copies of the dialogues and
-    counts (replies labelled, unlabelled, changed). The declared strategy and everything else stay."""
+    counts: replies labelled, unlabelled (the classifier failed: the turn keeps its earlier label, if any, and
+    gets 'realized_strategy' in ``label_failures``), kept (of those, how many had an earlier label), changed.
+    The declared strategy and everything else stay."""
     import asyncio
 
     from socialsim.agents.strategy_classifier import StrategyClassifier
 
     clf = StrategyClassifier(llm, seed=seed)
     todo = sum(1 for d in dialogues for t in d.turns if t.speaker == "supporter" and t.text.strip())
-    stats = {"labelled": 0, "unlabelled": 0, "changed": 0}
+    stats = {"labelled": 0, "unlabelled": 0, "kept": 0, "changed": 0}
     out: list[Dialogue] = []
 
     async def run() -> None:
@@ -168,9 +184,16 @@ def relabel_realized(
             for i, t in enumerate(d.turns):
                 if t.speaker == "supporter" and t.text.strip():
                     got, _ = await clf.classify(t.text, key=(d.id, i))
-                    stats["labelled" if got is not None else "unlabelled"] += 1
-                    stats["changed"] += got != t.realized_strategy
-                    t = t.model_copy(update={"realized_strategy": got})
+                    others = [k for k in t.label_failures if k != "realized_strategy"]
+                    if got is None:  # never replace a label with nothing: keep it, say the relabel failed
+                        stats["unlabelled"] += 1
+                        stats["kept"] += t.realized_strategy is not None
+                        t = t.model_copy(update={"label_failures": [*others, "realized_strategy"]})
+                    else:
+                        stats["labelled"] += 1
+                        stats["changed"] += got != t.realized_strategy
+                        t = t.model_copy(update={"realized_strategy": got, "realized_probs": None,  # not the LLM's
+                                                 "label_failures": others})
                     done += 1
                     if on_item:
                         on_item(done, todo)
@@ -181,6 +204,24 @@ def relabel_realized(
     return out, stats
 
 
+def relabel_recognized(
+    dialogues: Sequence[Dialogue], rec: Any = None, *, on_item: Callable[[int, int], None] | None = None
+) -> tuple[list[Dialogue], dict[str, int]]:
+    """Label every supporter reply's realized strategy again with the strategy recognizer (``rec``, default:
+    `default_recognizer`), from the reply and the turns before it: ``realized_strategy`` and ``realized_probs``.
+    Same counts as `relabel_realized` (the recognizer labels every reply, so none is unlabelled or kept)."""
+    from socialsim.evaluate.recognized import recognize, relabelled
+
+    if rec is None:
+        from socialsim.recognize.strategy import default_recognizer
+
+        rec = default_recognizer()
+    got = recognize(dialogues, rec, on_batch=on_item)
+    out = relabelled(dialogues, got)
+    changed = sum(dialogues[i].turns[j].realized_strategy != p.strategy for (i, j), p in got.by_turn().items())
+    return out, {"labelled": len(got.predictions), "unlabelled": 0, "kept": 0, "changed": changed}
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
@@ -188,13 +229,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("tsv", help="ESConv dev TSV; with --relabel, a corpus (run folder or JSONL)")
     ap.add_argument("--relabel", action="store_true",
                     help="label the corpus's supporter replies again and write them to --out (JSONL)")
-    ap.add_argument("--backend", default="local")
-    ap.add_argument("--model", default="qwen2.5-1.5b")
-    ap.add_argument("--base-url", default=None)
-    ap.add_argument("--per-strategy", type=int, default=20)
-    ap.add_argument("--budget-s", type=float, default=None)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=None)
+    ap.add_argument("--labeller", choices=LABELLERS, default="recognizer",
+                    help="who labels the replies: 'recognizer' (default: the learned strategy recognizer, reply and "
+                    "context, with probabilities, no LLM; another model directory: env SOCIALSIM_STRATEGY_MODEL) or "
+                    "'llm' (the LLM classifier on --backend/--model/--base-url, reply text alone)")
+    ap.add_argument("--backend", default="local", help="with --labeller llm: backend of the classifier's model")
+    ap.add_argument("--model", default="qwen2.5-1.5b", help="with --labeller llm: the classifier's model")
+    ap.add_argument("--base-url", default=None, help="with --labeller llm and --backend openai: the server URL")
+    ap.add_argument("--per-strategy", type=int, default=20, help="validation: dev replies sampled per strategy")
+    ap.add_argument("--budget-s", type=float, default=None, help="validation: stop labelling after this many seconds")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the sample and of the classifier's calls")
+    ap.add_argument("--out", default=None, help="validation: JSON report to write; --relabel: the JSONL to write")
     a = ap.parse_args(argv)
     try:
         if a.relabel:
@@ -224,17 +269,27 @@ def _relabel_main(a: Any) -> None:
         raise UserError("--relabel needs --out FILE.jsonl (the input is never overwritten)")
     if Path(a.out).exists():
         raise UserError(f"--out {a.out}: the file exists; give a new path (nothing is overwritten)")
-    dialogues, stats = relabel_realized(_llm(a), load_dialogues(a.tsv), seed=a.seed, on_item=_progress)
+    if a.labeller == "recognizer":  # a missing or broken model: one line, after the (cheap) corpus read
+        dialogues, stats = relabel_recognized(load_dialogues(a.tsv), on_item=_progress)
+    else:
+        dialogues, stats = relabel_realized(_llm(a), load_dialogues(a.tsv), seed=a.seed, on_item=_progress)
     write_jsonl(dialogues, Path(a.out))
     print(f"\n{a.out}: {len(dialogues)} dialogues; {stats}")
 
 
 def _validate_main(a: Any) -> None:
+    rec = None
+    if a.labeller == "recognizer":
+        from socialsim.recognize.strategy import default_recognizer
+
+        rec = default_recognizer()
     report = validate_classifier(
-        _llm(a), a.tsv, per_strategy=a.per_strategy, seed=a.seed, budget_s=a.budget_s, on_item=_progress
+        None if rec is not None else _llm(a), a.tsv, per_strategy=a.per_strategy, seed=a.seed, budget_s=a.budget_s,
+        on_item=_progress, recognizer=rec,
     )
     print()
-    report["model"] = a.model
+    report["labeller"] = a.labeller
+    report["model"] = str(rec.path) if rec is not None else a.model
     text = json.dumps(report, indent=2)
     if a.out:
         from socialsim.io import atomic_write_text

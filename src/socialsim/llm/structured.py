@@ -1,7 +1,7 @@
 """Structured output: JSON schema for constrained decoding, parse + repair, bounded retry.
 
 A parse failure is never a silent ``None``: `generate_structured` returns a validated model or
-raises `StructuredOutputError` carrying the last raw output.
+raises `StructuredOutputError` carrying the last raw output and every completion made.
 """
 
 from __future__ import annotations
@@ -126,4 +126,5 @@ async def generate_structured(
     raise StructuredOutputError(
         f"{model.__name__} output unparseable after {attempts} attempts: {reasons[-1]}",
         raw=completions[-1].text if completions else "",
+        completions=completions,
     )

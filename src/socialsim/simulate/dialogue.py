@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from socialsim.agents.disclosure import AppraisalDisclosure, make_policy
 from socialsim.agents.fidelity import FidelityCheck
@@ -17,17 +18,29 @@ from socialsim.errors import StructuredOutputError
 from socialsim.llm.client import LLM
 from socialsim.llm.scheduling import current_ticket
 from socialsim.safety.layer import SafetyDecision, SafetyLayer, label_seeker_turn
-from socialsim.schema import Dialogue, Persona, SimulationConfig, Turn
+from socialsim.schema import REALIZED_MODES, Dialogue, Persona, SimulationConfig, Turn, parse_realized_mode
+
+if TYPE_CHECKING:
+    from socialsim.recognize.strategy import StrategyPrediction
 
 CALLS_PER_TURN = 3
 """A supporter turn is a thought, a reply and the seeker's answer (regenerations aside); the appraisal
-and the realized-strategy label add one call each when on."""
+and the LLM classifier's realized-strategy label add one call each when on (the recognizer makes none)."""
 
 
 @lru_cache(maxsize=1)
 def default_safety() -> SafetyLayer:
     """The rule-stage safety layer simulations label seeker turns with (built once per process)."""
     return SafetyLayer(source="simulate")
+
+
+async def recognize_reply(text: str, context: Sequence[tuple[str, str]]) -> StrategyPrediction:
+    """The strategy recognizer's label of one supporter reply, given the utterances before it as (speaker, text),
+    oldest first. CPU work (tens of ms), so it runs off the event loop; the recognizer loads once per process on
+    first use (`default_recognizer`: the shipped model, or ``$SOCIALSIM_STRATEGY_MODEL``)."""
+    from socialsim.recognize.strategy import default_recognizer
+
+    return await asyncio.to_thread(lambda: default_recognizer().predict_one(text, context))
 
 
 DialogueEvents = Callable[[str, str, Any], None]
@@ -55,11 +68,18 @@ class DialogueConfig:
     """Disclosure policy (`socialsim.agents.disclosure.DISCLOSURE_POLICIES`)."""
     fidelity: bool = _SIM["fidelity"].default
     """Check each seeker line for leaks of unopened layers (regenerated) and persona drift (`FidelityCheck`)."""
-    realized_strategy: bool = _SIM["realized_strategy"].default
-    """Label each supporter reply's strategy from its text alone (`StrategyClassifier`)."""
+    realized_strategy: str = _SIM["realized_strategy"].default
+    """Who labels each supporter reply's realized strategy: 'recognizer' (`socialsim.recognize.strategy`, with
+    probabilities, no LLM call), 'llm' (`StrategyClassifier`, one call a turn) or 'off'."""
     safety: bool = _SIM["safety"].default
     """Label seeker turns with the crisis rule stage (``Turn.risk``); a flagged seeker turn gets the
     fixed protocol reply, and supporter replies with means/method content are replaced."""
+
+    def __post_init__(self) -> None:  # one spelling of the labeller (an older caller's True is the LLM classifier)
+        mode = parse_realized_mode(self.realized_strategy)
+        if mode not in REALIZED_MODES:
+            raise ValueError(f"realized_strategy {self.realized_strategy!r}: use one of {', '.join(REALIZED_MODES)}")
+        object.__setattr__(self, "realized_strategy", mode)
 
     @classmethod
     def from_simulation(cls, sim: SimulationConfig) -> DialogueConfig:
@@ -93,7 +113,11 @@ async def simulate_dialogue(
     Disclosure (``config.disclosure``): with ``appraisal`` the seeker's model appraises each supporter reply
     (`Turn.appraisal` on the seeker's next turn) and the policy opens layers and decides when the seeker
     leaves, heard (``seeker_goodbye``) or dismissed (``seeker_dismissed``); ``strategy-rule`` uses the
-    declared strategy. ``classifier_llm`` (default: ``llm``) labels each reply's realized strategy.
+    declared strategy.
+
+    Realized strategy (``config.realized_strategy``): 'recognizer' (default) labels each supporter reply with the
+    strategy recognizer, context = the dialogue's turns before it (``Turn.realized_strategy`` and
+    ``realized_probs``); 'llm' with the LLM classifier on ``classifier_llm`` (default: ``llm``); 'off' not at all.
 
     ``on_event`` sees each turn as soon as it is done (see `DialogueEvents`)."""
     cfg = config or DialogueConfig()
@@ -132,17 +156,20 @@ async def simulate_dialogue(
     )
     state = make_policy(cfg.disclosure, feel_heard_after=cfg.feel_heard_after)
     appraising = isinstance(state, AppraisalDisclosure)
-    classifier = StrategyClassifier(classifier_llm or llm, prompts, seed=seed) if cfg.realized_strategy else None
+    llm_labels = cfg.realized_strategy == "llm"
+    classifier = StrategyClassifier(classifier_llm or llm, prompts, seed=seed) if llm_labels else None
     core_at: int | None = None
 
     label: SafetyDecision | None = None  # the safety label of the latest seeker turn
 
     async def seeker_turn(layer: int, goodbye: bool, turn_index: int, dismissed: bool = False, appraisal: Any = None,
-                          extra: Any = ()) -> Turn:
+                          extra: Any = (), appraisal_failed: bool = False) -> Turn:
         nonlocal label
         emit("generating", "seeker")
         turn = await seeker.speak(d.turns, layer=layer, goodbye=goodbye, turn_index=turn_index, dismissed=dismissed)
         turn.appraisal = appraisal
+        if appraisal_failed:
+            turn.label_failures.append("appraisal")
         if extra:  # the appraisal's calls count on the seeker turn they belong to
             for c in extra:
                 turn.usage = turn.usage + c.usage
@@ -164,9 +191,15 @@ async def simulate_dialogue(
         if classifier is not None:
             emit("generating", "realized")
             turn.realized_strategy, done = await classifier.classify(turn.text, key=i)
+            if turn.realized_strategy is None:
+                turn.label_failures.append("realized_strategy")
             for c in done:
                 turn.usage = turn.usage + c.usage
             turn.calls += len(done)
+        elif cfg.realized_strategy == "recognizer":
+            emit("generating", "realized")
+            pred = await recognize_reply(turn.text, [(t.speaker, t.text) for t in d.turns])
+            turn.realized_strategy, turn.realized_probs = pred.strategy, pred.as_json()
         return turn
 
     ticket = current_ticket()  # tells the engine's scheduler how much of this dialogue is left
@@ -203,7 +236,8 @@ async def simulate_dialogue(
                 dismissed = False
             last = i == cfg.max_turns - 1
             seek_turn = await seeker_turn(
-                layer=layer, goodbye=goodbye, turn_index=i + 1, dismissed=dismissed, appraisal=appraisal, extra=spent
+                layer=layer, goodbye=goodbye, turn_index=i + 1, dismissed=dismissed, appraisal=appraisal, extra=spent,
+                appraisal_failed=appraising and appraisal is None,
             )
             if dismissed:
                 d.end_reason = "seeker_dismissed"

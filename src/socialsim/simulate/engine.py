@@ -21,7 +21,7 @@ from socialsim.llm.factory import build_llm
 from socialsim.llm.scheduling import enter_dialogue
 from socialsim.personas.bank import default_bank_path, load_personas, sample_personas
 from socialsim.provenance import backend_environment
-from socialsim.schema import Dialogue, ExecutionConfig, Persona, SimulationConfig, Turn
+from socialsim.schema import LABEL_FAILURES, Dialogue, ExecutionConfig, Persona, SimulationConfig, Turn
 from socialsim.simulate.dialogue import DialogueConfig, DialogueEvents, default_safety, simulate_dialogue
 from socialsim.simulate.store import RunStore
 
@@ -159,7 +159,8 @@ ProgressHook = Callable[[Live, LLM], None]
 
 def turn_quality(d: Dialogue) -> dict[str, int]:
     """Counts the run summary adds up: seeker role fallbacks, supporter replies regenerated for leaking
-    prompt text, and thoughts (how many validated on the first call)."""
+    prompt text, thoughts (how many validated on the first call), and turns per label that failed
+    (``label_failures_<kind>``, `LABEL_FAILURES`)."""
     sup = [t for t in d.turns if t.speaker == "supporter" and t.thought_attempts is not None]
     labelled = [t for t in d.turns if t.realized_strategy is not None and t.strategy is not None]
     seeker = [t for t in d.turns if t.speaker == "seeker"]
@@ -175,6 +176,7 @@ def turn_quality(d: Dialogue) -> dict[str, int]:
         "seeker_leaks": sum(1 for t in seeker if _leaked(t)),
         "seeker_drift": sum(1 for t in seeker if t.fidelity and t.fidelity.get("drift")),
         "seeker_turns": len(seeker),
+        **{f"label_failures_{k}": sum(1 for t in d.turns if k in t.label_failures) for k in LABEL_FAILURES},
     }
 
 
@@ -185,7 +187,7 @@ def _leaked(t: Turn) -> bool:
 
 QUALITY_KEYS = (
     "role_fallbacks", "supporter_leaks", "thoughts", "thoughts_first_try", "realized_labelled", "realized_agree",
-    "appraisals", "seeker_leaks", "seeker_drift", "seeker_turns",
+    "appraisals", "seeker_leaks", "seeker_drift", "seeker_turns", *(f"label_failures_{k}" for k in LABEL_FAILURES),
 )
 MAX_CONSECUTIVE_GIVEUPS = 3
 
@@ -372,7 +374,8 @@ def write_summary(
     deferred: int = 0,
 ) -> dict[str, Any]:
     """Store the sessions and the run's summary (also as ``summary.json``): dialogue counts from the
-    store, usage summed over every session."""
+    store, usage summed over every session, and ``label_failures``: turns per label kind that could not be
+    made (`LABEL_FAILURES`, zeros included)."""
     import json
 
     from socialsim.io import atomic_write_text
@@ -395,6 +398,7 @@ def write_summary(
         "deferred_this_session": deferred,
         **total,
     }
+    summary["label_failures"] = {k: summary.pop(f"label_failures_{k}", 0) for k in LABEL_FAILURES}
     if summary.get("thoughts"):
         summary["thoughts_first_try_rate"] = round(summary["thoughts_first_try"] / summary["thoughts"], 4)
     if summary.get("realized_labelled"):

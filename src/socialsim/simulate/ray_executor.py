@@ -33,7 +33,9 @@ RAY_MISSING = "--executor ray needs Ray, which is not installed: pip install 'so
 
 
 class DialogueWorker:
-    """One Ray actor: its own plan, LLM (backend + cache) and event loop; simulates given indices."""
+    """One Ray actor: its own plan, LLM (backend + cache) and event loop; simulates given indices. The strategy
+    recognizer (``realized_strategy`` 'recognizer') loads in each actor on its first reply, once per actor
+    process (the model directory: the shipped one, or ``$SOCIALSIM_STRATEGY_MODEL`` as the actor inherits it)."""
 
     def __init__(self, sim_json: str, ex_json: str) -> None:
         from socialsim.agents.prompts import Prompts

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from socialsim.errors import ParamError, UserError, validation_message
 from socialsim.llm.base import model_record
 from socialsim.llm.factory import build_llm
-from socialsim.schema import BackendConfig, ExecutionConfig, SimulationConfig
+from socialsim.schema import REALIZED_MODES, BackendConfig, ExecutionConfig, SimulationConfig, parse_realized_mode
 from socialsim.simulate.engine import (
     LLM,
     RunResult,
@@ -101,6 +101,16 @@ def _execute(
         store.close()
 
 
+def check_labeller(sim: SimulationConfig) -> None:
+    """Load the strategy recognizer now when the run labels replies with it (``realized_strategy`` 'recognizer'):
+    a missing or unreadable model is one line (exit 2) before anything is written, and the run's dialogues
+    reuse this load (one per process; a Ray worker loads its own on first use)."""
+    if sim.realized_strategy == "recognizer":
+        from socialsim.recognize.strategy import default_recognizer
+
+        default_recognizer()
+
+
 def new_run(
     out: str | Path,
     sim: SimulationConfig,
@@ -121,6 +131,7 @@ def new_run(
     out = Path(out)
     parse_shard(shard)
     llm = llm or build_llm(sim.backend, ex)  # bad backend settings fail here, before anything is written
+    check_labeller(sim)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a directory; choose another --out")
     if (out / MANIFEST).exists():
@@ -193,6 +204,7 @@ def resume_run(
         try:
             sim = resume_config(store, changes=changes or {}, backend=backend, personas=personas, force=force)
             llm = build_llm(sim.backend, ex)
+            check_labeller(sim)
         except BaseException:
             store.close()
             raise
@@ -252,6 +264,10 @@ def start_run(
     unknown = sorted(set(options) - set(RUN_OPTIONS))
     if unknown:
         raise ParamError(unknown[0], f"not a run option (use {', '.join(RUN_OPTIONS)})")
+    if "realized_strategy" in options:  # one spelling, so a resume compares like with like (true = 'llm')
+        options["realized_strategy"] = parse_realized_mode(options["realized_strategy"])
+        if options["realized_strategy"] not in REALIZED_MODES:
+            raise ParamError("realized_strategy", f"use one of {', '.join(REALIZED_MODES)}")
     if resume is not None:
         if out is not None and Path(out) != Path(resume):
             raise ParamError("out", "a new run (out) and a resumed run (resume) cannot be asked for at once; give one")

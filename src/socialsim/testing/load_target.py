@@ -4,7 +4,9 @@ It answers ``POST /v1/chat/completions`` after a fixed latency with at most ``ca
 requests served at once (the rest queue), and returns valid completions: a valid
 `SupporterThought` JSON when the request carries a ``response_format``, a short sentence
 otherwise. With ``--fault-rate`` it injects 429 (with Retry-After), 500, a response slower than
-the client's timeout, and malformed bodies. It is a stand-in for load and faults only; real
+the client's timeout, and malformed bodies; with ``--unparseable`` every structured request (with
+``--unparseable-for NAME`` only those for the model NAME, e.g. ``RealizedStrategy``) gets non-JSON text.
+It is a stand-in for load and faults only; real
 behaviour is tested against real servers.
 
 Run: ``python -m socialsim.testing.load_target --port 0 --latency 0.2 --capacity 32``; it prints
@@ -58,6 +60,7 @@ class Target:
         slow_s: float = 5.0,
         unparseable: bool = False,
         faults: tuple[str, ...] = FAULTS,
+        unparseable_for: tuple[str, ...] = (),
     ) -> None:
         self.latency = latency
         self.sem = asyncio.Semaphore(capacity)
@@ -65,6 +68,7 @@ class Target:
         self.rng = random.Random(seed)
         self.slow_s = slow_s
         self.unparseable = unparseable
+        self.unparseable_for = unparseable_for
         self.faults = faults
         self.stats: dict[str, Any] = {
             "requests": 0,
@@ -79,10 +83,10 @@ class Target:
         text = json.dumps(body.get("messages", []), sort_keys=True)
         h = int(hashlib.sha256((text + str(body.get("seed"))).encode()).hexdigest()[:8], 16)
         if body.get("response_format"):
-            if self.unparseable:
-                return "I think the seeker feels sad (no JSON here)"
             rf = body["response_format"]
             title = str((rf.get("json_schema") or {}).get("name") or (rf.get("schema") or {}).get("title") or "")
+            if self.unparseable or title in self.unparseable_for:
+                return "I think the seeker feels sad (no JSON here)"
             if "Appraisal" in title:
                 return json.dumps(
                     {
@@ -168,13 +172,14 @@ class Target:
 class InstantBackend:
     """The load target's answers in process, without HTTP: a backend for measuring the engine's own
     CPU per call (``latency`` 0) or its scheduling against calls that each take ``latency`` seconds
-    (the call slots are then the `LLM`'s own ``concurrency``). Load only, like the target."""
+    (the call slots are then the `LLM`'s own ``concurrency``). Load and faults only, like the target
+    (``unparseable_for``: model names whose structured requests get non-JSON text)."""
 
     kind, model = "openai", "m"
 
-    def __init__(self, latency: float = 0.0) -> None:
+    def __init__(self, latency: float = 0.0, unparseable_for: tuple[str, ...] = ()) -> None:
         self.latency = latency
-        self._target = Target(0.0, 1)
+        self._target = Target(0.0, 1, unparseable_for=unparseable_for)
 
     def identity(self) -> dict[str, Any]:
         return {"kind": "instant"}
@@ -195,7 +200,10 @@ class InstantBackend:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    target = Target(args.latency, args.capacity, args.fault_rate, args.seed, args.slow_s, args.unparseable)
+    target = Target(
+        args.latency, args.capacity, args.fault_rate, args.seed, args.slow_s, args.unparseable,
+        unparseable_for=tuple(args.unparseable_for or ()),
+    )
     runner = web.AppRunner(target.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=4096)
@@ -214,6 +222,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--slow-s", type=float, default=5.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--unparseable", action="store_true", help="Structured requests get non-JSON text.")
+    ap.add_argument(
+        "--unparseable-for", action="append", metavar="NAME",
+        help="Structured requests for the model NAME (e.g. RealizedStrategy, SeekerAppraisal) get non-JSON text.",
+    )
     args = ap.parse_args(argv)
     try:
         asyncio.run(serve(args))

