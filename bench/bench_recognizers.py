@@ -3,7 +3,8 @@
     python bench/bench_recognizers.py              # 256 ESConv valid replies; 16 for the LLM classifier
 
 Rows (median ms per item; ratio to the strategy recognizer one at a time):
-- the strategy recognizer one reply at a time (`predict_one`) and in batches of 32 (`predict`);
+- the strategy recognizer one reply at a time (`predict_one`), 32 replies per call, and all replies in
+  one call (`predict` sorts them by length into batches of 32, so batches pad less);
 - the LLM strategy classifier it replaces, on the embedded SmolLM2 in process (one call per reply);
 - the role check (`VoiceRecognizer.check`, one line at a time; `check_many`, one batch) and the old
   rule-only check (`legacy_supporter_voice`).
@@ -72,8 +73,10 @@ def main(n: int = 256, n_llm: int = 16) -> None:
     one = median_ms(lambda e: rec.predict_one(e[0], e[1]), ex)
     rows = [
         ("strategy recognizer, one at a time", one),
-        ("strategy recognizer, batches of 32",
+        ("strategy recognizer, 32 at a time (ESConv order)",
          batch_ms(lambda b: rec.predict([e[0] for e in b], [e[1] for e in b]), ex, 32)),
+        ("strategy recognizer, all in one call (batches of 32)",
+         batch_ms(lambda b: rec.predict([e[0] for e in b], [e[1] for e in b]), ex, len(ex))),
         ("LLM strategy classifier (SmolLM2 in process)", llm_ms([e[0] for e in ex[:n_llm]])),
         ("role check, one at a time", median_ms(lambda e: voice.check(e[0], e[1][-1][1] if e[1] else None), ex)),
         ("role check, one batch", batch_ms(lambda b: voice.check_many([e[0] for e in b]), ex, len(ex))),
