@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -244,7 +245,8 @@ class Seeker:
             c = await self.llm.complete(req)
             completions.append(c)
             candidate = clean_utterance(c.text, max_sentences=2)
-            problem = self.rejection(candidate, before, layer, goodbye)
+            # the role check embeds the line (tens of ms of CPU): off the event loop
+            problem = await asyncio.to_thread(self.rejection, candidate, before, layer, goodbye)
             if problem is None and self.fidelity is not None:
                 figures = self.fidelity.check(candidate, layer, goodbye=goodbye)
                 if figures["leak"]:  # said a layer not yet opened: regenerate like a role slip

@@ -102,9 +102,13 @@ def _execute(
 
 
 def check_labeller(sim: SimulationConfig) -> None:
-    """Load the strategy recognizer now when the run labels replies with it (``realized_strategy`` 'recognizer'):
-    a missing or unreadable model is one line (exit 2) before anything is written, and the run's dialogues
-    reuse this load (one per process; a Ray worker loads its own on first use)."""
+    """Load the seeker's role check and, when the run labels replies with it (``realized_strategy``
+    'recognizer'), the strategy recognizer now: a missing or unreadable model is one line (exit 2) before
+    anything is written, and the run's dialogues reuse this load (one per process; a Ray worker loads its own
+    on first use) instead of stalling the event loop for seconds in the middle of the run."""
+    from socialsim.recognize.voice import default_voice
+
+    default_voice().check("warm up")  # also loads the embedding model
     if sim.realized_strategy == "recognizer":
         from socialsim.recognize.strategy import default_recognizer
 
