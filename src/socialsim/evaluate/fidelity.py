@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from socialsim.evaluate.readers import Corpus
 from socialsim.evaluate.strategy_agreement import LABELS, agreement_pairs, label_scores
 from socialsim.schema import Dialogue, ReplyAct, Strategy
-from socialsim.taxonomy import SHORT
 
 if TYPE_CHECKING:
     from socialsim.evaluate.recognized import Recognized
@@ -78,17 +77,13 @@ def corpus_fidelity(
     }
 
 
-def _short(label: str) -> str:
-    return SHORT.get(label, label)
-
-
 def fidelity_section(
     corpora: Sequence[Corpus], recognized: Mapping[str, Recognized] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The report section as its template shows it (a ``note``, or a table, PNG figures and the
     definitions) and its data. With ``recognized`` (the strategy recognizer's labels by corpus name) the realized
     strategy is the recognizer's, and the confusion matrices are drawn in the recognized-strategies section."""
-    from socialsim.evaluate.report import _figure, _png
+    from socialsim.evaluate.report import _figure, _png, confusion_png
 
     data = {
         c.name: corpus_fidelity(c.dialogues, recognized[c.name].pairs(c.dialogues) if recognized else None)
@@ -120,20 +115,9 @@ def fidelity_section(
     images: list[dict[str, str]] = []
     for name, v in shown.items():
         if v["agreement_pairs"] and not recognized:
-            fig = _figure(5.2, 4.4)
-            ax = fig.add_subplot()
-            ax.imshow(v["confusion"], cmap="Blues")
-            labels = [_short(x) for x in v["labels"]]
-            ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
-            ax.set_yticks(range(len(labels)), labels, fontsize=7)
-            for i, row in enumerate(v["confusion"]):
-                for j, n in enumerate(row):
-                    if n:
-                        ax.text(j, i, str(n), ha="center", va="center", fontsize=7)
-            ax.set_xlabel("realized (from the reply)")
-            ax.set_ylabel("declared (in the thought)")
-            ax.set_title(name, fontsize=9)
-            images.append({"png": _png(fig), "alt": f"strategy confusion {name}"})
+            png = confusion_png(v["confusion"], v["labels"], xlabel="realized (from the reply)",
+                                ylabel="declared (in the thought)", title=name)
+            images.append({"png": png, "alt": f"strategy confusion {name}"})
     fig = _figure(7, 3)
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     for name, v in shown.items():

@@ -238,7 +238,7 @@ def recognized_section(
     distributions), what agreement means on human labels, and PNG figures (distributions, confusion matrices)."""
     if not data:
         return {"note": "The strategy recognizer did not run (evaluate --no-recognize)."}
-    from socialsim.evaluate.report import _color, _figure, _png
+    from socialsim.evaluate.report import _color, _figure, _png, confusion_png
     from socialsim.taxonomy import SHORT
 
     info, per = data["recognizer"], data["corpora"]
@@ -311,20 +311,9 @@ def recognized_section(
         a = per[n]["agreement"]
         if not a:
             continue
-        fig = _figure(5.2, 4.4)
-        ax = fig.add_subplot()
-        ax.imshow(a["confusion"], cmap="Blues")
-        ticks = [SHORT.get(x, x) for x in a["labels"]]
-        ax.set_xticks(range(len(ticks)), ticks, rotation=60, ha="right", fontsize=7)
-        ax.set_yticks(range(len(ticks)), ticks, fontsize=7)
-        for i, row in enumerate(a["confusion"]):
-            for j, k in enumerate(row):
-                if k:
-                    ax.text(j, i, str(k), ha="center", va="center", fontsize=7)
-        ax.set_xlabel("recognized (strategy recognizer)")
-        ax.set_ylabel("declared (" + ("human annotation" if per[n]["declared_labels"] == "human" else "the thought")
-                      + ")")
-        ax.set_title(n, fontsize=9)
-        images.append({"png": _png(fig), "alt": f"strategy confusion {n}"})
+        declared = "human annotation" if per[n]["declared_labels"] == "human" else "the thought"
+        png = confusion_png(a["confusion"], a["labels"], xlabel="recognized (strategy recognizer)",
+                            ylabel=f"declared ({declared})", title=n)
+        images.append({"png": png, "alt": f"strategy confusion {n}"})
     return {"note": "", "intro": intro, "header": ["figure", *names], "rows": rows, "dist_header": dist_header,
             "dist_rows": dist_rows, "human_note": human_note, "images": images, "doc": (__doc__ or "").strip()}

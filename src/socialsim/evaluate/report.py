@@ -66,6 +66,26 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def confusion_png(confusion: list[list[int]], labels: list[str], *, xlabel: str, ylabel: str, title: str) -> str:
+    """A strategy confusion matrix (rows: ``ylabel``, columns: ``xlabel``) as a base64 PNG heatmap with counts."""
+    from socialsim.taxonomy import SHORT
+
+    fig = _figure(5.2, 4.4)
+    ax = fig.add_subplot()
+    ax.imshow(confusion, cmap="Blues")
+    ticks = [SHORT.get(x, x) for x in labels]
+    ax.set_xticks(range(len(ticks)), ticks, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(ticks)), ticks, fontsize=7)
+    for i, row in enumerate(confusion):
+        for j, k in enumerate(row):
+            if k:
+                ax.text(j, i, str(k), ha="center", va="center", fontsize=7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    return _png(fig)
+
+
 def _color(i: int) -> str:
     return COLORS[i % len(COLORS)]
 
