@@ -62,29 +62,37 @@ def default_split(name: str) -> Path:
     return (SHARED / f"{name}.jsonl").resolve()
 
 
-def load_examples(path: Path, limit: int | None = None) -> list[Example]:
-    """Every supporter utterance of an ESConv split file with its context and label index."""
+def split_dialogs(path: Path) -> list[list[tuple[str, str, str | None]]]:
+    """Each dialogue of an ESConv split file as ``(speaker, text, strategy)`` utterances (speaker ``seeker`` or
+    ``supporter``; strategy on supporter turns); a missing file or a bad line is one `UserError`."""
     if not path.is_file():
         raise UserError(f"{path}: no such ESConv split file (pass --train/--valid)")
-    index = {s: i for i, s in enumerate(LABELS)}
-    out: list[Example] = []
+    out: list[list[tuple[str, str, str | None]]] = []
     with path.open(encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                dialog = json.loads(line)["dialog"]
-                seen: list[tuple[str, str]] = []
-                for u in dialog:
-                    speaker = {"usr": "seeker", "sys": "supporter"}[u["speaker"]]
-                    if speaker == "supporter":
-                        out.append((u["text"], list(seen[-CONTEXT_TURNS:]), index[parse_strategy(u["strategy"])]))
-                    seen.append((speaker, u["text"]))
-            except (ValueError, KeyError, TypeError) as e:
+                out.append([({"usr": "seeker", "sys": "supporter"}[u["speaker"]], u["text"], u.get("strategy"))
+                            for u in json.loads(line)["dialog"]])
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
                 raise UserError(f"{path}:{n}: not an ESConv split line ({type(e).__name__}: {e})") from None
-    if limit is not None:
-        out = out[:limit]
     return out
+
+
+def load_examples(path: Path, limit: int | None = None) -> list[Example]:
+    """Every supporter utterance of an ESConv split file with its context and label index."""
+    index = {s: i for i, s in enumerate(LABELS)}
+    out: list[Example] = []
+    for n, dialog in enumerate(split_dialogs(path), 1):
+        for k, (speaker, text, strategy) in enumerate(dialog):
+            if speaker == "supporter":
+                try:
+                    label = index[parse_strategy(str(strategy))]
+                except ValueError as e:
+                    raise UserError(f"{path}: dialogue {n}: {e}") from None
+                out.append((text, [(sp, t) for sp, t, _ in dialog[max(0, k - CONTEXT_TURNS) : k]], label))
+    return out[:limit] if limit is not None else out
 
 
 def _sha256(path: Path) -> str:

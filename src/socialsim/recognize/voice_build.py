@@ -38,7 +38,7 @@ from typing import Any
 from socialsim.agents.common import clean_utterance
 from socialsim.errors import EXIT_BAD_INPUT, UserError
 from socialsim.io import atomic_write_text
-from socialsim.recognize.strategy_build import LICENSE, default_split
+from socialsim.recognize.strategy_build import LICENSE, default_split, split_dialogs
 from socialsim.recognize.voice import VoiceRecognizer, default_model_path, feature_texts
 
 C = 1.0
@@ -47,32 +47,21 @@ DATA = Path(__file__).resolve().parent / "data" / "voice"
 
 def esconv_utterances(path: Path) -> list[tuple[str, str | None, int]]:
     """(text, the utterance before it, 1 if the supporter said it) for every utterance of a split file."""
-    if not path.is_file():
-        raise UserError(f"{path}: no such ESConv split file (pass --train/--valid)")
-    out: list[tuple[str, str | None, int]] = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            try:
-                prev: str | None = None
-                for u in json.loads(line)["dialog"]:
-                    out.append((u["text"], prev, int(u["speaker"] == "sys")))
-                    prev = u["text"]
-            except (ValueError, KeyError, TypeError) as e:
-                raise UserError(f"{path}:{n}: not an ESConv split line ({type(e).__name__}: {e})") from None
-    return out
+    return [(t, dialog[k - 1][1] if k else None, int(sp == "supporter"))
+            for dialog in split_dialogs(path) for k, (sp, t, _) in enumerate(dialog)]
 
 
 def model_replies(pattern: str, split_path: Path) -> dict[str, list[tuple[str, str | None, int]]]:
     """The generated supporter replies of ``data/voice/<pattern>``, per model, cut to two sentences as a
     seeker line is, with their seeker turn as context (looked up in the split file they were made from)."""
-    dialogs = [json.loads(line)["dialog"] for line in split_path.open(encoding="utf-8")]
+    dialogs = split_dialogs(split_path)
     out: dict[str, list[tuple[str, str | None, int]]] = {}
     for f in sorted(DATA.glob(pattern)):
         for line in f.open(encoding="utf-8"):
             r = json.loads(line)
             line = clean_utterance(r["text"], max_sentences=2)  # what the seeker's role check is shown
             if len(line) >= 2:
-                out.setdefault(r["model"], []).append((line, dialogs[r["dialog"]][r["utterance"]]["text"], 1))
+                out.setdefault(r["model"], []).append((line, dialogs[r["dialog"]][r["utterance"]][1], 1))
     return out
 
 
