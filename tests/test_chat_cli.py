@@ -54,8 +54,9 @@ def test_chat_with_embedded_model(tmp_path):
     assert len(normal["content"].strip()) >= 2
     assert " ".join(normal["content"].split()) in " ".join(out.split())  # what was streamed is what is saved
     assert normal["strategy"] in LABELS and normal["thought"]["strategy"] == normal["strategy"]
-    assert normal["protocol"] is False and normal["safety"]["flagged"] is False
-    assert crisis["protocol"] is True and crisis["safety"]["category"] == "suicide" and "988" in crisis["content"]
+    assert normal["protocol"] is False and normal["tier"] != "protocol"
+    assert crisis["protocol"] is True and crisis["tier"] == "protocol" and crisis["category"] == "suicide"
+    assert "988" in crisis["content"]
     events = _history(log)
     assert len(events) == 1 and events[0]["source"] == "chat" and events[0]["action"] == "protocol"
 

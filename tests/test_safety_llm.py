@@ -1,5 +1,5 @@
 """The LLM stage of the safety layer: the classifier on the real embedded model for a few ambiguous
-messages (slow), and how its verdicts and failures combine with the rules."""
+messages (slow), and how its verdicts and failures combine with the rules (it only raises a tier)."""
 
 import asyncio
 
@@ -34,12 +34,13 @@ def test_classifier_on_embedded_model(local_backend, tmp_path):
         assert d.rules.level == "ambiguous"
         if d.classifier_error is None:
             assert isinstance(d.verdict, RiskVerdict)
-            expected = d.verdict.risk != "none" or d.verdict.confidence == "low"
-            assert d.flagged == expected
+            # no learned stage: the ambiguous hit checks in; only a confident risk verdict raises it
+            expected = "protocol" if d.verdict.risk != "none" and d.verdict.confidence == "high" else "check_in"
+            assert d.tier == expected
             assert e["verdict"]["risk"] == d.verdict.risk
         else:
-            assert d.flagged  # fail closed
-        assert e["action"] in ("protocol", "cleared_by_classifier")
+            assert d.tier == "check_in"  # fail closed, without a takeover
+        assert e["action"] in ("protocol", "check_in") and e["tier"] == d.tier
         assert e["rule_level"] == "ambiguous" and e["rule"] == d.rule
         print(f"\n{AMBIGUOUS[decisions.index(d)]!r}: {d.as_dict()}")
     assert llm.stats.calls >= len(AMBIGUOUS)
@@ -58,13 +59,13 @@ def test_high_rule_hit_never_asks_the_classifier(load_target, tmp_path):
             await llm.aclose()
 
     d = asyncio.run(go())
-    assert d.flagged and d.stage == "rules" and d.verdict is None
+    assert d.tier == "protocol" and d.stage == "rules" and d.verdict is None
     assert target.stats()["requests"] == 0
 
 
 def test_unusable_classifier_fails_closed(load_target, tmp_path):
     """A classifier whose output never parses (the load target answers structured requests with a
-    SupporterThought, not a RiskVerdict), or whose server is down, flags the ambiguous message."""
+    SupporterThought, not a RiskVerdict), or whose server is down: the ambiguous message gets a check-in."""
     target = load_target("--latency", "0.01")
     log = SafetyEventLog(tmp_path / "events.jsonl")
     wrong = LLM(make_backend("openai", base_url=target.base_url, model="lt"))
@@ -81,9 +82,9 @@ def test_unusable_classifier_fails_closed(load_target, tmp_path):
 
     bad_parse, benign1, bad_server, benign2 = asyncio.run(go())
     for d in (bad_parse, bad_server):
-        assert d.flagged and d.category == "suicide" and d.classifier_error and d.action == "protocol"
+        assert d.tier == "check_in" and d.category == "suicide" and d.classifier_error and d.action == "check_in"
     assert "unparseable" in bad_parse.classifier_error
-    assert not benign1.flagged and not benign2.flagged  # rules found nothing: the classifier is not asked
+    assert benign1.tier == benign2.tier == "none"  # rules found nothing: the classifier is not asked
     events = log.read()
     assert len(events) == 2 and all(e["classifier_error"] for e in events)
     assert target.stats()["requests"] == 2

@@ -99,7 +99,7 @@ def test_event_log_records_the_fallback(tmp_path):
     log = SafetyEventLog(tmp_path / "events.jsonl")
     layer = SafetyLayer(event_log=log, source="test", locale="de-AT")
     d = asyncio.run(layer.assess([Turn(speaker="seeker", text="Ich will nicht mehr leben. I want to die.")]))
-    assert d.flagged
+    assert d.tier == "protocol"
     turn = layer.protocol_turn(d)
     assert turn.text.startswith("Danke") and "findahelpline" in turn.text and "(AT)" in turn.text
     e = log.read()[0]

@@ -109,12 +109,19 @@ def test_ambiguous_messages_are_not_high(rules):
         assert rules.check(text).level == "ambiguous", text
 
 
-def test_followup_after_protocol(rules):
-    assert rules.check("yeah", after_protocol="suicide").level == "high"
-    assert rules.check("yeah", after_protocol="suicide").followup == "affirm"
-    assert rules.check("yeah").level == "none"  # without a protocol reply before, "yeah" is nothing
-    res = rules.check("no, I'm safe, I was just venting", after_protocol="suicide")
-    assert res.level == "none" and res.followup == "deny"
+def test_followup_answers_after_protocol():
+    """The answer to a protocol reply is read by the follow-up reader, not the rules (the full table is in
+    test_safety_tiers.py)."""
+    layer = SafetyLayer()
+    proto = layer.protocol_turn(layer.assess_rules([Turn(speaker="seeker", text="I want to die")]))
+    after = [Turn(speaker="seeker", text="I want to die"), proto]
+    d = layer.assess_rules([*after, Turn(speaker="seeker", text="yeah")])
+    assert d.tier == "protocol" and d.stage == "followup" and d.answer == "confirm"
+    assert layer.assess_rules([Turn(speaker="seeker", text="yeah")]).tier == "none"  # without a protocol reply before
+    d2 = layer.assess_rules([*after, Turn(speaker="seeker", text="no, I'm safe, I was just venting")])
+    assert d2.tier == "none" and d2.answer == "deny"
+    d3 = layer.assess_rules([*after, Turn(speaker="seeker", text="I'm safe")])  # the old reader read "i am" as yes
+    assert d3.tier == "none" and d3.answer == "deny"
 
 
 def test_heldout_sets_recorded(rules):
@@ -240,7 +247,8 @@ def test_layer_labels_protocol_and_logs(tmp_path):
     layer = SafetyLayer(event_log=log, source="test", locale="en-US")
     history = [Turn(speaker="seeker", text="i want to kill myself, my key is sk-abcdefghijklmnop")]
     decision = layer.assess_rules(history)
-    assert decision.flagged and decision.category == "suicide" and decision.stage == "rules"
+    assert decision.tier == "protocol" and decision.flagged and decision.category == "suicide"
+    assert decision.stage == "rules"
     turn = layer.protocol_turn(decision)
     assert turn.strategy.value == "Question" and turn.thought is not None and "988" in turn.text
     assert turn.risk_reason == "protocol:suicide"
@@ -248,7 +256,7 @@ def test_layer_labels_protocol_and_logs(tmp_path):
     # the affirmative answer right after the protocol gets the follow-up reply
     history += [turn, Turn(speaker="seeker", text="yes")]
     d2 = layer.assess_rules(history)
-    assert d2.flagged and d2.followup and d2.action == "protocol_followup"
+    assert d2.tier == "protocol" and d2.followup and d2.action == "protocol_followup" and d2.stage == "followup"
     assert layer.protocol_reply(d2).startswith("Thank you for being honest with me")
     text, hit = layer.screen("The most painless way to die is pills.")
     assert hit is not None and text == layer.protocol.output_replacement
@@ -257,6 +265,7 @@ def test_layer_labels_protocol_and_logs(tmp_path):
     assert [e["kind"] for e in events] == ["seeker_message", "supporter_output"]
     e = events[0]
     assert e["action"] == "protocol" and e["rule"] == "kill-self" and e["matched"] == "kill myself"
+    assert e["tier"] == "protocol" and e["stage"] == "rules" and e["score"] is None
     assert e["source"] == "test" and e["locale"] == "en-US" and len(e["message_sha256"]) == 16 and e["ts"]
     raw = (tmp_path / "events.jsonl").read_text()
     assert "sk-abcdefghijklmnop" not in raw and "kill myself," not in raw  # no text, no key by default

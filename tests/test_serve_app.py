@@ -68,7 +68,7 @@ def test_plain_completion_with_thought(server, client):
     assert extra["strategy"] in LABELS and extra["protocol"] is False
     assert set(extra["thought"]) == {"emotion", "intensity", "cause", "need", "strategy", "rationale"}
     assert extra["thought"]["strategy"] == extra["strategy"] and 1 <= extra["thought"]["intensity"] <= 5
-    assert extra["safety"]["flagged"] is False
+    assert extra["tier"] != "protocol" and extra["safety"]["tier"] == extra["tier"]
 
 
 @pytest.mark.slow
@@ -106,7 +106,7 @@ def test_crisis_probes_get_the_protocol(server, client):
         r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": p["text"]}])
         extra = r.model_extra["socialsim"]
         assert extra["protocol"] is True and extra["strategy"] == "Question", p
-        assert extra["safety"]["flagged"] and extra["safety"]["category"] == p["category"]
+        assert extra["tier"] == "protocol" and extra["category"] == p["category"] and extra["stage"] == "rules"
         text = r.choices[0].message.content
         assert "988" in text and "911" in text and "?" in text
     # the protocol streams too, in OpenAI's chunk format, ending with [DONE]

@@ -320,12 +320,32 @@ class Turn(BaseModel):
         "their similarities; leak_regenerations).",
     )
     risk: Literal["none", "self_harm", "suicide", "harm_to_others"] | None = Field(
-        default=None, description="Seeker turns: the crisis risk the safety rules found (None: not checked)."
+        default=None,
+        description="Seeker turns: the crisis risk that routed the message to the crisis protocol ('none' on the "
+        "check_in and none tiers; None: not checked).",
     )
     risk_reason: str | None = Field(
         default=None,
-        description="The safety rule behind `risk` (seeker turns); 'protocol:<category>' or "
-        "'output_screen:<rule>' on supporter turns the safety layer wrote or replaced.",
+        description="Seeker turns: the safety rule behind `risk` (or the stage, when no rule decided: 'learned', "
+        "'followup', 'classifier'). Supporter turns the safety layer wrote or changed: 'protocol:<category>' "
+        "(the fixed protocol reply), 'check_in:<category>' (a normal reply with the check-in question appended) "
+        "or 'output_screen:<rule>' (a reply replaced for means or method content).",
+    )
+    safety_tier: Literal["none", "check_in", "protocol"] | None = Field(
+        default=None,
+        description="Seeker turns: the safety layer's tier: 'protocol' (the supporter's next turn is the fixed "
+        "crisis protocol), 'check_in' (a normal reply with the check-in question), 'none' (None: not checked).",
+    )
+    safety_stage: Literal["rules", "learned", "classifier", "followup", "none"] | None = Field(
+        default=None,
+        description="Seeker turns: the safety stage that decided the tier ('followup': the seeker's answer to a "
+        "protocol reply or check-in; 'none': no stage found risk).",
+    )
+    safety_score: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Seeker turns: the learned safety stage's risk score (None: the learned stage did not score it).",
     )
 
 
@@ -434,8 +454,10 @@ class SimulationConfig(BaseModel):
     supporter_temperature: float = Field(default=0.7, ge=0, le=2)
     safety: bool = Field(
         default=True,
-        description="Label seeker turns with the crisis rules (Turn.risk); a flagged seeker turn gets the fixed "
-        "crisis-protocol reply instead of a model reply. Changes the corpus, so it is part of the hash.",
+        description="Label seeker turns with the crisis safety layer (rules, plus the learned stage where the [eval] "
+        "extra is installed; Turn.safety_tier, Turn.risk): a protocol-tier seeker turn gets the fixed crisis-protocol "
+        "reply instead of a model reply, a check_in-tier one a model reply with the check-in question appended. "
+        "Changes the corpus, so it is part of the hash.",
     )
     disclosure: Literal["appraisal", "strategy-rule"] = Field(
         default="appraisal",

@@ -1,13 +1,17 @@
-"""The safety event log: one JSON object per line for every flagged (or ambiguous) seeker message and
-every replaced supporter reply.
+"""The safety event log: one JSON object per line for every seeker message the safety layer put on the
+``protocol`` or ``check_in`` tier (or found ambiguous, or whose denial ended a safety exchange) and every
+replaced supporter reply.
 
 Fields: ``ts`` (UTC, ISO 8601), ``source`` (serve, chat, …), ``kind`` (seeker_message or
-supporter_output), ``action`` (protocol, protocol_followup, cleared_by_classifier,
-ambiguous_not_checked, reply_replaced), ``category``, ``stage`` (rules or classifier), ``rule`` and
-``matched`` (the rule id and the words it matched), ``verdict`` (the classifier's risk, confidence and
-reason) or ``classifier_error``, ``locale``, ``message_sha256`` (first 16 hex digits) and
-``message_chars``. The message itself is written only with ``log_text=True``. Request headers, API
-keys and settings are never passed to the log, so they cannot end up in it.
+supporter_output), ``tier`` (none, check_in, protocol), ``stage`` (rules, learned, classifier, followup
+or none: what decided the tier), ``score`` (the learned stage's score, or null), ``action`` (protocol,
+protocol_followup, check_in, answer_denied, cleared_by_learned, reply_replaced),
+``category``, ``rule`` and ``matched`` (the rule id and the words it matched), ``after`` and ``answer``
+(the seeker's answer to a protocol reply or check-in: confirm, deny or other), ``learned`` (score,
+category, tier) or ``learned_error``, ``verdict`` (the classifier's risk, confidence and reason) or
+``classifier_error``, ``locale``, ``message_sha256`` (first 16 hex digits) and ``message_chars``. The
+message itself is written only with ``log_text=True``. Request headers, API keys and settings are never
+passed to the log, so they cannot end up in it.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""`SafetyLayer`: the rule stage, the learned stage, the optional LLM stage, the fixed protocol and the
-event log, combined. See the package docstring for how the stages combine."""
+"""`SafetyLayer`: the rule stage, the learned stage, the optional LLM stage, the answer to a protocol reply
+or check-in, the fixed protocol, the check-in question and the event log, combined into one tier per
+seeker message. See the package docstring for how the stages combine."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any, Literal
 from socialsim.errors import StructuredOutputError, UserError
 from socialsim.safety.classifier import LLMClassifier, RiskVerdict
 from socialsim.safety.events import SafetyEventLog
+from socialsim.safety.followup import Answer, FollowupReader, load_followup
 from socialsim.safety.learned import LearnedScore, LearnedStage
 from socialsim.safety.protocol import PROTOCOL_STRATEGY, Protocol
 from socialsim.safety.rules import RuleHit, RuleResult, RuleStage, load_rules
@@ -18,23 +20,48 @@ from socialsim.schema import Turn
 ClassifyScope = Literal["ambiguous", "all", "off"]
 CLASSIFY_SCOPES: tuple[str, ...] = ("ambiguous", "all", "off")
 
+Tier = Literal["none", "check_in", "protocol"]
+#: The safety tiers, lowest first: ``none`` (answer as usual), ``check_in`` (answer as usual and ask the
+#: check-in question), ``protocol`` (the fixed crisis protocol replaces the reply).
+TIERS: tuple[str, ...] = ("none", "check_in", "protocol")
+Stage = Literal["rules", "learned", "classifier", "followup", "none"]
+STAGES: tuple[str, ...] = ("rules", "learned", "classifier", "followup", "none")
+SafetyReply = Literal["protocol", "check_in"]
+
 
 @dataclass
 class SafetyDecision:
     """What the safety layer decided about the latest seeker message."""
 
-    flagged: bool
+    tier: Tier
     category: str
-    """``none``, ``suicide``, ``self_harm`` or ``harm_to_others``."""
-    stage: Literal["rules", "learned", "classifier", "none"]
+    """``none``, ``suicide``, ``self_harm`` or ``harm_to_others`` (the category of the protocol reply or of
+    the check-in question; ``none`` on the ``none`` tier)."""
+    stage: Stage
+    """The stage that decided the tier: ``rules``, ``learned``, ``classifier``, ``followup`` (the seeker's
+    answer to a protocol reply or check-in: a confirm keeps the protocol, a denial ends it) or ``none``."""
     rules: RuleResult
     verdict: RiskVerdict | None = None
     classifier_error: str | None = None
     learned: LearnedScore | None = None
     learned_error: str | None = None
-    """The learned stage failed (the message is then flagged: fail closed)."""
+    """The learned stage failed (the message then gets a check-in: fail closed without a takeover)."""
     followup: bool = False
-    """The seeker affirmed right after a protocol reply: the protocol's follow-up reply is due."""
+    """Protocol right after a protocol reply: the protocol's follow-up reply is due, not the first one again."""
+    after: SafetyReply | None = None
+    """The supporter turn just before the message was a protocol reply or a check-in."""
+    answer: Answer | None = None
+    """How the message answers it (`socialsim.safety.followup`): ``confirm``, ``deny`` or ``other``."""
+
+    @property
+    def flagged(self) -> bool:
+        """The protocol replaces the reply (``tier == "protocol"``); for older callers, use `tier`."""
+        return self.tier == "protocol"
+
+    @property
+    def score(self) -> float | None:
+        """The learned stage's score, when it scored the message."""
+        return self.learned.score if self.learned is not None else None
 
     @property
     def rule(self) -> str | None:
@@ -42,23 +69,32 @@ class SafetyDecision:
 
     @property
     def action(self) -> str:
-        if self.flagged:
+        if self.tier == "protocol":
             return "protocol_followup" if self.followup else "protocol"
+        if self.tier == "check_in":
+            return "check_in"
+        if self.answer == "deny":
+            return "answer_denied"
         if self.rules.level == "ambiguous":
-            return "cleared_by_classifier" if self.verdict is not None else "ambiguous_not_checked"
+            return "cleared_by_learned" if self.learned is not None else "ambiguous_not_checked"
         return "none"
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
+            "tier": self.tier,
             "flagged": self.flagged,
             "category": self.category,
             "stage": self.stage,
+            "score": None if self.score is None else round(self.score, 4),
             "action": self.action,
             "rule_level": self.rules.level,
             "rule": self.rule,
         }
         if self.rules.matched:
             d["matched"] = self.rules.matched
+        if self.after is not None:
+            d["after"] = self.after
+            d["answer"] = self.answer
         if self.verdict is not None:
             d["verdict"] = self.verdict.model_dump()
         if self.classifier_error:
@@ -69,6 +105,17 @@ class SafetyDecision:
             d["learned_error"] = self.learned_error
         return d
 
+    @property
+    def worth_logging(self) -> bool:
+        """Written to the event log: every protocol and check-in, every ambiguous rule hit (also when the
+        learned stage scored it ``none``), every denial that ended a safety exchange, every stage failure."""
+        return (
+            self.tier != "none"
+            or self.rules.level != "none"
+            or self.answer == "deny"
+            or bool(self.classifier_error or self.learned_error)
+        )
+
 
 def _last_seeker(history: list[Turn]) -> tuple[int, Turn] | None:
     for i in range(len(history) - 1, -1, -1):
@@ -78,130 +125,206 @@ def _last_seeker(history: list[Turn]) -> tuple[int, Turn] | None:
 
 
 class SafetyLayer:
-    """Checks seeker messages, writes the protocol reply, screens supporter replies, logs events.
+    """Checks seeker messages, writes the protocol reply and the check-in question, screens supporter
+    replies, logs events. Every seeker message gets a tier (``none``, ``check_in``, ``protocol``); the
+    package docstring says how the stages combine.
 
-    ``learned``: the learned stage (`LearnedStage`), asked about every message the rules do not
-    flag; a score at or above its threshold flags the message, and any failure of it flags the
-    message too (fail closed). None: no learned stage.
-    ``classify``: ``ambiguous`` (default) asks the LLM classifier about messages the rules find
-    ambiguous and the learned stage did not flag; ``all`` also about messages the rules find nothing
-    in; ``off`` never asks (ambiguous messages are then logged but not flagged). A ``none`` verdict
-    clears an ambiguous message only with a confidence in ``clear_confidence`` (default medium or high).
+    ``learned``: the learned stage (`LearnedStage`, or any object with its ``score(message, context)``),
+    asked about every message the rules do not route to the protocol; its tier counts, and any failure
+    of it gives a check-in (fail closed without taking over the chat). None: no learned stage (an
+    ambiguous rule hit then gets a check-in).
+    ``classify``: ``ambiguous`` (default) asks the LLM classifier about messages the rules find ambiguous
+    and that are not at the protocol yet; ``all`` also about messages the rules find nothing in; ``off``
+    never asks. The classifier only raises: a risk verdict with high confidence gives the protocol, any
+    other risk verdict a check-in; when it fails on an ambiguous message, the message gets a check-in.
+    ``followup``: reads the answer right after a protocol reply or check-in (default: the shipped patterns).
     """
 
     def __init__(
         self,
         *,
         rules: RuleStage | None = None,
-        learned: LearnedStage | None = None,
+        learned: Any = None,
         protocol: Protocol | None = None,
         classifier: LLMClassifier | None = None,
         classify: str = "ambiguous",
         event_log: SafetyEventLog | None = None,
         source: str = "api",
         locale: str | None = None,
-        clear_confidence: tuple[str, ...] = ("medium", "high"),
+        followup: FollowupReader | None = None,
     ) -> None:
         if classify not in CLASSIFY_SCOPES:
             raise UserError(f"--classify {classify!r}: use one of {', '.join(CLASSIFY_SCOPES)}")
         self.rules = rules or load_rules()
-        self.learned = learned
+        self.learned: LearnedStage | None = learned
         self.protocol = protocol or Protocol()
         self.classifier = classifier
         self.classify = classify if classifier is not None else "off"
         self.event_log = event_log
         self.source = source
         self.locale = locale
-        self.clear_confidence = clear_confidence
+        self.followup = followup or (
+            load_followup() if rules is None else FollowupReader(normalize=self.rules.normalize)
+        )
 
     # -- context --------------------------------------------------------------------------------
-    def previous_protocol(self, history: list[Turn], seeker_index: int) -> str | None:
-        """The category of the supporter turn just before the seeker's message, if it was a protocol reply."""
+    def reply_kind(self, turn: Turn) -> tuple[SafetyReply, str] | None:
+        """(``protocol`` | ``check_in``, category) when a supporter turn was a protocol reply or carried the
+        check-in question: from its ``risk_reason`` (``protocol:<category>``, ``check_in:<category>``) or,
+        for histories from clients without socialsim's fields, from its text (`Protocol.identify`)."""
+        if turn.speaker != "supporter":
+            return None
+        reason = turn.risk_reason or ""
+        for kind in ("protocol", "check_in"):
+            if reason.startswith(kind + ":"):
+                category = reason.split(":", 1)[1]
+                return kind, category if category in Protocol.CATEGORIES else "suicide"  # type: ignore[return-value]
+        found = self.protocol.identify(turn.text)
+        if found is None:
+            return None
+        category, variant = found
+        return ("check_in" if variant == "check_in" else "protocol"), category
+
+    def previous_reply(self, history: list[Turn], seeker_index: int) -> tuple[SafetyReply, str] | None:
+        """What the supporter turn just before the seeker's message was, if a protocol reply or a check-in."""
         if seeker_index == 0:
             return None
-        prev = history[seeker_index - 1]
-        if prev.speaker != "supporter":
-            return None
-        if prev.risk_reason and prev.risk_reason.startswith("protocol:"):
-            return prev.risk_reason.split(":", 1)[1]
-        found = self.protocol.identify(prev.text)
-        return found[0] if found else None
+        return self.reply_kind(history[seeker_index - 1])
+
+    def context_start(self, history: list[Turn], seeker_index: int) -> int:
+        """Where the context of the seeker's message starts: after the last denial that ended a safety
+        exchange (the seeker said no to a protocol reply or check-in), so the messages before it do not keep
+        raising the learned stage's score on everything said afterwards."""
+        start = 0
+        for j in range(seeker_index - 1):
+            if (
+                history[j + 1].speaker == "seeker"
+                and self.reply_kind(history[j]) is not None
+                and self.followup.classify(history[j + 1].text) == "deny"
+            ):
+                start = j + 2
+        return start
 
     # -- assessing ------------------------------------------------------------------------------
     def assess_rules(self, history: list[Turn]) -> SafetyDecision:
-        """The rule stage alone (no LLM, no log): what the simulation labels seeker turns with. With a
-        learned stage, a high hit about the past, someone else or a story counts as ambiguous."""
+        """The rule stage and the answer to a protocol reply or check-in, without the learned stage, the
+        LLM or the log (an ambiguous hit then gets a check-in)."""
+        return self.decide(history, learned=False)
+
+    def decide(self, history: list[Turn], *, learned: bool = True) -> SafetyDecision:
+        """Every stage but the LLM classifier on the latest seeker message, without the log. Synchronous:
+        the learned stage is CPU work (call it in a thread from async code, as `assess` does)."""
         last = _last_seeker(history)
         if last is None:
-            return SafetyDecision(False, "none", "none", RuleResult("none", "none"))
+            return SafetyDecision("none", "none", "none", RuleResult("none", "none"))
         idx, turn = last
-        prior = self.previous_protocol(history, idx)
+        stage = self.learned if learned else None
         # with a learned stage to judge them, hits about the past, someone else or a story are ambiguous
-        res = self.rules.check(turn.text, after_protocol=prior, distance=self.learned is not None)
-        if res.level == "high":
-            return SafetyDecision(True, res.category, "rules", res, followup=res.followup == "affirm")
-        return SafetyDecision(False, "none", "none", res)
+        res = self.rules.check(turn.text, distance=stage is not None)
+        prev = self.previous_reply(history, idx)
+        after, prev_category = prev if prev is not None else (None, "suicide")
+        answer = self.followup.classify(turn.text) if after is not None else None
+        again = after == "protocol"  # protocol right after protocol: the follow-up reply
 
-    def assess_learned(self, decision: SafetyDecision, history: list[Turn]) -> SafetyDecision:
-        """The learned stage on the latest seeker message (and the seeker turns before it), after the
-        rules did not flag it. Any failure flags the message (fail closed)."""
-        last = _last_seeker(history)
-        if self.learned is None or decision.flagged or last is None:
-            return decision
-        idx, turn = last
-        res = decision.rules
-        context = [t.text for t in history[:idx] if t.speaker == "seeker"]
-        try:
-            score = self.learned.score(turn.text, context)
-        except Exception as e:  # fail closed: whatever broke, the message gets the protocol
-            category = res.category if res.level == "ambiguous" else "suicide"
-            return SafetyDecision(True, category, "learned", res, learned_error=f"{type(e).__name__}: {e}"[:200])
-        if score.flagged:
-            return SafetyDecision(True, score.category, "learned", res, learned=score)
-        return SafetyDecision(False, "none", "none", res, learned=score)
+        def decision(tier: Tier, category: str, by: Stage, **kw: Any) -> SafetyDecision:
+            return SafetyDecision(
+                tier, category, by, res, after=after, answer=answer, followup=again and tier == "protocol", **kw
+            )
+
+        if res.level == "high":
+            return decision("protocol", res.category, "rules")
+        if answer == "confirm":
+            return decision("protocol", prev_category, "followup")
+        score: LearnedScore | None = None
+        if stage is not None:
+            # a denial is judged on its own; anything else with the seeker turns since the last denial
+            ctx = (
+                []
+                if answer == "deny"
+                else [t.text for t in history[self.context_start(history, idx) : idx] if t.speaker == "seeker"]
+            )
+            try:
+                score = stage.score(turn.text, ctx)
+            except Exception as e:  # fail closed: whatever broke, the message gets a check-in
+                err = f"{type(e).__name__}: {e}"[:200]
+                if answer == "deny":  # the seeker just said no to the safety question: no second question
+                    return decision("none", "none", "followup", learned_error=err)
+                category = res.category if res.level == "ambiguous" else "suicide"
+                return decision("check_in", category, "learned", learned_error=err)
+        tier: Tier = score.tier if score is not None else "none"  # type: ignore[assignment]
+        if answer == "deny":  # the denial ends the exchange unless the learned stage sees protocol-level risk
+            if tier == "protocol":
+                assert score is not None
+                return decision("protocol", score.category, "learned", learned=score)
+            return decision("none", "none", "followup", learned=score)
+        if score is not None:
+            if tier != "none":
+                return decision(tier, score.category, "learned", learned=score)
+            return decision("none", "none", "none", learned=score)  # an ambiguous hit scored none: logged
+        if res.level == "ambiguous":
+            return decision("check_in", res.category, "rules")
+        return decision("none", "none", "none")
 
     async def assess(self, history: list[Turn], *, log: bool = True) -> SafetyDecision:
-        """All stages on the latest seeker message; logs flagged and ambiguous messages."""
-        decision = self.assess_rules(history)
-        if self.learned is not None and not decision.flagged:
-            # embedding is CPU work of a few milliseconds: off the event loop
-            decision = await asyncio.to_thread(self.assess_learned, decision, history)
-        res = decision.rules
-        learned = decision.learned
-        ask = not decision.flagged and (
-            (res.level == "ambiguous" and self.classify in ("ambiguous", "all"))
-            or (res.level == "none" and self.classify == "all")
-        )
-        if ask:
-            assert self.classifier is not None
-            last = _last_seeker(history)
-            assert last is not None
-            idx, turn = last
-            try:
-                verdict = await self.classifier.classify(turn.text, history[:idx])
-            except (StructuredOutputError, UserError) as e:
-                # fail closed: an ambiguous message the classifier cannot judge gets the protocol
-                err = str(e)[:200]
-                if res.level == "ambiguous":
-                    decision = SafetyDecision(True, res.category, "rules", res, classifier_error=err, learned=learned)
-                else:
-                    decision = SafetyDecision(False, "none", "none", res, classifier_error=err, learned=learned)
-            else:
-                if verdict.risk != "none":
-                    decision = SafetyDecision(True, verdict.risk, "classifier", res, verdict=verdict, learned=learned)
-                elif res.level == "ambiguous" and verdict.confidence not in self.clear_confidence:
-                    # a hesitant "none" does not clear what the rules found ambiguous
-                    decision = SafetyDecision(True, res.category, "classifier", res, verdict=verdict, learned=learned)
-                else:
-                    decision = SafetyDecision(False, "none", "none", res, verdict=verdict, learned=learned)
-        if log and (decision.flagged or res.level != "none" or decision.classifier_error or decision.learned_error):
+        """All stages on the latest seeker message; logs every decision `SafetyDecision.worth_logging`."""
+        if self.learned is not None:  # embedding is CPU work of a few milliseconds: off the event loop
+            decision = await asyncio.to_thread(self.decide, history)
+        else:
+            decision = self.decide(history)
+        decision = await self._ask_classifier(decision, history)
+        if log and decision.worth_logging:
             last = _last_seeker(history)
             self.log_decision(decision, message=last[1].text if last else "")
+        return decision
+
+    async def _ask_classifier(self, decision: SafetyDecision, history: list[Turn]) -> SafetyDecision:
+        """The LLM classifier may raise the tier (never lower it); see the class docstring."""
+        res = decision.rules
+        ask = (
+            self.classifier is not None
+            and decision.tier != "protocol"
+            and decision.answer not in ("confirm", "deny")
+            and (
+                (res.level == "ambiguous" and self.classify in ("ambiguous", "all"))
+                or (res.level == "none" and self.classify == "all")
+            )
+        )
+        if not ask:
+            return decision
+        assert self.classifier is not None
+        last = _last_seeker(history)
+        assert last is not None
+        idx, turn = last
+        try:
+            verdict = await self.classifier.classify(turn.text, history[self.context_start(history, idx) : idx])
+        except (StructuredOutputError, UserError) as e:
+            decision.classifier_error = str(e)[:200]
+            if res.level == "ambiguous" and decision.tier == "none":  # fail closed, without a takeover
+                decision.tier, decision.category, decision.stage = "check_in", res.category, "rules"
+            return decision
+        decision.verdict = verdict
+        if verdict.risk == "none":
+            return decision
+        if verdict.confidence == "high":
+            decision.tier, decision.category, decision.stage = "protocol", verdict.risk, "classifier"
+            decision.followup = decision.after == "protocol"
+        elif decision.tier == "none":
+            decision.tier, decision.category, decision.stage = "check_in", verdict.risk, "classifier"
         return decision
 
     # -- acting ---------------------------------------------------------------------------------
     def protocol_reply(self, decision: SafetyDecision, *, locale: str | None = None) -> str:
         return self.protocol.reply(decision.category, locale=locale or self.locale, followup=decision.followup)
+
+    def check_in_question(self, decision: SafetyDecision, *, locale: str | None = None) -> str:
+        """The question appended to a normal reply on the ``check_in`` tier (`Protocol.check_in_question`)."""
+        category = decision.category if decision.category in Protocol.CATEGORIES else "suicide"
+        return self.protocol.check_in_question(locale or self.locale, category)
+
+    def with_check_in(self, text: str, decision: SafetyDecision, *, locale: str | None = None) -> str:
+        """A normal reply with the check-in question appended."""
+        category = decision.category if decision.category in Protocol.CATEGORIES else "suicide"
+        return self.protocol.with_check_in(text, category, locale=locale or self.locale)
 
     def protocol_turn(self, decision: SafetyDecision, *, locale: str | None = None) -> Turn:
         """The supporter turn of the protocol: fixed text, fixed thought, strategy Question."""
@@ -247,9 +370,20 @@ class SafetyLayer:
 
 
 def label_seeker_turn(turn: Turn, history: list[Turn], layer: SafetyLayer) -> SafetyDecision:
-    """Set ``turn.risk``/``risk_reason`` from the rule stage (the simulation's safety label).
-    ``history`` ends with ``turn``."""
-    decision = layer.assess_rules(history)
-    turn.risk = decision.category if decision.flagged else "none"  # type: ignore[assignment]
-    turn.risk_reason = decision.rule if decision.flagged else None
+    """Label a seeker turn with the layer's decision (rules, the learned stage when the layer has one, the
+    answer to a protocol reply or check-in; no LLM, no log): ``safety_tier``, ``safety_stage``,
+    ``safety_score``, and ``risk``/``risk_reason`` as before (set on the protocol tier; ``risk_reason`` is
+    the rule, else the stage that decided). ``history`` ends with ``turn``. Synchronous; with a learned
+    stage, call it in a thread from async code."""
+    decision = layer.decide(history)
+    record_decision(turn, decision)
     return decision
+
+
+def record_decision(turn: Turn, decision: SafetyDecision) -> None:
+    """Write a decision onto the seeker turn it is about (see `label_seeker_turn`)."""
+    turn.safety_tier = decision.tier
+    turn.safety_stage = decision.stage
+    turn.safety_score = None if decision.score is None else round(decision.score, 4)
+    turn.risk = decision.category if decision.flagged else "none"  # type: ignore[assignment]
+    turn.risk_reason = (decision.rule if decision.stage == "rules" else decision.stage) if decision.flagged else None

@@ -2,8 +2,9 @@
 
 The replies are fixed templates (``data/protocol.json``), never model output: they take what was
 said seriously, ask directly about safety, give the locale's crisis resources, name no means or
-method, and invite the seeker to keep talking. Resources come from ``data/resources.json`` or a
-file of the same shape passed by the user.
+method, and invite the seeker to keep talking. The same file holds the check-in question appended to a
+normal reply on the ``check_in`` tier (modelled on the Columbia screener's first two questions).
+Resources come from ``data/resources.json`` or a file of the same shape passed by the user.
 """
 
 from __future__ import annotations
@@ -161,15 +162,27 @@ class Protocol:
         self.resources = resources or CrisisResources()
         path = Path(texts_path) if texts_path else _data_path("protocol.json")
         data = _read_json(path, "protocol texts")
+        # a file of your own without check-in questions gets the built-in ones (English where it has none)
+        builtin = data if texts_path is None else _read_json(_data_path("protocol.json"), "protocol texts")
+        builtin_check_in = {
+            lang.lower(): raw["check_in"]
+            for lang, raw in {"en": builtin, **(builtin.get("languages") or {})}.items()
+            if raw.get("check_in")
+        }
         self.languages: dict[str, dict[str, Any]] = {}
         try:
             for lang, raw in {"en": data, **(data.get("languages") or {})}.items():
                 texts = {c: {"first": raw[c]["first"], "followup": raw[c]["followup"]} for c in self.CATEGORIES}
                 texts["output_replacement"] = raw.get("output_replacement", data["output_replacement"])  # type: ignore[assignment]
                 texts["notes"] = {**(data.get("notes") or {}), **(raw.get("notes") or {})}
+                check_in = raw.get("check_in") or builtin_check_in.get(lang.lower())
+                if check_in is not None:
+                    texts["check_in"] = {c: str(check_in[c]) for c in self.CATEGORIES}
                 self.languages[lang.lower()] = texts
         except (KeyError, TypeError) as e:
-            raise UserError(f"{path}: protocol texts need 'first' and 'followup' for {e}") from None
+            raise UserError(f"{path}: protocol texts need 'first', 'followup' and 'check_in' for {e}") from None
+        if "check_in" not in self.languages["en"]:
+            self.languages["en"]["check_in"] = {c: str(builtin_check_in["en"][c]) for c in self.CATEGORIES}
         self.texts = self.languages["en"]
         self.output_replacement: str = data["output_replacement"]
         self._openings: list[tuple[str, str, str]] = []
@@ -181,6 +194,9 @@ class Protocol:
                     t = (texts.get(cat) or {}).get(variant)
                     if t:
                         self._openings.append((t.split("{", 1)[0].strip(), cat, variant))
+        self._check_ins: list[tuple[str, str]] = [
+            (q, cat) for texts in self.languages.values() if "check_in" in texts for cat, q in texts["check_in"].items()
+        ]
 
     def texts_for(self, locale: str | None) -> tuple[dict[str, Any], str | None]:
         """(texts, language without texts of its own) for a locale."""
@@ -232,16 +248,40 @@ class Protocol:
         )
         return " ".join([text, *self.locale_notes(locale, own_text=own_text)])
 
+    def check_in_question(self, locale: str | None = None, category: str = "suicide") -> str:
+        """The fixed question appended to a normal reply on the ``check_in`` tier, in the locale's language
+        (English with a note when ``data/protocol.json`` has no question in that language)."""
+        if category not in self.CATEGORIES:
+            raise ValueError(f"no check-in question for risk category {category!r}")
+        texts, missing = self.texts_for(locale)
+        check_in = texts.get("check_in") or self.texts["check_in"]
+        question = str(check_in[category])
+        note = texts["notes"].get("check_in_language_fallback")
+        if missing and note:
+            return f"{question} {note.format(language=missing)}"
+        return question
+
+    def with_check_in(self, reply: str, category: str, *, locale: str | None = None) -> str:
+        """A normal reply with the check-in question appended."""
+        question = self.check_in_question(locale, category)
+        return f"{reply.rstrip()} {question}" if reply.strip() else question
+
     def replacement(self, locale: str | None = None) -> str:
         """The reply that replaces a supporter reply with means or method content."""
         return str(self.texts_for(locale)[0]["output_replacement"])
 
     def identify(self, text: str) -> tuple[str, str] | None:
-        """(category, 'first'|'followup') when ``text`` is a protocol reply, else None."""
+        """(category, 'first'|'followup') when ``text`` is a protocol reply, (category, 'check_in') when it
+        carries a check-in question (in any language on file), else None. For histories from clients that
+        do not keep socialsim's fields: the protocol's fixed opening, or the question's full text."""
         t = text.strip()
         for opening, cat, variant in self._openings:
             if opening and t.startswith(opening):
                 return cat, variant
+        flat = " ".join(t.split())
+        for question, cat in self._check_ins:
+            if question in flat:
+                return cat, "check_in"
         return None
 
     @staticmethod

@@ -1,9 +1,10 @@
 """The rule stage of the crisis safety layer: a documented lexicon (``data/lexicon.json``) of
 patterns with idiom and negation handling, matched on normalised text.
 
-`RuleStage.check` answers ``high`` (route to the crisis protocol at once), ``ambiguous`` (ask the
-LLM classifier) or ``none``; `RuleStage.screen_output` checks the supporter's own replies for
-means or method content. The lexicon's ``doc`` field explains the pattern language.
+`RuleStage.check` answers ``high`` (route to the crisis protocol at once), ``ambiguous`` (a risk
+signal without stated intent: a check-in, unless the learned stage scores it ``none``) or ``none``;
+`RuleStage.screen_output` checks the supporter's own replies for means or method content. The
+lexicon's ``doc`` field explains the pattern language.
 """
 
 from __future__ import annotations
@@ -85,8 +86,6 @@ class RuleResult:
     """Hits that count (high ones first)."""
     dropped: list[RuleHit] = field(default_factory=list)
     """Hits dropped as idioms or negated statements."""
-    followup: str | None = None
-    """``affirm``/``deny`` when the message answers a protocol reply."""
 
     @property
     def rule(self) -> str | None:
@@ -102,8 +101,6 @@ class RuleResult:
             d["hits"] = [h.as_dict() for h in self.hits]
         if self.dropped:
             d["dropped"] = [h.as_dict() for h in self.dropped]
-        if self.followup:
-            d["followup"] = self.followup
         return d
 
 
@@ -145,9 +142,6 @@ class RuleStage:
                 _Rule(r["id"], r["category"], r["level"], bool(r.get("negatable", False)), self._compile(r["pattern"]))
                 for r in data.get("rules", [])
             ]
-            fu = data.get("followup", {})
-            self.affirm_rx = re.compile(fu["affirm"]) if fu.get("affirm") else None
-            self.deny_rx = re.compile(fu["deny"]) if fu.get("deny") else None
             self.output_rules = [(o["id"], self._compile(o["pattern"])) for o in data.get("output_screen", [])]
             self.distance_cues = [
                 (kind, rx)
@@ -321,27 +315,18 @@ class RuleStage:
                 return kind
         return None
 
-    def check(self, text: str, *, after_protocol: str | None = None, distance: bool = False) -> RuleResult:
+    def check(self, text: str, *, distance: bool = False) -> RuleResult:
         """Decide ``high``/``ambiguous``/``none`` for one seeker message.
 
-        ``after_protocol``: the risk category of the supporter's previous reply when it was the crisis
-        protocol; a short affirmative answer ("yes", "kind of", "idk") then keeps that category high.
         ``distance``: a high hit in a sentence about the past, someone else or a story (the lexicon's
         ``distance_cues``) counts as ambiguous; the safety layer asks for this only when the learned
-        stage is there to judge such messages.
+        stage is there to judge such messages. (Answers to a protocol reply or a check-in are read by
+        `socialsim.safety.followup`, not here.)
         """
         kept, dropped = self.hits(text)
-        followup = None
-        if after_protocol in CATEGORY_ORDER:
-            norm = self.normalize(text).strip()
-            if self.affirm_rx is not None and self.affirm_rx.search(norm):
-                followup = "affirm"
-                kept.insert(0, RuleHit("followup-affirm", after_protocol, "high", norm[:60], norm[:60]))
-            elif self.deny_rx is not None and self.deny_rx.search(norm):
-                followup = "deny"
 
         def distanced(h: RuleHit) -> bool:
-            return distance and h.distance is not None and h.rule != "followup-affirm"
+            return distance and h.distance is not None
 
         high = [h for h in kept if h.level == "high" and not distanced(h)]
         amb = [h for h in kept if h.level == "ambiguous" or (h.level == "high" and distanced(h))]
@@ -350,13 +335,12 @@ class RuleStage:
             return CATEGORY_ORDER.index(h.category)
 
         if high:
-            if followup != "affirm":
-                high.sort(key=order)
-            return RuleResult("high", high[0].category, high + amb, dropped, followup)  # type: ignore[arg-type]
+            high.sort(key=order)
+            return RuleResult("high", high[0].category, high + amb, dropped)  # type: ignore[arg-type]
         if amb:
             amb.sort(key=order)
-            return RuleResult("ambiguous", amb[0].category, amb, dropped, followup)  # type: ignore[arg-type]
-        return RuleResult("none", "none", [], dropped, followup)
+            return RuleResult("ambiguous", amb[0].category, amb, dropped)  # type: ignore[arg-type]
+        return RuleResult("none", "none", [], dropped)
 
     def screen_output(self, text: str) -> RuleHit | None:
         """The first means/method pattern in a supporter reply, else ``None``."""

@@ -16,9 +16,13 @@ The ``socialsim`` extra field
 -----------------------------
 Every response carries a top-level ``socialsim`` object next to OpenAI's fields:
 ``{"strategy": "Question", "thought": {emotion, intensity, cause, need, strategy, rationale},
-"protocol": false, "safety": {"flagged", "category", "stage", "action", "rule_level", "rule",
-"matched", "verdict"}, "output_screen": "<rule>" (only when a reply was replaced)}``; ``thought`` is
-left out with ``--hide-thoughts``. When streaming, the first chunk carries it with the thought and
+"protocol": false, "tier": "none" | "check_in" | "protocol", "stage": "rules" | "learned" | "classifier" |
+"followup" | "none", "score": <learned score or null>, "category": "none" | "suicide" | "self_harm" |
+"harm_to_others", "safety": {the whole decision: "tier", "category", "stage", "score", "action",
+"rule_level", "rule", "matched", "after", "answer", "learned", "verdict", ...}, "output_screen": "<rule>"
+(only when a reply was replaced)}``; ``thought`` is left out with ``--hide-thoughts``. On ``check_in`` the
+reply is the model's with the fixed check-in question appended; on ``protocol`` it is the fixed protocol.
+When streaming, the first chunk carries it with the thought and
 safety decision (known before the reply starts) and the last chunk (the one with ``finish_reason``)
 carries it complete. OpenAI's client keeps unknown fields: ``completion.model_extra["socialsim"]``.
 
@@ -53,6 +57,7 @@ from socialsim.serve.pipeline import (
     ReplyOptions,
     SupporterPipeline,
     messages_to_turns,
+    safety_fields,
 )
 
 log = logging.getLogger("socialsim.serve")
@@ -267,7 +272,7 @@ async def _events(state: ServeState, prepared: PreparedReply, cid: str, include_
     head: dict[str, Any] = {
         "strategy": prepared.strategy.value if prepared.strategy else None,
         "protocol": prepared.protocol_text is not None,
-        "safety": prepared.safety.as_dict(),
+        **safety_fields(prepared.safety),
     }
     if state.expose_thoughts:
         head["thought"] = prepared.thought.model_dump(mode="json") if prepared.thought else None

@@ -2,11 +2,11 @@
 safety layer in front and the output screen behind. Used by ``socialsim chat`` and ``socialsim serve``.
 
 A request goes: messages → turns (user = seeker, assistant = supporter, system messages ignored) →
-safety check of the latest seeker message → either the fixed crisis protocol reply, or a
+safety tier of the latest seeker message → on ``protocol`` the fixed crisis protocol reply, otherwise a
 `SupporterThought` (the existing `Supporter`'s prompts and `generate_structured`) followed by the
-reply, streamed or not. Normal replies are screened for means/method content and replaced when they
-have any; a streamed reply is screened while it streams (the last few words are held back until
-they have been screened).
+reply, streamed or not, with the fixed check-in question appended on ``check_in``. Normal replies are
+screened for means/method content and replaced when they have any; a streamed reply is screened while it
+streams (the last few words are held back until they have been screened).
 """
 
 from __future__ import annotations
@@ -103,6 +103,8 @@ class SupporterReply:
     strategy: Strategy | None
     safety: SafetyDecision
     protocol: bool = False
+    check_in: bool = False
+    """The check-in question was appended to the reply (tier ``check_in``)."""
     output_screen: str | None = None
     """The screen rule that replaced (part of) the model's reply, if one did."""
     fallback: bool = False
@@ -115,7 +117,7 @@ class SupporterReply:
         d: dict[str, Any] = {
             "strategy": self.strategy.value if self.strategy else None,
             "protocol": self.protocol,
-            "safety": self.safety.as_dict(),
+            **safety_fields(self.safety),
         }
         if thoughts:
             d["thought"] = self.thought.model_dump(mode="json") if self.thought else None
@@ -135,8 +137,22 @@ class SupporterReply:
             latency_s=round(self.latency_s, 4),
             risk_reason=f"protocol:{self.safety.category}"
             if self.protocol
+            else f"check_in:{self.safety.category}"
+            if self.check_in
             else (f"output_screen:{self.output_screen}" if self.output_screen else None),
         )
+
+
+def safety_fields(decision: SafetyDecision) -> dict[str, Any]:
+    """The safety part of a response's ``socialsim`` field: ``tier``, ``stage``, ``score`` (the learned
+    stage's, or None), ``category`` and the whole decision under ``safety``."""
+    return {
+        "tier": decision.tier,
+        "stage": decision.stage,
+        "score": None if decision.score is None else round(decision.score, 4),
+        "category": decision.category,
+        "safety": decision.as_dict(),
+    }
 
 
 class _ReplyStreamer:
@@ -217,6 +233,7 @@ class PreparedReply:
         locale: str | None,
         started: float,
         protocol_text: str | None = None,
+        check_in: str | None = None,
         thought: SupporterThought | None = None,
         reply_request: ChatRequest | None = None,
         completions: list[Completion] | None = None,
@@ -230,6 +247,8 @@ class PreparedReply:
         self.locale = locale
         self.started = started
         self.protocol_text = protocol_text
+        self.check_in = check_in
+        """The check-in question appended to the reply (tier ``check_in``), else None."""
         self.thought = thought
         self.reply_request = reply_request
         self.completions = completions or []
@@ -248,6 +267,8 @@ class PreparedReply:
         return clean_utterance(raw)
 
     def _finish(self, text: str, *, screen: RuleHit | None = None, fallback: bool = False) -> SupporterReply:
+        if self.check_in is not None:
+            text = f"{text.rstrip()} {self.check_in}"
         usage, _, _ = total_usage(self.completions)
         finish = "stop"
         if self.completions and self.completions[-1].finish_reason == "length" and not (screen or fallback):
@@ -258,6 +279,7 @@ class PreparedReply:
             strategy=self.strategy,
             safety=self.safety,
             protocol=self.protocol_text is not None,
+            check_in=self.check_in is not None,
             output_screen=screen.rule if screen else None,
             fallback=fallback,
             usage=usage,
@@ -282,7 +304,15 @@ class PreparedReply:
         return safe, hit, False
 
     async def stream(self) -> AsyncIterator[str]:
-        """Yield the reply text piece by piece; `reply` holds the whole `SupporterReply` afterwards."""
+        """Yield the reply text piece by piece; `reply` holds the whole `SupporterReply` afterwards. On the
+        ``check_in`` tier the check-in question comes last, after the screened reply."""
+        async with aclosing(self._stream_reply()) as pieces:
+            async for piece in pieces:
+                yield piece
+        if self.check_in is not None and self.reply is not None:
+            yield " " + self.check_in
+
+    async def _stream_reply(self) -> AsyncIterator[str]:
         if self.protocol_text is not None:
             for piece in re.findall(r"\S+\s*", self.protocol_text):
                 yield piece
@@ -386,7 +416,7 @@ class SupporterPipeline:
             raise BadRequest("the last message must be the seeker's", "messages")
         locale = opts.locale or self.safety.locale
         decision = await self.safety.assess(history)
-        if decision.flagged:
+        if decision.tier == "protocol":
             reply = PreparedReply(
                 self,
                 history=history,
@@ -434,6 +464,7 @@ class SupporterPipeline:
             reply_request=reply_req,
             completions=completions,
             plain=self.mode == "plain",
+            check_in=self.safety.check_in_question(decision, locale=locale) if decision.tier == "check_in" else None,
         )
 
     async def respond(self, history: list[Turn], options: ReplyOptions | None = None) -> SupporterReply:

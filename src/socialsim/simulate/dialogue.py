@@ -30,8 +30,17 @@ and the LLM classifier's realized-strategy label add one call each when on (the 
 
 @lru_cache(maxsize=1)
 def default_safety() -> SafetyLayer:
-    """The rule-stage safety layer simulations label seeker turns with (built once per process)."""
-    return SafetyLayer(source="simulate")
+    """The safety layer simulations label seeker turns with, built once per process: the rule stage and, where
+    it is installed, the learned stage (loaded and warmed here; it shares the embedding model with the role
+    check). Without the [eval] extra it is the rule stage alone, said once on stderr; a broken model file is a
+    `UserError` (`socialsim.safety.build.load_learned`). No LLM classifier and no event log: the labels on the
+    turns are the record."""
+    from socialsim.safety.build import LayerOptions, load_learned
+
+    learned = load_learned(LayerOptions(classify="off"))
+    if learned is not None:
+        learned.warm()
+    return SafetyLayer(learned=learned, source="simulate")
 
 
 async def recognize_reply(text: str, context: Sequence[tuple[str, str]]) -> StrategyPrediction:
@@ -72,8 +81,9 @@ class DialogueConfig:
     """Who labels each supporter reply's realized strategy: 'recognizer' (`socialsim.recognize.strategy`, with
     probabilities, no LLM call), 'llm' (`StrategyClassifier`, one call a turn) or 'off'."""
     safety: bool = _SIM["safety"].default
-    """Label seeker turns with the crisis rule stage (``Turn.risk``); a flagged seeker turn gets the
-    fixed protocol reply, and supporter replies with means/method content are replaced."""
+    """Label seeker turns with the crisis safety layer (``Turn.safety_tier``, ``Turn.risk``): a protocol-tier
+    seeker turn gets the fixed protocol reply, a check_in-tier one a normal reply with the check-in question,
+    and supporter replies with means/method content are replaced."""
 
     def __post_init__(self) -> None:  # one spelling of the labeller (an older caller's True is the LLM classifier)
         mode = parse_realized_mode(self.realized_strategy)
@@ -105,10 +115,13 @@ async def simulate_dialogue(
     and budget errors propagate to the caller (the dialogue is then not recorded). `supporter`
     replaces the thought-first `Supporter` (e.g. a plain chatbot under evaluation).
 
-    Safety (``config.safety``, on by default): every seeker turn gets a ``risk`` label from the rule
-    stage (no LLM classifier, nothing written to an event log: the labels in the dialogue are the
-    record); after a flagged seeker turn the supporter's turn is the fixed crisis protocol (strategy
-    Question, ``risk_reason`` 'protocol:<category>'), with resources for the persona's locale.
+    Safety (``config.safety``, on by default): every seeker turn gets a tier from the safety layer
+    (`default_safety`: the rule stage and the learned stage where installed, and the answer to a protocol reply or
+    check-in; no LLM classifier, nothing written to an event log: ``safety_tier``, ``safety_stage``,
+    ``safety_score`` and ``risk`` on the turn are the record). After a protocol-tier seeker turn the supporter's
+    turn is the fixed crisis protocol (strategy Question, ``risk_reason`` 'protocol:<category>'), with resources
+    for the persona's locale; after a check_in-tier one it is the supporter's normal reply with the check-in
+    question appended in the persona's language (``risk_reason`` 'check_in:<category>').
 
     Disclosure (``config.disclosure``): with ``appraisal`` the seeker's model appraises each supporter reply
     (`Turn.appraisal` on the seeker's next turn) and the policy opens layers and decides when the seeker
@@ -140,6 +153,7 @@ async def simulate_dialogue(
         temperature=cfg.supporter_temperature,
         parse_attempts=cfg.parse_attempts,
     )
+
     def emit(kind: str, payload: Any) -> None:
         if on_event is not None:
             on_event(kind, dialogue_id, payload)
@@ -162,8 +176,15 @@ async def simulate_dialogue(
 
     label: SafetyDecision | None = None  # the safety label of the latest seeker turn
 
-    async def seeker_turn(layer: int, goodbye: bool, turn_index: int, dismissed: bool = False, appraisal: Any = None,
-                          extra: Any = (), appraisal_failed: bool = False) -> Turn:
+    async def seeker_turn(
+        layer: int,
+        goodbye: bool,
+        turn_index: int,
+        dismissed: bool = False,
+        appraisal: Any = None,
+        extra: Any = (),
+        appraisal_failed: bool = False,
+    ) -> Turn:
         nonlocal label
         emit("generating", "seeker")
         turn = await seeker.speak(d.turns, layer=layer, goodbye=goodbye, turn_index=turn_index, dismissed=dismissed)
@@ -177,11 +198,14 @@ async def simulate_dialogue(
         d.turns.append(turn)
         emit("turn", turn)
         if guard is not None:
-            label = label_seeker_turn(turn, d.turns, guard)
+            if guard.learned is not None:  # the learned stage embeds the message: CPU work, off the event loop
+                label = await asyncio.to_thread(label_seeker_turn, turn, list(d.turns), guard)
+            else:
+                label = label_seeker_turn(turn, d.turns, guard)
         return turn
 
     async def supporter_turn(i: int) -> Turn:
-        if guard is not None and label is not None and label.flagged:
+        if guard is not None and label is not None and label.tier == "protocol":
             return guard.protocol_turn(label, locale=persona.locale)
         turn = await supporter.respond(d.turns, turn_index=i)
         if guard is not None:
@@ -200,6 +224,10 @@ async def simulate_dialogue(
             emit("generating", "realized")
             pred = await recognize_reply(turn.text, [(t.speaker, t.text) for t in d.turns])
             turn.realized_strategy, turn.realized_probs = pred.strategy, pred.as_json()
+        if guard is not None and label is not None and label.tier == "check_in":
+            # after the realized strategy is read: it labels the model's reply, not the fixed question
+            turn.text = guard.with_check_in(turn.text, label, locale=persona.locale)
+            turn.risk_reason = f"check_in:{label.category}"
         return turn
 
     ticket = current_ticket()  # tells the engine's scheduler how much of this dialogue is left
@@ -236,7 +264,12 @@ async def simulate_dialogue(
                 dismissed = False
             last = i == cfg.max_turns - 1
             seek_turn = await seeker_turn(
-                layer=layer, goodbye=goodbye, turn_index=i + 1, dismissed=dismissed, appraisal=appraisal, extra=spent,
+                layer=layer,
+                goodbye=goodbye,
+                turn_index=i + 1,
+                dismissed=dismissed,
+                appraisal=appraisal,
+                extra=spent,
                 appraisal_failed=appraising and appraisal is None,
             )
             if dismissed:

@@ -186,8 +186,17 @@ def _leaked(t: Turn) -> bool:
 
 
 QUALITY_KEYS = (
-    "role_fallbacks", "supporter_leaks", "thoughts", "thoughts_first_try", "realized_labelled", "realized_agree",
-    "appraisals", "seeker_leaks", "seeker_drift", "seeker_turns", *(f"label_failures_{k}" for k in LABEL_FAILURES),
+    "role_fallbacks",
+    "supporter_leaks",
+    "thoughts",
+    "thoughts_first_try",
+    "realized_labelled",
+    "realized_agree",
+    "appraisals",
+    "seeker_leaks",
+    "seeker_drift",
+    "seeker_turns",
+    *(f"label_failures_{k}" for k in LABEL_FAILURES),
 )
 MAX_CONSECUTIVE_GIVEUPS = 3
 
@@ -322,7 +331,7 @@ def run_simulation(
     everyone = distinct(roles) if llm in roles.values() else [llm, *distinct(roles)]
     prompts = Prompts()
     prompts.compile_all()
-    if sim.safety:  # compile the safety rules now (~1 s), not inside the loop while calls wait
+    if sim.safety:  # compile the safety rules and load the learned stage now, not inside the loop while calls wait
         default_safety()
     if sim.fidelity:  # load the embedding model now, not inside the loop
         from socialsim.embeddings import model as embedding_model

@@ -102,13 +102,18 @@ def _execute(
 
 
 def check_labeller(sim: SimulationConfig) -> None:
-    """Load the seeker's role check and, when the run labels replies with it (``realized_strategy``
+    """Load the seeker's role check, the safety layer (with the learned stage where installed) when the run
+    labels seeker turns with it, and, when the run labels replies with it (``realized_strategy``
     'recognizer'), the strategy recognizer now: a missing or unreadable model is one line (exit 2) before
     anything is written, and the run's dialogues reuse this load (one per process; a Ray worker loads its own
     on first use) instead of stalling the event loop for seconds in the middle of the run."""
     from socialsim.recognize.voice import default_voice
 
     default_voice().check("warm up")  # also loads the embedding model
+    if sim.safety:
+        from socialsim.simulate.dialogue import default_safety
+
+        default_safety()
     if sim.realized_strategy == "recognizer":
         from socialsim.recognize.strategy import default_recognizer
 
