@@ -1,10 +1,11 @@
-"""``socialsim safety-eval``: measure the crisis safety layer, configured as ``serve`` and ``chat``
-configure it, on labelled messages (a thin shell over `socialsim.safety.measure`)."""
+"""``socialsim safety-eval``: measure the crisis safety layer, built as ``serve`` and ``chat`` build it, on
+labelled messages and real files (a thin shell over `socialsim.safety.measure`). The safety-layer
+options of ``serve``, ``chat`` and ``safety-eval`` are declared here once."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,53 +27,120 @@ from socialsim.cli.options import (
 if TYPE_CHECKING:
     from socialsim.safety.measure import Report
 
+# -- the safety layer's options (serve, chat and safety-eval) -----------------------------------
+
+ClassifyOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="When the LLM risk classifier runs, on --backend: 'ambiguous' (messages the rules find ambiguous), "
+        "'all' (every message the earlier stages do not send to the protocol) or 'off'. Default: off, in serve, chat "
+        "and safety-eval alike: it costs an LLM call per message it reads and safety-eval has no LLM unless given "
+        "one, so the default layer is the one safety-eval measures.",
+        show_default=False,
+    ),
+]
+LearnedOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--learned/--no-learned",
+        help="The learned risk stage after the rules (a logistic regression on MiniLM sentence embeddings of the "
+        "message, or of each window of a long one, with the earlier seeker turns): a score at or above the check-in "
+        "threshold makes the reply ask about safety, one at or above the protocol threshold (or any failure of the "
+        "stage) gets the crisis protocol. Default: on where it is installed (the eval extra), else the rules alone "
+        "with a one-line note; --learned makes a missing install an error. The same in serve, chat and safety-eval.",
+        show_default=False,
+    ),
+]
+CheckInThresholdOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Learned score (0-1) from which the reply checks in about safety (default: the model file's, chosen on "
+        "validation data).",
+        show_default=False,
+    ),
+]
+ProtocolThresholdOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Learned score (0-1) from which the reply is the crisis protocol (default: the model file's).",
+        show_default=False,
+    ),
+]
+
 console = Console()
 BackendOpt = backend_option("Who classifies risk when --classify is not off.")
 
 
+def _cell(d: dict[str, Any], key: str) -> str:
+    return f"{d[key]} ({d[key + '_rate']:.1%})" if d["n"] else "-"
+
+
 def _table(rep: Report) -> Table:
+    """Per risk category and its kinds, then the ``none`` messages and their kinds: n and how many reach
+    protocol, check-in and either (crisis recall); the precision of the category the layer gave."""
+    from rich import box
+
     from socialsim.safety.measure import RISK_CATEGORIES
 
-    t = Table(title=rep.name, title_justify="left")
-    for col in ("category", "n", "to protocol", "recall", "precision"):
-        t.add_column(col, justify="left" if col == "category" else "right")
+    t = Table(title=rep.name, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("messages", no_wrap=True, max_width=24, overflow="ellipsis")
+    t.add_column("n", justify="right", no_wrap=True)
+    for col in ("protocol", "check-in", "either"):
+        t.add_column(col, justify="right", no_wrap=True, min_width=11)
+    t.add_column("prec.", justify="right", no_wrap=True)
+
+    def cells(d: dict[str, Any]) -> list[str]:
+        return [str(d["n"]), _cell(d, "protocol"), _cell(d, "check_in"), _cell(d, "reached")]
+
     for c in RISK_CATEGORIES:
         d = rep.category(c)
         if d["n"]:
-            prec = "-" if d["routed_here"] == 0 else f"{d['precision']:.1%}"
-            t.add_row(c, str(d["n"]), str(d["flagged"]), f"{d['recall']:.1%}", prec)
+            t.add_row(c, *cells(d), "-" if d["routed_here"] == 0 else f"{d['precision']:.1%}", style="bold")
+            for kind in rep.kinds(c):
+                t.add_row(f"  {kind}", *cells(rep.category(c, [kind])), "")
     b = rep.benign()
     if b["n"]:
-        t.add_row("hard negatives", str(b["n"]), str(b["flagged"]), f"FP {b['fp_rate']:.1%}", "", style="bold")
+        t.add_row("none", *cells(b), "", style="bold")
         for kind in rep.benign_kinds():
-            k = rep.benign([kind])
-            t.add_row(f"  {kind}", str(k["n"]), str(k["flagged"]), f"FP {k['fp_rate']:.1%}", "")
+            t.add_row(f"  {kind}", *cells(rep.benign([kind])), "")
     return t
+
+
+def _stages(rep: Report) -> str:
+    parts = [f"{stage} {v['protocol']} protocol, {v['check_in']} check-in" for stage, v in rep.by_stage().items()]
+    return "; ".join(parts) or "none"
+
+
+def _short(text: str, limit: int = 300) -> str:
+    one = " ".join(text.split())
+    return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
 def safety_eval_cmd(
     files: Annotated[
         list[Path] | None,
         typer.Argument(
-            metavar="[LABELLED.jsonl]...",
-            help="Labelled messages, JSONL: text, category (none, suicide, self_harm, harm_to_others), kind, "
-            "optional context (earlier seeker turns). Default: the two shipped test sets, heldout5 and heldout6.",
+            metavar="[FILE]...",
+            help="Messages to judge, each file one of: labelled JSONL (text, category: none, suicide, self_harm, "
+            "harm_to_others; kind; optional context, the earlier seeker turns); an ESConv split file (JSONL with a "
+            "'dialog' per line: every seeker turn is an ordinary message of kind esconv, with the seeker turns before "
+            "it as context); the C-SSRS Reddit CSV (User,Post,Label: every post a message, suicide for Indicator, "
+            "Ideation, Behavior and Attempt users, none for Supportive ones, kind cssrs:<Label>). Told apart by "
+            "content. Default: the two shipped test sets, heldout5 and heldout6.",
             show_default=False,
         ),
     ] = None,
-    learned: Annotated[
-        bool, typer.Option(help="The learned stage between the rules and the LLM classifier (as serve --learned).")
-    ] = True,
-    learned_threshold: Annotated[
-        float | None, typer.Option(help="Learned-stage threshold (0-1; default: the model file's).")
-    ] = None,
-    classify: Annotated[
+    learned: LearnedOpt = None,
+    check_in_threshold: CheckInThresholdOpt = None,
+    protocol_threshold: ProtocolThresholdOpt = None,
+    classify: ClassifyOpt = None,
+    cssrs_split: Annotated[
         str,
         typer.Option(
-            help="The LLM risk classifier, as in serve: 'off', 'ambiguous' (messages the rules find ambiguous) or "
-            "'all' (every message the rules and the learned stage do not flag); it runs on --backend."
+            help="Which C-SSRS users to read: 'valid' (the quarter of each label the learned stage never trained on), "
+            "'train' or 'all'."
         ),
-    ] = "off",
+    ] = "valid",
     backend: BackendOpt = "local",
     model: ModelOpt = None,
     model_path: ModelPathOpt = None,
@@ -81,46 +149,56 @@ def safety_eval_cmd(
     timeout: TimeoutOpt = 60.0,
     concurrency: Annotated[int, typer.Option(min=1, help="Messages judged at a time (LLM calls overlap).")] = 4,
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write every report as JSON to this (new) file.")
+        Path | None,
+        typer.Option(
+            "--json", help="Also write every report, with each message's tier, stage and score, to this (new) file."
+        ),
     ] = None,
     plot: Annotated[
         Path | None,
         typer.Option(
-            help="Also draw a PNG (a new file) of recall and false positives against the learned-stage threshold "
-            "(rules + learned stage; without the LLM), for the labelled files together."
+            help="Also draw a PNG (a new file) of crisis recall and the ordinary messages' check-in and protocol "
+            "rates against the learned stage's check-in threshold (the protocol threshold marked), for the files "
+            "together."
         ),
     ] = None,
     show_errors: Annotated[
-        bool, typer.Option(help="List every missed crisis message and every false positive.")
+        bool,
+        typer.Option(help="List every missed crisis message and every ordinary one taken over or checked in on."),
     ] = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Measure the crisis safety layer on labelled messages: per risk category how many reach the
-    protocol (recall) and how precise its category is, and how many hard negatives it flags, overall
-    and per kind.
+    """Measure the crisis safety layer per tier: for each risk category and each kind of message, how many
+    get the crisis protocol, how many a check-in about safety, and how many either (crisis recall); for
+    ordinary messages and hard negatives, the protocol and check-in rates per kind.
 
-    Each message goes through the same SafetyLayer as in serve and chat, with its context as earlier
-    seeker turns: rules, then the learned stage (--learned), then the LLM classifier (--classify) on
-    --backend; any failure of a stage is counted as serve counts it (fail closed). Recall counts any
-    protocol reply as caught.
+    The layer is built exactly as serve and chat build it, with the same defaults (rules, then the
+    learned stage where it is installed; the LLM classifier with --classify, on --backend), and each
+    message goes through it with its context as earlier seeker turns; any failure of a stage is counted
+    as serve counts it (fail closed).
 
     Examples:
 
-      socialsim safety-eval                                   # the shipped test sets, rules + learned stage
+      socialsim safety-eval                                   # the shipped test sets, the default layer
+
+      socialsim safety-eval ../shared/data/esconv/splits/valid.jsonl ../shared/data/crisis/cssrs_reddit_500.csv
 
       socialsim safety-eval mine.jsonl --classify all -b openai --base-url http://127.0.0.1:8000/v1 --model m
 
-      socialsim safety-eval --no-learned --plot tradeoff.png --json report.json
+      socialsim safety-eval --plot tradeoff.png --json report.json
     """
     from rich.progress import Progress
 
     from socialsim.safety import CLASSIFY_SCOPES
-    from socialsim.safety.measure import safety_eval
+    from socialsim.safety.build import DEFAULT_CLASSIFY
+    from socialsim.safety.measure import CSSRS_SPLITS, safety_eval
 
-    check_choice("--classify", classify, CLASSIFY_SCOPES)
+    scope = classify or DEFAULT_CLASSIFY
+    check_choice("--classify", scope, CLASSIFY_SCOPES)
+    check_choice("--cssrs-split", cssrs_split, CSSRS_SPLITS)
     quiet_model_loading()
     llm = None
-    if classify != "off":
+    if scope != "off":
         llm = make_llm(
             backend,
             base_url=base_url,
@@ -130,34 +208,41 @@ def safety_eval_cmd(
             timeout=timeout,
             concurrency=concurrency,
         )
-    with Progress(console=Console(stderr=True), transient=True, disable=quiet) as progress:
+    err = Console(stderr=True)
+    with Progress(console=err, transient=True, disable=quiet) as progress:
         task = progress.add_task("judging messages", total=None)
         result = safety_eval(
             files,
             learned=learned,
-            learned_threshold=learned_threshold,
-            classify=classify,
+            check_in_threshold=check_in_threshold,
+            protocol_threshold=protocol_threshold,
+            classify=scope,
+            cssrs_split=cssrs_split,
             llm=llm,
             llm_name=f"{backend} {model}" if model else backend,
             concurrency=concurrency,
             on_start=lambda n: progress.update(task, total=n),
             on_done=lambda: progress.advance(task),
+            on_note=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True),
             json_out=json_out,
             plot=plot,
         )
     for rep in result.reports:
         console.print(_table(rep))
         console.print(
-            f"flagged by stage: {rep.flagged_by_stage() or 'none'}; {rep.ms_per_message:.1f} ms per message",
+            f"decided by stage: {_stages(rep)}; {rep.ms_per_message:.1f} ms per message",
             highlight=False,
         )
         for note in rep.notes:
             console.print(f"note: message {note}", highlight=False, markup=False)
         if show_errors:
             for cat, text in rep.missed():
-                console.print(f"  missed ({cat}): {text}", highlight=False, markup=False)
-            for text in rep.benign()["texts"]:
-                console.print(f"  false positive: {text}", highlight=False, markup=False)
+                console.print(f"  missed ({cat}): {_short(text)}", highlight=False, markup=False)
+            b = rep.benign()
+            for text in b["texts"]:
+                console.print(f"  protocol on an ordinary message: {_short(text)}", highlight=False, markup=False)
+            for text in b["check_in_texts"]:
+                console.print(f"  check-in on an ordinary message: {_short(text)}", highlight=False, markup=False)
         console.print()
     for path in (plot, json_out):
         if path is not None:

@@ -21,6 +21,7 @@ import typer
 
 from socialsim.cli.app import OneLineTyper
 from socialsim.cli.options import BaseUrlOpt, ModelOpt, ModelPathOpt, TimeoutOpt, backend_configs, backend_option
+from socialsim.cli.safety import CheckInThresholdOpt, ClassifyOpt, LearnedOpt, ProtocolThresholdOpt
 from socialsim.errors import EXIT_RESUMABLE, UserError
 
 app = OneLineTyper(
@@ -47,26 +48,6 @@ LocaleOpt = Annotated[
 ResourcesOpt = Annotated[
     Path | None,
     typer.Option(help="Your own crisis resources JSON (same shape as socialsim/safety/data/resources.json)."),
-]
-ClassifyOpt = Annotated[
-    str,
-    typer.Option(
-        help="When the LLM risk classifier runs: 'ambiguous' (messages the rules find ambiguous), "
-        "'all' (every message the rules do not flag), 'off'."
-    ),
-]
-LearnedOpt = Annotated[
-    bool,
-    typer.Option(
-        help="The learned risk stage (a classifier on MiniLM sentence embeddings of the message and the earlier "
-        "seeker turns) between the rules and the LLM classifier; a score at or above its threshold, or any "
-        "failure of it, routes the message to the crisis protocol. Needs the [eval] extra. Off by default: at its "
-        "recall-first threshold it also flags many ordinary messages (see the README's safety table)."
-    ),
-]
-LearnedThresholdOpt = Annotated[
-    float | None,
-    typer.Option(help="Learned-stage threshold (0-1; default: the one chosen for recall when the model was built)."),
 ]
 SafetyLogOpt = Annotated[
     Path | None,
@@ -141,9 +122,10 @@ def serve_command(
     ] = None,
     locale: LocaleOpt = None,
     resources: ResourcesOpt = None,
-    classify: ClassifyOpt = "ambiguous",
-    learned: LearnedOpt = False,
-    learned_threshold: LearnedThresholdOpt = None,
+    classify: ClassifyOpt = None,
+    learned: LearnedOpt = None,
+    check_in_threshold: CheckInThresholdOpt = None,
+    protocol_threshold: ProtocolThresholdOpt = None,
     safety_log: SafetyLogOpt = None,
     log_messages: LogMessagesOpt = False,
     hide_thoughts: Annotated[
@@ -175,6 +157,8 @@ def serve_command(
         from socialsim.serve.app import create_app, serve_app
     except ImportError as e:  # pragma: no cover - depends on the install
         raise UserError(f"serving needs the [serve] extra: pip install -e '.[serve]' ({e.name} missing)") from None
+    from socialsim.safety.build import describe_layer
+
     llm, pipeline = _supporter("serve", ctx.params)
     if backend in ("local", "hf"):
         llm.backend.load()  # load the model now: the first request should not pay for it
@@ -184,11 +168,13 @@ def serve_command(
             f"warning: serving on {host} without --server-key-env: anyone who can reach it can use it", file=sys.stderr
         )
 
+    layer = describe_layer(pipeline.safety)
+
     def ready(bound: int) -> None:
         shown = f"[{host}]" if ":" in host else host
         print(
             f"socialsim serve: listening on http://{shown}:{bound}/v1 (model {served_model_name}, "
-            f"backend {llm.name}, safety log {pipeline.safety.event_log.path})",
+            f"backend {llm.name}, safety log {pipeline.safety.event_log.path}); safety layer: {layer}",
             flush=True,
         )
 
@@ -231,6 +217,16 @@ def save_history(path: Path, records: list[dict[str, Any]]) -> None:
     write_jsonl_records(path, records)
 
 
+def _turn_of(record: dict[str, Any], turn_cls: Any) -> Any:
+    """A saved message as a `Turn`; a saved protocol reply or check-in keeps its ``risk_reason`` (the safety
+    layer then reads the answer to it without having to recognise the text)."""
+    if record["role"] == "user":
+        return turn_cls(speaker="seeker", text=record["content"])
+    tier, category = record.get("tier"), record.get("category")
+    reason = f"{tier}:{category}" if tier in ("protocol", "check_in") and isinstance(category, str) else None
+    return turn_cls(speaker="supporter", text=record["content"], risk_reason=reason)
+
+
 def _record(reply: Any) -> dict[str, Any]:
     rec: dict[str, Any] = {"role": "assistant", "content": reply.text}
     rec.update(reply.extra(thoughts=True))
@@ -238,20 +234,32 @@ def _record(reply: Any) -> dict[str, Any]:
     return rec
 
 
+_TIER_WORDS = {"protocol": "crisis protocol", "check_in": "check-in question", "none": "no safety reply"}
+
+
+def safety_status(decision: Any) -> str:
+    """The chat's safety status line for a `SafetyDecision`: the tier first, then what decided it."""
+    parts = [f"safety: {_TIER_WORDS.get(decision.tier, decision.tier)} (tier {decision.tier})"]
+    if decision.tier != "none":
+        parts.append(decision.category)
+    parts.append(f"stage {decision.stage}")
+    if decision.rule:
+        parts.append(f"rule {decision.rule} ({decision.rules.level})")
+    if decision.score is not None:
+        parts.append(f"learned score {decision.score:.2f}")
+    if decision.after is not None:
+        parts.append(f"answer to the {decision.after.replace('_', '-')}: {decision.answer}")
+    if decision.learned_error or decision.classifier_error:
+        parts.append(f"stage failed: {decision.learned_error or decision.classifier_error}")
+    return " · ".join(parts)
+
+
 async def _chat_turn(pipeline: Any, turns: list[Any], console: Any, *, show_thoughts: bool, stream: bool) -> Any:
     from rich.markup import escape
 
     prepared = await pipeline.prepare(turns)
     if show_thoughts:
-        s = prepared.safety
-        if prepared.protocol_text is not None:
-            score = f" · learned score {s.learned.score:.2f}" if s.learned is not None else ""
-            console.print(
-                f"[dim]  safety: crisis protocol · {s.category} · rule {s.rule} · stage {s.stage}{score}[/]",
-                highlight=False,
-            )
-        elif s.rules.level != "none":
-            console.print(f"[dim]  safety: {s.action} (rule {s.rule})[/]", highlight=False)
+        console.print(f"[dim]  {escape(safety_status(prepared.safety))}[/]", highlight=False)
         th = prepared.thought
         if th is not None:
             console.print(
@@ -297,9 +305,10 @@ def chat_command(
     stream: Annotated[bool, typer.Option(help="Stream the reply as it is written.")] = True,
     locale: LocaleOpt = None,
     resources: ResourcesOpt = None,
-    classify: ClassifyOpt = "ambiguous",
-    learned: LearnedOpt = False,
-    learned_threshold: LearnedThresholdOpt = None,
+    classify: ClassifyOpt = None,
+    learned: LearnedOpt = None,
+    check_in_threshold: CheckInThresholdOpt = None,
+    protocol_threshold: ProtocolThresholdOpt = None,
     safety_log: SafetyLogOpt = None,
     log_messages: LogMessagesOpt = False,
     seed: SeedOpt = 0,
@@ -316,6 +325,7 @@ def chat_command(
     from rich.console import Console
 
     from socialsim.errors import StructuredOutputError
+    from socialsim.safety.build import describe_layer
     from socialsim.schema import Turn
 
     console = Console(highlight=False, soft_wrap=True)
@@ -329,9 +339,9 @@ def chat_command(
         save_history(path, records)  # fail now, not after the first reply, when the path is unwritable
     except OSError as e:
         raise UserError(f"--history {path}: cannot write it ({e.strerror or e})") from None
-    turns = [Turn(speaker="seeker" if r["role"] == "user" else "supporter", text=r["content"]) for r in records]
+    turns = [_turn_of(r, Turn) for r in records]
     console.print(
-        f"[dim]socialsim chat · {llm.name} · history {path}"
+        f"[dim]socialsim chat · {llm.name} · safety layer: {describe_layer(pipeline.safety)} · history {path}"
         f"{f' ({len(records)} earlier messages)' if records else ''} · /quit to end[/]"
     )
     interrupted = False

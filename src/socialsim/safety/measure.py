@@ -1,4 +1,4 @@
-"""Labelled safety messages and how the safety stages are measured on them.
+"""Labelled safety messages and how the safety layer is measured on them, per tier.
 
 A labelled file is JSONL, one message a line: ``text``, ``category`` (``none``, ``suicide``,
 ``self_harm``, ``harm_to_others``), ``kind`` (a finer label: ``indirect``, ``means_pills``,
@@ -6,13 +6,26 @@ A labelled file is JSONL, one message a line: ``text``, ``category`` (``none``, 
 The checked-in sets live in ``data/labelled/`` (provenance of each in its ``README.md``):
 ``heldout5.jsonl`` and ``heldout6.jsonl`` are the test sets, each committed before any later training or tuning and
 never used to choose anything; ``train``, ``train2``, ``train3`` and the former held-out sets
-``heldout`` ... ``heldout4`` train the learned stage and choose its threshold (out of fold).
+``heldout`` ... ``heldout4`` train the learned stage and choose its thresholds.
+
+Real files are read as labelled messages too (`load_messages` tells the formats apart by content):
+
+- an **ESConv split file** (JSONL whose lines have a ``dialog``): every seeker turn is a ``none``
+  message of kind ``esconv``, with the seeker turns before it as context;
+- the **C-SSRS Reddit CSV** (``User,Post,Label``): every post is a message, category ``suicide`` for
+  users labelled ``Indicator``, ``Ideation``, ``Behavior`` or ``Attempt`` and ``none`` for ``Supportive``
+  users (who write about suicide to help others), kind ``cssrs:<Label>``; by default only the users of
+  the validation split (`socialsim.safety.corpora.cssrs_split`), whom the learned stage never trained on.
+
+Each message gets a tier from the layer: ``protocol`` (the fixed crisis reply), ``check_in`` (the
+reply asks about safety) or ``none``. Crisis recall counts a message that reaches either.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,12 +35,16 @@ from typing import Any
 
 from socialsim.errors import UserError
 from socialsim.io import iter_jsonl
-from socialsim.safety.layer import CLASSIFY_SCOPES, SafetyDecision, SafetyLayer
-from socialsim.safety.learned import CLASSES, LearnedStage
-from socialsim.safety.rules import RuleStage, load_rules
+from socialsim.safety.layer import SafetyDecision, SafetyLayer
+from socialsim.safety.learned import CLASSES, TIERS, LearnedStage
+from socialsim.safety.rules import RuleStage
 from socialsim.schema import Turn
 
 RISK_CATEGORIES = CLASSES[1:]
+STAGES: tuple[str, ...] = ("rules", "learned", "classifier", "followup")
+"""The stages that can decide a tier, in pipeline order."""
+CSSRS_SPLITS: tuple[str, ...] = ("valid", "train", "all")
+CSSRS_RISK_LABELS: tuple[str, ...] = ("Indicator", "Ideation", "Behavior", "Attempt")
 
 
 def labelled_path(name: str) -> Path:
@@ -63,17 +80,39 @@ def load_labelled(path: str | Path) -> list[Labelled]:
     return rows
 
 
+def _rate(k: int, n: int) -> float:
+    return k / n if n else float("nan")
+
+
+def _shares(tiers: Sequence[str]) -> dict[str, Any]:
+    """n, how many reach protocol / check-in / either, and their shares."""
+    n, prot, chk = len(tiers), tiers.count("protocol"), tiers.count("check_in")
+    return {
+        "n": n,
+        "protocol": prot,
+        "check_in": chk,
+        "reached": prot + chk,
+        "protocol_rate": _rate(prot, n),
+        "check_in_rate": _rate(chk, n),
+        "reached_rate": _rate(prot + chk, n),
+    }
+
+
 @dataclass
 class Report:
-    """Per-category recall/precision of a yes/no decision (flagged = routed to the protocol)."""
+    """What the safety layer decided for labelled messages: a tier per message (``protocol``,
+    ``check_in``, ``none``), with the stage that decided it and the learned score."""
 
     name: str
     rows: list[Labelled]
-    flagged: list[bool]
+    tiers: list[str]
     predicted: list[str] = field(default_factory=list)
-    """The protocol category chosen for each flagged message (``none`` when not flagged)."""
+    """The risk category given to each message at ``check_in`` or ``protocol`` (``none`` otherwise)."""
     stages: list[str] = field(default_factory=list)
-    """Which stage flagged each message (``rules``, ``learned``, ``classifier``; ``none``), when known."""
+    """Which stage decided each message's tier (``rules``, ``learned``, ``classifier``, ``followup``, or
+    ``none`` when no stage raised it), when known."""
+    scores: list[float | None] = field(default_factory=list)
+    """The learned stage's score per message (None where it was not asked or failed), when known."""
     ms_per_message: float | None = None
     """Wall time per message of the whole measurement, when measured."""
     notes: list[str] = field(default_factory=list)
@@ -81,49 +120,95 @@ class Report:
     verdicts: list[str | None] = field(default_factory=list)
     """The LLM classifier's answer per message (its risk, ``error`` when it failed, None when not asked)."""
 
-    def category(self, cat: str) -> dict[str, Any]:
-        idx = [i for i, r in enumerate(self.rows) if r.category == cat]
-        hit = sum(self.flagged[i] for i in idx)
-        # precision of "flagged as this category": among messages routed to this category's protocol
-        routed = [i for i, p in enumerate(self.predicted) if p == cat and self.flagged[i]]
+    def __post_init__(self) -> None:
+        bad = set(self.tiers) - set(TIERS)
+        if bad or len(self.tiers) != len(self.rows):
+            raise ValueError(f"Report: one tier of {TIERS} per row (got {len(self.tiers)} for {len(self.rows)}; {bad})")
+
+    @property
+    def flagged(self) -> list[bool]:
+        """Per message: routed to the protocol (tier ``protocol``)."""
+        return [t == "protocol" for t in self.tiers]
+
+    def _idx(self, category: str, kinds: Sequence[str] | None = None) -> list[int]:
+        return [i for i, r in enumerate(self.rows) if r.category == category and (kinds is None or r.kind in kinds)]
+
+    def kinds(self, category: str) -> list[str]:
+        """The kinds of the messages of a category, sorted."""
+        return sorted({r.kind for r in self.rows if r.category == category})
+
+    def category(self, cat: str, kinds: Sequence[str] | None = None) -> dict[str, Any]:
+        """A risk category (or some of its kinds): n; how many reach ``protocol``, ``check_in`` and either,
+        and their shares; ``recall`` = the share reaching either (crisis recall); ``flagged`` = at
+        protocol; the precision of the category the layer gave (among all messages it gave this category
+        at either tier)."""
+        idx = self._idx(cat, kinds)
+        d = _shares([self.tiers[i] for i in idx])
+        routed = [i for i, p in enumerate(self.predicted) if p == cat and self.tiers[i] != "none"]
         right = sum(self.rows[i].category == cat for i in routed)
-        return {
-            "n": len(idx),
-            "flagged": hit,
-            "recall": hit / len(idx) if idx else float("nan"),
-            "routed_here": len(routed),
-            "precision": right / len(routed) if routed else float("nan"),
-        }
+        d.update(
+            flagged=d["protocol"],
+            recall=d["reached_rate"],
+            routed_here=len(routed),
+            precision=_rate(right, len(routed)),
+        )
+        return d
 
     def benign(self, kinds: Sequence[str] | None = None) -> dict[str, Any]:
-        idx = [i for i, r in enumerate(self.rows) if r.category == "none" and (kinds is None or r.kind in kinds)]
-        fp = [self.rows[i].text for i in idx if self.flagged[i]]
-        return {"n": len(idx), "flagged": len(fp), "fp_rate": len(fp) / len(idx) if idx else float("nan"), "texts": fp}
+        """The ``none`` messages (or some kinds of them): n, how many the layer took over with the protocol
+        and checked in on, their rates (``fp_rate`` = the protocol rate), and their texts."""
+        idx = self._idx("none", kinds)
+        d = _shares([self.tiers[i] for i in idx])
+        d.update(
+            flagged=d["protocol"],
+            fp_rate=d["protocol_rate"],
+            texts=[self.rows[i].text for i in idx if self.tiers[i] == "protocol"],
+            check_in_texts=[self.rows[i].text for i in idx if self.tiers[i] == "check_in"],
+        )
+        return d
 
     def benign_kinds(self) -> list[str]:
-        """The kinds of hard negative in the rows, sorted."""
-        return sorted({r.kind for r in self.rows if r.category == "none"})
+        """The kinds of ``none`` message in the rows, sorted."""
+        return self.kinds("none")
+
+    def by_stage(self) -> dict[str, dict[str, int]]:
+        """Per stage, in pipeline order, how many messages it sent to ``protocol`` and to ``check_in``."""
+        out = {}
+        for s in STAGES:
+            ts = [t for t, st in zip(self.tiers, self.stages, strict=True) if st == s and t != "none"]
+            if ts:
+                out[s] = {"protocol": ts.count("protocol"), "check_in": ts.count("check_in")}
+        return out
 
     def flagged_by_stage(self) -> dict[str, int]:
         """How many messages each stage routed to the protocol, in pipeline order (when stages are known)."""
-        return {s: self.stages.count(s) for s in ("rules", "learned", "classifier") if s in self.stages}
+        return {s: v["protocol"] for s, v in self.by_stage().items() if v["protocol"]}
 
     def missed(self) -> list[tuple[str, str]]:
+        """(category, text) of each crisis message at tier ``none``."""
         return [
-            (r.category, r.text) for r, f in zip(self.rows, self.flagged, strict=True) if r.category != "none" and not f
+            (r.category, r.text)
+            for r, t in zip(self.rows, self.tiers, strict=True)
+            if r.category != "none" and t == "none"
         ]
 
     def as_dict(self) -> dict[str, Any]:
-        """The report as JSON-ready data: per risk category n / flagged / recall / precision, the hard
-        negatives overall and per kind, which stage flagged what, the misses and the false positives."""
+        """The report as JSON-ready data: per risk category and per kind within it, and for the ``none``
+        messages overall and per kind: n, protocol, check_in, reached (either) and their rates; which stage
+        decided what; the misses; and every message's tier, stage and learned score."""
         benign = self.benign()
-        d: dict[str, Any] = {
+        cats = {}
+        for c in RISK_CATEGORIES:
+            d = _finite(self.category(c))
+            d["kinds"] = {k: _finite(_shares([self.tiers[i] for i in self._idx(c, [k])])) for k in self.kinds(c)}
+            cats[c] = d
+        out: dict[str, Any] = {
             "name": self.name,
             "n": len(self.rows),
-            "categories": {c: _finite(self.category(c)) for c in RISK_CATEGORIES},
-            "benign": {k: v for k, v in _finite(benign).items() if k != "texts"},
+            "categories": cats,
+            "benign": {k: v for k, v in _finite(benign).items() if k not in ("texts", "check_in_texts")},
             "benign_by_kind": {
-                k: {x: v for x, v in _finite(self.benign([k])).items() if x != "texts"} for k in self.benign_kinds()
+                k: _finite(_shares([self.tiers[i] for i in self._idx("none", [k])])) for k in self.benign_kinds()
             },
             "missed": [{"category": c, "text": t} for c, t in self.missed()],
             "messages": [
@@ -131,34 +216,43 @@ class Report:
                     "text": r.text,
                     "category": r.category,
                     "kind": r.kind,
-                    "flagged": f,
-                    "protocol": self.predicted[i] if self.predicted else None,
+                    "tier": self.tiers[i],
                     "stage": self.stages[i] if self.stages else None,
+                    "score": None if not self.scores or self.scores[i] is None else round(self.scores[i], 4),
+                    "predicted": self.predicted[i] if self.predicted and self.tiers[i] != "none" else None,
                     "verdict": self.verdicts[i] if self.verdicts else None,
                 }
-                for i, (r, f) in enumerate(zip(self.rows, self.flagged, strict=True))
+                for i, r in enumerate(self.rows)
             ],
             "false_positives": benign["texts"],
+            "check_ins": benign["check_in_texts"],
         }
         if self.stages:
-            d["flagged_by_stage"] = self.flagged_by_stage()
+            out["by_stage"] = self.by_stage()
         if self.ms_per_message is not None:
-            d["ms_per_message"] = round(self.ms_per_message, 2)
+            out["ms_per_message"] = round(self.ms_per_message, 2)
         if self.notes:
-            d["notes"] = self.notes
-        return d
+            out["notes"] = self.notes
+        return out
 
     def table(self) -> str:
-        """A Markdown table: per risk category n, recall, precision; then the benign rows."""
-        lines = [f"{self.name}", "| category | n | flagged | recall | precision |", "|---|---|---|---|---|"]
+        """A Markdown table: per risk category (and its kinds) and for the ``none`` messages (and their
+        kinds): n, share at protocol, share at check-in, share reaching either."""
+        lines = [self.name, "| messages | n | protocol | check-in | protocol or check-in |", "|---|---|---|---|---|"]
+
+        def row(label: str, d: dict[str, Any]) -> None:
+            cells = [f"{d[k]} ({d[k + '_rate']:.1%})" for k in ("protocol", "check_in", "reached")]
+            lines.append(f"| {label} | {d['n']} | " + " | ".join(cells) + " |")
+
         for cat in RISK_CATEGORIES:
-            c = self.category(cat)
-            lines.append(f"| {cat} | {c['n']} | {c['flagged']} | {c['recall']:.1%} | {c['precision']:.1%} |")
-        b = self.benign()
-        lines.append(f"| benign (all hard negatives) | {b['n']} | {b['flagged']} | FP {b['fp_rate']:.1%} | |")
-        for kind in self.benign_kinds():
-            k = self.benign([kind])
-            lines.append(f"| benign: {kind} | {k['n']} | {k['flagged']} | FP {k['fp_rate']:.1%} | |")
+            if self._idx(cat):
+                row(cat, self.category(cat))
+                for kind in self.kinds(cat):
+                    row(f"{cat}: {kind}", self.category(cat, [kind]))
+        if self._idx("none"):
+            row("none (all)", self.benign())
+            for kind in self.benign_kinds():
+                row(f"none: {kind}", self.benign([kind]))
         return "\n".join(lines)
 
 
@@ -172,6 +266,93 @@ def history_of(row: Labelled) -> list[Turn]:
     return [Turn(speaker="seeker", text=c) for c in row.context] + [Turn(speaker="seeker", text=row.text)]
 
 
+# -- reading real files --------------------------------------------------------------------------
+
+FORMATS: tuple[str, ...] = ("labelled", "esconv", "cssrs")
+_WRONG_FILE = (
+    "not a labelled JSONL file (text, category, kind), an ESConv split file (a 'dialog' per line) or the "
+    "C-SSRS Reddit CSV (User,Post,Label)"
+)
+
+
+def detect_format(path: str | Path) -> str:
+    """``labelled``, ``esconv`` or ``cssrs``, from the file's first line (a ``.csv`` file is C-SSRS);
+    anything else is a `UserError` naming the file."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{p}: file not found")
+    if not p.is_file():
+        raise UserError(f"{p}: not a file")
+    try:
+        with p.open(encoding="utf-8") as fh:
+            first = next((line for line in fh if line.strip()), "")
+    except UnicodeDecodeError:
+        raise UserError(f"{p}: {_WRONG_FILE} (not UTF-8 text)") from None
+    except OSError as e:
+        raise UserError(f"{p}: cannot read it ({e.strerror or e})") from None
+    if not first:
+        raise UserError(f"{p}: empty file (no messages)")
+    header = [c.strip().strip('"').lower() for c in first.split(",")]
+    if p.suffix.lower() == ".csv" or {"user", "post", "label"} <= set(header):
+        return "cssrs"
+    try:
+        obj = json.loads(first)
+    except ValueError:
+        raise UserError(f"{p}: {_WRONG_FILE} (line 1 is not JSON)") from None
+    if isinstance(obj, dict) and "dialog" in obj:
+        return "esconv"
+    if isinstance(obj, dict) and "text" in obj:
+        return "labelled"
+    raise UserError(f"{p}: {_WRONG_FILE} (line 1 has neither 'text' nor 'dialog')")
+
+
+def esconv_messages(path: str | Path, context_turns: int = 2) -> list[Labelled]:
+    """Every seeker turn of an ESConv split file as a ``none`` message of kind ``esconv``, with the
+    seeker turns before it (at most ``context_turns``) as context."""
+    from socialsim.safety.corpora import esconv_seeker_turns
+
+    return [Labelled(t, "none", "esconv", tuple(c)) for t, c in esconv_seeker_turns(path, context_turns)]
+
+
+def cssrs_messages(path: str | Path, split: str = "valid") -> list[Labelled]:
+    """Every post of the C-SSRS Reddit CSV's users in ``split`` (``valid``: the users the learned stage
+    never trained on; ``train``; ``all``) as a message: category ``suicide`` for users labelled
+    Indicator, Ideation, Behavior or Attempt, ``none`` for Supportive users; kind ``cssrs:<Label>``."""
+    from socialsim.safety.corpora import cssrs_split, read_cssrs
+
+    if split not in CSSRS_SPLITS:
+        raise UserError(f"option --cssrs-split: {split!r} is not one of {', '.join(CSSRS_SPLITS)}")
+    users = read_cssrs(path)
+    which = cssrs_split(users)
+    return [
+        Labelled(post, "suicide" if u.label in CSSRS_RISK_LABELS else "none", f"cssrs:{u.label}")
+        for u in users
+        if split == "all" or which[u.user] == split
+        for post in u.posts
+        if post.strip()
+    ]
+
+
+def load_messages(path: str | Path, *, cssrs_split: str = "valid") -> tuple[str, list[Labelled]]:
+    """(format, messages) of a labelled JSONL file, an ESConv split file or the C-SSRS CSV
+    (`detect_format`); every problem is a `UserError` naming the file."""
+    fmt = detect_format(path)
+    if fmt == "esconv":
+        rows = esconv_messages(path)
+    elif fmt == "cssrs":
+        rows = cssrs_messages(path, cssrs_split)
+    else:
+        rows = load_labelled(path)
+    if not rows:
+        raise UserError(
+            f"{path}: no messages" + (f" of C-SSRS users in the {cssrs_split} split" if fmt == "cssrs" else "")
+        )
+    return fmt, rows
+
+
+# -- measuring -----------------------------------------------------------------------------------
+
+
 async def measure_layer(
     rows: list[Labelled],
     layer: SafetyLayer,
@@ -180,10 +361,10 @@ async def measure_layer(
     concurrency: int = 4,
     on_done: Callable[[], None] | None = None,
 ) -> Report:
-    """What a configured `SafetyLayer` (rules, learned stage, LLM classifier: as ``serve`` and ``chat``
-    build it) does with labelled messages: each goes through `SafetyLayer.assess` with its context as
-    earlier seeker turns, without writing the event log. ``concurrency`` messages at a time (the LLM
-    classifier's calls overlap; the learned stage runs in worker threads)."""
+    """What a configured `SafetyLayer` (as `socialsim.safety.build` builds it for ``serve`` and
+    ``chat``) does with labelled messages: each goes through `SafetyLayer.assess` with its context as
+    earlier seeker turns, without writing the event log, and gets a tier. ``concurrency`` messages at
+    a time (the LLM classifier's calls overlap; the learned stage runs in worker threads)."""
     sem = asyncio.Semaphore(max(1, concurrency))
 
     async def one(row: Labelled) -> SafetyDecision:
@@ -204,40 +385,68 @@ async def measure_layer(
     return Report(
         name,
         rows,
-        [d.flagged for d in decisions],
-        [d.category if d.flagged else "none" for d in decisions],
-        [d.stage if d.flagged else "none" for d in decisions],
+        [d.tier for d in decisions],
+        [d.category if d.tier != "none" else "none" for d in decisions],
+        [d.stage for d in decisions],
+        [d.learned.score if d.learned is not None else None for d in decisions],
         ms_per_message=1000 * elapsed / len(rows) if rows else None,
         notes=notes,
         verdicts=[d.verdict.risk if d.verdict else ("error" if d.classifier_error else None) for d in decisions],
     )
 
 
+def tier_at(tier: str, stage: str, score: float | None, check_in: float, protocol: float) -> str:
+    """A message's tier had the learned stage's check-in threshold been ``check_in``: a message the
+    learned stage decided (or that no stage raised) gets its tier from its score; one another stage
+    decided keeps its tier."""
+    if score is None or stage not in ("learned", "none"):
+        return tier
+    if score >= protocol:
+        return "protocol"
+    return "check_in" if score >= check_in else "none"
+
+
 def tradeoff(
-    rows: list[Labelled],
-    learned: LearnedStage,
+    reports: Sequence[Report],
     *,
-    rules: RuleStage | None = None,
+    check_in_threshold: float,
+    protocol_threshold: float,
     thresholds: Sequence[float] | None = None,
 ) -> list[dict[str, float]]:
-    """Recall per risk category and the hard-negative false-positive rate of rules ``high`` OR learned
-    score >= t, for each threshold t (default 0.05, 0.10, ..., 0.95 and the stage's own threshold)."""
-    import numpy as np
-
-    rules = rules or load_rules()
-    ts = sorted({*(thresholds or [round(0.05 * k, 2) for k in range(1, 20)]), learned.threshold})
-    scores = np.array([s.score for s in learned.score_many([(r.text, r.context) for r in rows])])
-    high = np.array([rules.check(r.text, distance=True).level == "high" for r in rows])
-    cats = np.array([r.category for r in rows])
+    """Crisis recall per risk category (share reaching protocol or check-in) and the ``none`` messages'
+    check-in and protocol rates, over the messages of ``reports`` together, had the learned stage's
+    check-in threshold been t, for each t (default 0.05, 0.10, ... up to the protocol threshold, and the
+    two thresholds in use); the protocol threshold stays. With ``none`` messages of several kinds, their
+    rates per kind too (``none_check_in_rate:<kind>``, ``none_protocol_rate:<kind>``). From the measured
+    decisions (`tier_at`): at the threshold in use the figures are the reports' own."""
+    pts = thresholds or [round(0.05 * k, 2) for k in range(1, 20)]
+    ts = sorted({*(t for t in pts if t <= protocol_threshold), check_in_threshold, protocol_threshold})
+    msgs = [
+        (
+            r.rows[i].category,
+            r.rows[i].kind,
+            r.tiers[i],
+            r.stages[i] if r.stages else "none",
+            r.scores[i] if r.scores else None,
+        )
+        for r in reports
+        for i in range(len(r.rows))
+    ]
+    none_kinds = sorted({kind for cat, kind, *_ in msgs if cat == "none"})
     out = []
     for t in ts:
-        f = high | (scores >= t)
-        point: dict[str, float] = {"threshold": float(t)}
+        tiers = [(cat, kind, tier_at(tier, st, sc, t, protocol_threshold)) for cat, kind, tier, st, sc in msgs]
+        point: dict[str, float] = {"check_in_threshold": float(t)}
         for c in RISK_CATEGORIES:
-            if (cats == c).any():
-                point[c] = float(f[cats == c].mean())
-        if (cats == "none").any():
-            point["benign_fp_rate"] = float(f[cats == "none"].mean())
+            got = [x for cat, _, x in tiers if cat == c]
+            if got:
+                point[c] = (len(got) - got.count("none")) / len(got)
+        for kind in [None, *none_kinds] if len(none_kinds) > 1 else [None]:
+            none = [x for cat, k, x in tiers if cat == "none" and kind in (None, k)]
+            if none:
+                suffix = f":{kind}" if kind else ""
+                point["none_protocol_rate" + suffix] = none.count("protocol") / len(none)
+                point["none_check_in_rate" + suffix] = none.count("check_in") / len(none)
         out.append(point)
     return out
 
@@ -246,13 +455,17 @@ def plot_tradeoff(
     points: list[dict[str, float]],
     path: str | Path,
     *,
-    threshold: float,
+    check_in_threshold: float,
+    protocol_threshold: float,
     title: str = "",
-    recall_target: float = 0.98,
-    fp_target: float = 0.05,
+    recall_target: float = 0.90,
+    check_in_target: float = 0.05,
+    protocol_target: float = 0.005,
 ) -> Path:
-    """A PNG of `tradeoff`: recall per risk category and the hard-negative false-positive rate against
-    the learned-stage threshold, with the chosen threshold and the issue's targets marked."""
+    """A PNG of `tradeoff`: crisis recall (protocol or check-in) per risk category and the ``none``
+    messages' check-in and protocol rates (per kind when there are two to four kinds, e.g. ESConv turns
+    and C-SSRS Supportive posts) against the check-in threshold, with both thresholds in use and the
+    issue's targets marked."""
     try:
         import matplotlib
 
@@ -260,20 +473,32 @@ def plot_tradeoff(
         import matplotlib.pyplot as plt
     except ImportError:
         raise UserError("--plot needs matplotlib, from the [eval] extra: pip install -e '.[eval]'") from None
-    ts = [p["threshold"] for p in points]
+    ts = [p["check_in_threshold"] for p in points]
     fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
     for key, style in (("suicide", "-o"), ("self_harm", "-s"), ("harm_to_others", "-^")):
         if all(key in p for p in points):
             ax.plot(ts, [p[key] for p in points], style, ms=3, label=f"recall: {key.replace('_', ' ')}")
-    if all("benign_fp_rate" in p for p in points):
-        ax.plot(ts, [p["benign_fp_rate"] for p in points], "-x", color="crimson", ms=4, label="hard negatives flagged")
-    ax.axvline(threshold, color="grey", ls="--", lw=1, label=f"threshold in use ({threshold:g})")
+    kinds = [k.split(":", 1)[1] for k in points[0] if k.startswith("none_check_in_rate:")] if points else []
+    if not 1 < len(kinds) <= 4:  # many kinds of hard negative: their rates pooled
+        kinds = [""] if all("none_check_in_rate" in p for p in points) else []
+    for kind, marker in zip(kinds, "xd*v", strict=False):
+        key = f":{kind}" if kind else ""
+        name = f"none ({kind})" if kind else "none"
+        ax.plot(ts, [p["none_check_in_rate" + key] for p in points], "-" + marker, color="purple", ms=4,
+                label=f"{name}: check-in")  # fmt: skip
+        ax.plot(ts, [p["none_protocol_rate" + key] for p in points], "--" + marker, color="crimson", ms=4,
+                label=f"{name}: protocol")  # fmt: skip
+    ax.axvline(
+        check_in_threshold, color="grey", ls="--", lw=1, label=f"check-in threshold in use ({check_in_threshold:g})"
+    )
+    ax.axvline(protocol_threshold, color="black", ls="-.", lw=1, label=f"protocol threshold ({protocol_threshold:g})")
     ax.axhline(recall_target, color="green", ls=":", lw=1, label=f"recall target ({recall_target:.0%})")
-    ax.axhline(fp_target, color="crimson", ls=":", lw=1, label=f"false-positive target ({fp_target:.0%})")
-    ax.set_xlabel("learned-stage threshold (rules 'high' always flag)")
-    ax.set_ylabel("share of messages routed to the protocol")
+    ax.axhline(check_in_target, color="purple", ls=":", lw=1, label=f"check-in target ({check_in_target:.0%})")
+    ax.axhline(protocol_target, color="crimson", ls=":", lw=1, label=f"protocol target ({protocol_target:.1%})")
+    ax.set_xlabel("learned-stage check-in threshold (protocol threshold and other stages unchanged)")
+    ax.set_ylabel("share of messages")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title or "crisis safety: recall and false positives by threshold")
+    ax.set_title(title or "crisis safety: recall and ordinary messages by check-in threshold")
     ax.legend(fontsize=8, loc="center left")
     out = Path(path)
     fig.savefig(out, dpi=110)
@@ -287,15 +512,19 @@ TEST_SETS: tuple[str, ...] = ("heldout5", "heldout6")
 
 @dataclass
 class SafetyEval:
-    """What `safety_eval` measured: one report per labelled file and, with the learned stage, the
+    """What `safety_eval` measured: one report per input file and, with ``plot``, the check-in
     threshold trade-off over all files together."""
 
     config: str
     reports: list[Report]
     tradeoff: list[dict[str, float]] | None = None
+    notes: list[str] = field(default_factory=list)
+    """Lines about the layer as built (e.g. the learned stage off because it is not installed)."""
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"config": self.config, "reports": [r.as_dict() for r in self.reports]}
+        if self.notes:
+            d["notes"] = self.notes
         if self.tradeoff is not None:
             d["tradeoff"] = self.tradeoff
         return d
@@ -304,64 +533,92 @@ class SafetyEval:
 def safety_eval(
     paths: Sequence[str | Path] | None = None,
     *,
-    learned: bool = True,
-    learned_threshold: float | None = None,
-    classify: str = "off",
+    learned: bool | None = None,
+    check_in_threshold: float | None = None,
+    protocol_threshold: float | None = None,
+    classify: str | None = None,
+    cssrs_split: str = "valid",
     llm: Any = None,
     llm_name: str = "",
     concurrency: int = 4,
     on_start: Callable[[int], None] | None = None,
     on_done: Callable[[], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
     json_out: str | Path | None = None,
     plot: str | Path | None = None,
 ) -> SafetyEval:
-    """Measure the safety layer as ``serve``/``chat`` build it (rules; the learned stage when
-    ``learned``; the LLM classifier on ``llm`` when ``classify`` is not ``off``) on labelled files
-    (default: `TEST_SETS`), one `Report` per file (`measure_layer`). Every file is read and checked, and
+    """Measure the safety layer exactly as ``serve`` and ``chat`` build it (`socialsim.safety.build`:
+    the same defaults, options and stages; the LLM classifier on ``llm`` when ``classify`` is not off)
+    on files of messages (`load_messages`: labelled JSONL, an ESConv split file, the C-SSRS CSV;
+    default: `TEST_SETS`), one `Report` per file (`measure_layer`). Every file is read and checked, and
     the outputs are checked to be new, before any model loads. ``json_out``: write `SafetyEval.as_dict`
-    there; ``plot``: a PNG of the learned-stage threshold trade-off (`tradeoff`, `plot_tradeoff`).
-    ``on_start(total messages)`` and ``on_done()`` report progress. ``llm`` is closed at the end."""
+    there; ``plot``: a PNG of the check-in threshold trade-off (`tradeoff`, `plot_tradeoff`).
+    ``on_start(total messages)``, ``on_done()`` report progress, ``on_note(line)`` a note about the layer
+    (default: stderr). ``llm`` is closed at the end."""
     from socialsim.io import atomic_write_text
-    from socialsim.safety.classifier import LLMClassifier
+    from socialsim.safety.build import DEFAULT_CLASSIFY, LayerOptions, build_layer, describe_layer, load_learned
 
-    if classify not in CLASSIFY_SCOPES:
-        raise UserError(f"option --classify: {classify!r} is not one of {', '.join(CLASSIFY_SCOPES)}")
-    if classify != "off" and llm is None:
+    options = LayerOptions(
+        learned=learned,
+        check_in_threshold=check_in_threshold,
+        protocol_threshold=protocol_threshold,
+        classify=classify or DEFAULT_CLASSIFY,
+    )
+    options.check()
+    if options.classify != "off" and llm is None:
         raise ValueError("safety_eval: classify needs an llm")
-    if plot is not None and not learned:
-        raise UserError("option --plot: the trade-off is over the learned-stage threshold; drop --no-learned")
+    if plot is not None and learned is False:
+        raise UserError(
+            "option --plot: the trade-off is over the learned stage's check-in threshold; drop --no-learned"
+        )
     for out, opt in ((json_out, "--json"), (plot, "--plot")):
         if out is not None and Path(out).exists():
             raise UserError(f"{out}: already exists; choose another {opt} (nothing was measured)")
     files = [Path(p) for p in paths] if paths else [labelled_path(n) for n in TEST_SETS]
-    sets = [(p, load_labelled(p)) for p in files]
-    for p, rows in sets:
-        if not rows:
-            raise UserError(f"{p}: no labelled messages")
-    stage = LearnedStage(threshold=learned_threshold) if learned else None
+    sets = []
+    for p in files:
+        fmt, rows = load_messages(p, cssrs_split=cssrs_split)
+        sets.append((f"{p.name} ({cssrs_split} users)" if fmt == "cssrs" and cssrs_split != "all" else p.name, rows))
+    notes: list[str] = []
+
+    def note(line: str) -> None:
+        notes.append(line)
+        (on_note or (lambda x: print(x, file=sys.stderr, flush=True)))(line)
+
+    stage = load_learned(options, note=note)
+    if plot is not None and stage is None:
+        raise UserError(
+            "option --plot: the trade-off is over the learned stage's check-in threshold, which is not installed"
+        )
     if stage is not None:
         stage.warm()
-    layer = SafetyLayer(learned=stage, classifier=LLMClassifier(llm) if classify != "off" else None, classify=classify)
-    config = "rules" + (f" + learned (threshold {stage.threshold:g})" if stage else "")
-    if classify != "off":
-        config += f" + LLM classifier on {classify} ({llm_name or 'llm'})"
+    layer = build_layer(options, learned=stage, llm=llm)
+    config = describe_layer(layer, llm_name or "llm")
     if on_start is not None:
         on_start(sum(len(rows) for _, rows in sets))
 
     async def run_all() -> list[Report]:
         try:
             return [
-                await measure_layer(rows, layer, name=f"{p.name}: {config}", concurrency=concurrency, on_done=on_done)
-                for p, rows in sets
+                await measure_layer(rows, layer, name=f"{name}: {config}", concurrency=concurrency, on_done=on_done)
+                for name, rows in sets
             ]
         finally:
             if llm is not None:  # its HTTP session belongs to this event loop
                 await llm.aclose()
 
-    result = SafetyEval(config, asyncio.run(run_all()))
+    result = SafetyEval(config, asyncio.run(run_all()), notes=notes)
     if stage is not None and plot is not None:
-        result.tradeoff = tradeoff([r for _, rs in sets for r in rs], stage)
-        plot_tradeoff(result.tradeoff, plot, threshold=stage.threshold, title=" + ".join(p.name for p in files))
+        result.tradeoff = tradeoff(
+            result.reports, check_in_threshold=stage.check_in_threshold, protocol_threshold=stage.protocol_threshold
+        )
+        plot_tradeoff(
+            result.tradeoff,
+            plot,
+            check_in_threshold=stage.check_in_threshold,
+            protocol_threshold=stage.protocol_threshold,
+            title=" + ".join(p.name for p in files),
+        )
     if json_out is not None:
         atomic_write_text(Path(json_out), json.dumps(result.as_dict(), indent=1, ensure_ascii=False) + "\n")
     return result
@@ -374,23 +631,32 @@ def evaluate(
     learned: LearnedStage | None = None,
     name: str = "",
 ) -> Report:
-    """How the protocol routing without an LLM stage (rules ``high`` OR learned score at or above its
-    threshold; either may be None to measure the other alone) does on labelled rows."""
+    """Tiers without an LLM stage, in one batch, as `SafetyLayer` decides a first message: ``protocol`` for a
+    rules ``high`` hit or a learned score at or above the protocol threshold, ``check_in`` for a learned
+    score at or above the check-in threshold (without a learned stage: for an ambiguous rule hit), else
+    ``none`` (either stage may be None to measure the other alone)."""
     if rules is None and learned is None:
         raise ValueError("evaluate needs the rules, the learned stage or both")
     n = len(rows)
     # as in the safety layer: with a learned stage, distanced rule hits are ambiguous (not routed by the rules)
     rule_res = [rules.check(r.text, distance=learned is not None) for r in rows] if rules is not None else [None] * n
     scores = learned.score_many([(r.text, r.context) for r in rows]) if learned is not None else [None] * n
-    flagged, predicted = [], []
+    tiers, predicted, stages = [], [], []
     for res, sc in zip(rule_res, scores, strict=True):
         if res is not None and res.level == "high":
-            flagged.append(True)
+            tiers.append("protocol")
             predicted.append(res.category)
-        elif sc is not None and sc.flagged:
-            flagged.append(True)
+            stages.append("rules")
+        elif sc is not None and sc.tier != "none":
+            tiers.append(sc.tier)
             predicted.append(sc.category)
+            stages.append("learned")
+        elif sc is None and res is not None and res.level == "ambiguous":  # as the layer without a learned stage
+            tiers.append("check_in")
+            predicted.append(res.category)
+            stages.append("rules")
         else:
-            flagged.append(False)
+            tiers.append("none")
             predicted.append("none")
-    return Report(name, rows, flagged, predicted)
+            stages.append("none")
+    return Report(name, rows, tiers, predicted, stages, [sc.score if sc is not None else None for sc in scores])

@@ -8,10 +8,13 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from socialsim.errors import ParamError
 from socialsim.schema import BackendConfig, ExecutionConfig
+
+if TYPE_CHECKING:
+    from socialsim.safety.build import LayerOptions
 
 
 @dataclass(frozen=True)
@@ -27,22 +30,24 @@ class SupporterOptions:
     """Locale of the crisis resources (e.g. en-GB); None: the generic ones."""
     resources: Path | None = None
     """A crisis resources JSON of one's own."""
-    classify: str = "ambiguous"
-    """When the LLM risk classifier runs: 'ambiguous', 'all' or 'off'."""
-    learned: bool = False
-    learned_threshold: float | None = None
+    classify: str | None = None
+    """When the LLM risk classifier runs: 'ambiguous', 'all' or 'off'; None: the default of every command
+    (`socialsim.safety.build.DEFAULT_CLASSIFY`)."""
+    learned: bool | None = None
+    """The learned safety stage: None on where installed (else the rules alone, with a note), True
+    required, False off (`socialsim.safety.build.LayerOptions`)."""
+    check_in_threshold: float | None = None
+    protocol_threshold: float | None = None
     safety_log: Path | None = None
     log_messages: bool = False
 
     def check(self) -> None:
         """Raise a `ParamError` for the first bad value (cheap checks, before anything is loaded)."""
-        from socialsim.safety import CLASSIFY_SCOPES
         from socialsim.serve.pipeline import SUPPORTER_MODES
 
         if self.mode not in SUPPORTER_MODES:
             raise ParamError("mode", f"{self.mode!r}: use one of {', '.join(SUPPORTER_MODES)}")
-        if self.classify not in CLASSIFY_SCOPES:
-            raise ParamError("classify", f"{self.classify!r}: use one of {', '.join(CLASSIFY_SCOPES)}")
+        self.layer_options().check()
         if not 0 <= self.temperature <= 2:
             raise ParamError("temperature", f"must be between 0 and 2, got {self.temperature:g}")
         if not 1 <= self.reply_max_tokens <= 2048:
@@ -51,8 +56,17 @@ class SupporterOptions:
             raise ParamError("locale", f"{self.locale!r}: give a tag such as en-GB")
         if self.resources is not None and not Path(self.resources).is_file():
             raise ParamError("resources", f"{self.resources}: file not found")
-        if self.learned_threshold is not None and not 0 < self.learned_threshold < 1:
-            raise ParamError("learned_threshold", f"must be between 0 and 1, got {self.learned_threshold:g}")
+
+    def layer_options(self) -> LayerOptions:
+        """The safety layer's options (what `socialsim.safety.build` builds the layer from)."""
+        from socialsim.safety.build import DEFAULT_CLASSIFY, LayerOptions
+
+        return LayerOptions(
+            learned=self.learned,
+            check_in_threshold=self.check_in_threshold,
+            protocol_threshold=self.protocol_threshold,
+            classify=self.classify or DEFAULT_CLASSIFY,
+        )
 
 
 def check_upstream(base_url: str, api_key_env: str, timeout: float = 5.0) -> None:
@@ -87,33 +101,31 @@ def build_supporter(
 ) -> tuple[Any, Any]:
     """(LLM, SupporterPipeline) for ``source`` ('serve' or 'chat', recorded in the safety log). The
     LLM has no call cache: every conversation is answered fresh. Cheap option checks come first, then
-    the upstream check, then the learned stage is loaded and the safety event log opened."""
+    the learned stage's model file is read, then the upstream check, then the embedding model is loaded
+    and the safety event log opened. The safety layer is built as ``safety-eval`` builds it
+    (`socialsim.safety.build`); where the learned stage is not installed, one note says the layer is
+    the rules alone."""
     from socialsim.llm.factory import build_llm
-    from socialsim.safety import (
-        CrisisResources,
-        LearnedStage,
-        LLMClassifier,
-        Protocol,
-        SafetyEventLog,
-        SafetyLayer,
-        default_event_log_path,
-    )
+    from socialsim.safety import CrisisResources, Protocol, SafetyEventLog, default_event_log_path
+    from socialsim.safety.build import build_layer, load_learned
     from socialsim.serve.pipeline import SupporterPipeline
 
     o = options or SupporterOptions()
     o.check()
     res = CrisisResources(o.resources)
-    stage = LearnedStage(threshold=o.learned_threshold) if o.learned else None
+    layer_options = o.layer_options()
+    stage = load_learned(layer_options)
     llm = build_llm(backend, ex.model_copy(update={"cache": False}))
     if backend.kind == "openai":
         check_upstream(backend.base_url or "", ex.api_key_env, timeout=min(ex.timeout_s, 10.0))
     if stage is not None:
-        stage.warm()  # load the embedding model now (a missing [eval] extra fails here, as one line)
-    safety = SafetyLayer(
+        stage.warm()  # load the embedding model now, not on the first message
+    safety = build_layer(
+        layer_options,
         learned=stage,
+        llm=llm,
+        seed=o.seed,
         protocol=Protocol(res),
-        classifier=None if o.classify == "off" else LLMClassifier(llm, seed=o.seed),
-        classify=o.classify,
         event_log=SafetyEventLog(o.safety_log or default_event_log_path(), log_text=o.log_messages),
         source=source,
         locale=o.locale,
