@@ -308,3 +308,21 @@ def test_any_rule_union_agrees_with_the_rules_one_by_one():
         assert bool(rules._any_output.search(norm)) == out, t  # noqa: SLF001
         hits += some
     assert hits > 100
+
+
+@pytest.mark.parametrize(
+    "text, rule",
+    [
+        ("I have the pills here and I'm going to take them all tonight.", "take-them-all"),
+        ("Tonight I'm going to end it", "end-it-timed"),
+        ("I've got the rope ready and I'm going to use it tonight", "means-at-hand-timed"),
+        ("I'm going to end it with him tonight", None),
+        ("I'm going to take them all to the vet tomorrow", None),
+        ("I have to take them all right now to make sure that I graduate", None),
+    ],
+)
+def test_means_at_hand_and_timing_are_high(text, rule):
+    """Means at hand with intent and a time, or a timed 'end it', route to the protocol (issue #27); the
+    same words about vets, classes or a relationship do not."""
+    res = RuleStage().check(text, distance=True)
+    assert (res.rule if res.level == "high" else None) == rule, (res.level, res.rule)

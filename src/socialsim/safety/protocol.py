@@ -262,9 +262,10 @@ class Protocol:
         return question
 
     def with_check_in(self, reply: str, category: str, *, locale: str | None = None) -> str:
-        """A normal reply with the check-in question appended."""
+        """A normal reply with the check-in question appended as its own paragraph (a reply cut at the
+        token limit does not run into it)."""
         question = self.check_in_question(locale, category)
-        return f"{reply.rstrip()} {question}" if reply.strip() else question
+        return f"{reply.rstrip()}\n\n{question}" if reply.strip() else question
 
     def replacement(self, locale: str | None = None) -> str:
         """The reply that replaces a supporter reply with means or method content."""

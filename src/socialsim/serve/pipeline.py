@@ -268,7 +268,7 @@ class PreparedReply:
 
     def _finish(self, text: str, *, screen: RuleHit | None = None, fallback: bool = False) -> SupporterReply:
         if self.check_in is not None:
-            text = f"{text.rstrip()} {self.check_in}"
+            text = f"{text.rstrip()}\n\n{self.check_in}"
         usage, _, _ = total_usage(self.completions)
         finish = "stop"
         if self.completions and self.completions[-1].finish_reason == "length" and not (screen or fallback):
@@ -310,7 +310,7 @@ class PreparedReply:
             async for piece in pieces:
                 yield piece
         if self.check_in is not None and self.reply is not None:
-            yield " " + self.check_in
+            yield "\n\n" + self.check_in
 
     async def _stream_reply(self) -> AsyncIterator[str]:
         if self.protocol_text is not None:
