@@ -143,5 +143,7 @@ def main(n_short: int = 200, n_long: int = 50) -> None:
 
 
 if __name__ == "__main__":
-    args = [int(a) for a in sys.argv[1:3]]
-    main(*args)
+    if any(a in ("-h", "--help") for a in sys.argv[1:]) or not all(a.isdigit() for a in sys.argv[1:3]):
+        print(__doc__)
+        raise SystemExit(0 if any(a in ("-h", "--help") for a in sys.argv[1:]) else 2)
+    main(*[int(a) for a in sys.argv[1:3]])
