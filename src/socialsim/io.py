@@ -224,6 +224,15 @@ def parse_json(path: str | Path, text: str, hint: str = "") -> Any:
         raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno}){tail}") from None
 
 
+# -- the project's read-only data ------------------------------------------------------------
+
+
+def shared_data_dir() -> Path:
+    """``../shared/data`` beside the checkout: the project's read-only data (ESConv, the C-SSRS posts) that
+    build scripts and tests read and never copy into the repository."""
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
 # -- the cache directory ----------------------------------------------------------------------
 
 

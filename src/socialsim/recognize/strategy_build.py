@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from socialsim.errors import EXIT_BAD_INPUT, UserError
-from socialsim.io import atomic_write_text
+from socialsim.io import atomic_write_text, shared_data_dir
 from socialsim.recognize.strategy import (
     CONTEXT_TURNS,
     LABELS,
@@ -53,7 +53,7 @@ from socialsim.recognize.strategy import (
 )
 from socialsim.schema import parse_strategy
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "esconv" / "splits"
+SHARED = shared_data_dir() / "esconv" / "splits"
 LICENSE = "ESConv (Liu et al., 2021), CC BY-NC 4.0: research use only"
 Example = tuple[str, list[tuple[str, str]], int]  # reply, context (oldest first), label index
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from socialsim.errors import UserError
+from socialsim.io import shared_data_dir
 
 CSSRS_LABELS: tuple[str, ...] = ("Supportive", "Indicator", "Ideation", "Behavior", "Attempt")
 WINDOW_WORDS = 40
@@ -35,22 +36,15 @@ VALID_EVERY = 4
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[.!?])(?=[A-Z])|\n+")
 
 
-def shared_dir() -> Path:
-    """``../shared/data`` beside the checkout (where the project's read-only data lives)."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        cand = parent.parent / "shared" / "data"
-        if cand.is_dir():
-            return cand
-    return Path("../shared/data")
-
-
 def default_cssrs() -> Path:
-    return shared_dir() / "crisis" / "cssrs_reddit_500.csv"
+    return shared_data_dir() / "crisis" / "cssrs_reddit_500.csv"
 
 
 def default_esconv(split: str) -> Path:
-    return shared_dir() / "esconv" / "splits" / f"{split}.jsonl"
+    """An ESConv split file (`socialsim.recognize.strategy_build.default_split`)."""
+    from socialsim.recognize.strategy_build import default_split
+
+    return default_split(split)
 
 
 @dataclass(frozen=True)
