@@ -251,6 +251,15 @@ HEADS: dict[str, dict[str, float]] = {
 (the labelled sets against ESConv's ordinary seeker turns) and one for forum posts (C-SSRS windows
 against ESConv, with a little of the labelled sets). A message's risk is the highest of the heads'
 calibrated scores (`socialsim.safety.learned.LearnedStage.head_scores`)."""
+ORDINARY_PROTOCOL = 0.003
+"""Budgets the thresholds are chosen under (shares of validation messages; see `choose_thresholds`): ESConv
+valid at protocol, ..."""
+BENIGN_PROTOCOL_MARGIN = 0.005
+"""... labelled ordinary messages at protocol above what the rules alone send there, ..."""
+ORDINARY_FLAGGED = 0.045
+"""... ESConv valid at check-in or protocol, ..."""
+BENIGN_FLAGGED = 0.2
+"""... and labelled ordinary messages at check-in or protocol."""
 CHAT_WEIGHT = 0.5
 """The weight of the labelled crisis messages (chat-sized) against C-SSRS crisis posts in the recall the
 thresholds maximise."""
@@ -428,10 +437,10 @@ def build(
     esconv_train: Path,
     esconv_valid: Path,
     labelled: list[Path],
-    ordinary_protocol: float = 0.003,
-    benign_protocol_margin: float = 0.005,
-    ordinary_flagged: float = 0.045,
-    benign_flagged: float = 0.2,
+    ordinary_protocol: float = ORDINARY_PROTOCOL,
+    benign_protocol_margin: float = BENIGN_PROTOCOL_MARGIN,
+    ordinary_flagged: float = ORDINARY_FLAGGED,
+    benign_flagged: float = BENIGN_FLAGGED,
     c: float = C,
     write: bool = True,
     log: Any = None,
@@ -573,18 +582,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--esconv-train", type=Path, default=corpora.default_esconv("train"))
     ap.add_argument("--esconv-valid", type=Path, default=corpora.default_esconv("valid"))
     ap.add_argument("--labelled", type=Path, nargs="+", default=[labelled_path(n) for n in TRAIN_SETS])
-    ap.add_argument("--ordinary-protocol", type=float, default=0.003, help="max ESConv valid protocol share")
+    ap.add_argument(
+        "--ordinary-protocol", type=float, default=ORDINARY_PROTOCOL, help="max ESConv valid protocol share"
+    )
     ap.add_argument(
         "--benign-protocol-margin",
         type=float,
-        default=0.005,
+        default=BENIGN_PROTOCOL_MARGIN,
         help="max labelled benign protocol share above the rules' own",
     )
-    ap.add_argument("--ordinary-flagged", type=float, default=0.045, help="max ESConv valid check-in+protocol share")
+    ap.add_argument(
+        "--ordinary-flagged", type=float, default=ORDINARY_FLAGGED, help="max ESConv valid check-in+protocol share"
+    )
     ap.add_argument(
         "--benign-flagged",
         type=float,
-        default=0.2,
+        default=BENIGN_FLAGGED,
         help="max labelled ordinary (hard negative) check-in+protocol share",
     )
     ap.add_argument("--C", dest="c", type=float, default=C, help="inverse regularisation of the risk model")
