@@ -20,20 +20,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from socialsim.cli.options import (
-    ApiKeyEnvOpt,
-    BaseUrlOpt,
-    CacheOpt,
-    CachePathOpt,
-    ConfigOpt,
-    DumpConfigOpt,
-    ModelOpt,
-    ModelPathOpt,
-    QuietOpt,
-    backend_option,
-    check_choice,
-    make_llm,
+from socialsim.cli.groups import (
+    BackendGroup,
+    BackendOptions,
+    CacheGroup,
+    CacheOptions,
+    ConfigGroup,
+    ConfigOptions,
+    OutputGroup,
+    OutputOptions,
+    use,
 )
+from socialsim.cli.options import check_choice
 from socialsim.cli.respond_metrics import respond_metrics_cmd
 from socialsim.errors import UserError
 
@@ -63,13 +61,14 @@ CorpusArg = Annotated[
         show_default=False,
     ),
 ]
-JudgeBackendOpt = backend_option(
+#: The judge's backend, the same in evaluate and filter.
+JUDGE = BackendGroup(
     "Who judges (the embedded models are small judges: qwen2.5-1.5b gives rough verdicts, smollm2-135m only "
-    "proves the wiring; use a strong model for real judgements)."
+    "proves the wiring; use a strong model for real judgements).",
+    only=("backend", "base_url", "model", "model_path", "api_key_env", "concurrency"),
+    helps={"concurrency": "Judge calls in flight at once (the embedded model always runs one)."},
+    require_model="the judge model the server serves",
 )
-ConcurrencyOpt = Annotated[
-    int, typer.Option(min=1, help="Judge calls in flight at once (the embedded model always runs one).")
-]
 RubricOpt = Annotated[
     str,
     typer.Option(
@@ -87,30 +86,6 @@ JudgeCharsOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed for sampling dialogues and pairs, and for the judge's calls.")]
-
-
-def build_judge_llm(
-    backend: str,
-    base_url: str | None,
-    model: str | None,
-    model_path: Path | None,
-    api_key_env: str,
-    concurrency: int,
-    cache: bool,
-    cache_path: Path | None,
-) -> Any:
-    """The `LLM` that judges: the shared backend options, the per-call cache, the concurrency limit."""
-    return make_llm(
-        backend,
-        base_url=base_url,
-        model=model,
-        model_path=model_path,
-        api_key_env=api_key_env,
-        concurrency=concurrency,
-        cache=cache,
-        cache_path=cache_path,
-        require_model="the judge model the server serves",
-    )
 
 
 def _metrics_table(metrics: list[Any]) -> Table:
@@ -180,8 +155,10 @@ def _judge_tables(results: Any) -> list[Table]:
 # -- evaluate ---------------------------------------------------------------------------------------
 
 
+@use(backend=JUDGE, cache=CacheGroup(default=True), output=OutputGroup(), config=ConfigGroup())
 def evaluate_cmd(
     ctx: typer.Context,
+    *,
     path: CorpusArg,
     reference: Annotated[
         list[Path] | None,
@@ -238,14 +215,8 @@ def evaluate_cmd(
         bool, typer.Option(help="With --judge and --reference: also judge pairs (both orders, win/tie/loss).")
     ] = True,
     judge_chars: JudgeCharsOpt = 4000,
-    backend: JudgeBackendOpt = "local",
-    base_url: BaseUrlOpt = None,
-    model: ModelOpt = None,
-    model_path: ModelPathOpt = None,
-    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
-    concurrency: ConcurrencyOpt = 8,
-    cache: CacheOpt = True,
-    cache_path: CachePathOpt = None,
+    backend: BackendOptions,
+    cache: CacheOptions,
     samples: Annotated[
         int, typer.Option(min=0, help="Sample dialogues per corpus shown in the report (HTML-escaped).")
     ] = 2,
@@ -262,9 +233,8 @@ def evaluate_cmd(
         ),
     ] = True,
     seed: SeedOpt = 0,
-    quiet: QuietOpt = False,
-    config: ConfigOpt = None,
-    dump_config: DumpConfigOpt = False,
+    output: OutputOptions,
+    config: ConfigOptions,
 ) -> None:
     """Measure a corpus (and references) side by side; optionally judge it; write an HTML + JSON report.
 
@@ -280,10 +250,7 @@ def evaluate_cmd(
 
     Every option can come from a YAML file: evaluate --config eval.yaml (see --dump-config).
     """
-    if dump_config:
-        from socialsim.config import dump_config as dump
-
-        print(dump(ctx), end="")
+    if config.dumped(ctx):
         return
     from socialsim.evaluate.metrics import DIVERSITY_CHOICES
     from socialsim.evaluate.rubrics import RUBRICS
@@ -302,12 +269,13 @@ def evaluate_cmd(
     }
     if judge:
         settings.update(
-            {"rubric": rubric, "judge_n": judge_n, "backend": backend, "model": model, "judge_chars": judge_chars}
+            {"rubric": rubric, "judge_n": judge_n, "backend": backend.backend, "model": backend.model,
+             "judge_chars": judge_chars}
         )
     settings["recognize"] = recognize
     llm = None
     if judge:  # settle the backend before any slow work
-        llm = build_judge_llm(backend, base_url, model, model_path, api_key_env, concurrency, cache, cache_path)
+        llm = backend.llm(cache)
     try:
         done = evaluate_corpora(
             path,
@@ -325,7 +293,7 @@ def evaluate_cmd(
             settings=settings,
             on_metrics=lambda metrics: console.print(_metrics_table(metrics)),
             on_judged=lambda results: [console.print(t) for t in _judge_tables(results)],
-            progress=not quiet,
+            progress=not output.quiet,
             console=err_console,
             recognize=recognize,
             on_recognized=lambda data: console.print(_recognized_table(data)),
@@ -347,7 +315,9 @@ def evaluate_cmd(
 # -- filter -----------------------------------------------------------------------------------------
 
 
+@use(backend=JUDGE, cache=CacheGroup(default=True), output=OutputGroup())
 def filter_cmd(
+    *,
     path: CorpusArg,
     out: Annotated[
         Path, typer.Option(help="JSONL file for the kept dialogues (one Dialogue a line).", show_default=False)
@@ -418,16 +388,10 @@ def filter_cmd(
     ] = False,
     rubric: RubricOpt = "esconv",
     judge_chars: JudgeCharsOpt = 4000,
-    backend: JudgeBackendOpt = "local",
-    base_url: BaseUrlOpt = None,
-    model: ModelOpt = None,
-    model_path: ModelPathOpt = None,
-    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
-    concurrency: ConcurrencyOpt = 8,
-    cache: CacheOpt = True,
-    cache_path: CachePathOpt = None,
+    backend: BackendOptions,
+    cache: CacheOptions,
     seed: SeedOpt = 0,
-    quiet: QuietOpt = False,
+    output: OutputOptions,
 ) -> None:
     """Keep the dialogues that pass every threshold; write them (JSONL) and the rejects with their reasons.
 
@@ -471,14 +435,15 @@ def filter_cmd(
     labeller = strategy_labeller if strategy_agreement else "stored"
     llm = None
     if judge or labeller == "llm":
-        llm = build_judge_llm(backend, base_url, model, model_path, api_key_env, concurrency, cache, cache_path)
+        llm = backend.llm(cache)
     try:
         corpus = label_realized(load_corpus(path), labeller, llm, seed=seed)
         if llm is not None:
             from socialsim.evaluate.run import judge_every, write_judgements
 
             res = judge_every(
-                llm, corpus, rubric, transcript_chars=judge_chars, seed=seed, progress=not quiet, console=err_console
+                llm, corpus, rubric, transcript_chars=judge_chars, seed=seed, progress=not output.quiet,
+                console=err_console,
             )
             scores = {r.dialogue_id: r.as_dict() for r in res.pointwise}
             jpath = write_judgements(res, out.with_name(out.stem + ".judgements.jsonl"))

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from socialsim.cli.options import ConfigOpt, DumpConfigOpt
+from socialsim.cli.groups import ConfigGroup, ConfigOptions, use
 
 console = Console()
 
@@ -61,8 +61,10 @@ def export(
     console.print(f"Wrote {', '.join(fmt)} to {out}")
 
 
+@use(config=ConfigGroup())
 def train(
     ctx: typer.Context,
+    *,
     data: Annotated[Path, typer.Option(help="Folder made by `socialsim export RUN --format sft`.")],
     out: Annotated[Path, typer.Option(help="Output folder: checkpoints/, adapter/, merged/, train.json.")],
     base_model: Annotated[
@@ -79,8 +81,7 @@ def train(
     lora_r: Annotated[int, typer.Option(min=1, help="LoRA rank (all linear layers).")] = 16,
     save_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps (resume point).")] = 10,
     bf16: Annotated[bool, typer.Option(help="bf16 training: use on a GPU; 10-15x slower on CPU.")] = False,
-    config: ConfigOpt = None,
-    dump_config: DumpConfigOpt = False,
+    config: ConfigOptions,
 ) -> None:
     """LoRA fine-tuning of a supporter (transformers + peft + trl). Re-running with the same --out
     resumes from the last checkpoint. On a GPU, the same command trains a 7B model:
@@ -89,10 +90,7 @@ def train(
 
     Every option can come from a YAML file: socialsim train --config train.yaml (see --dump-config).
     """
-    if dump_config:
-        from socialsim.config import dump_config as dump
-
-        print(dump(ctx), end="")
+    if config.dumped(ctx):
         return
     from socialsim.train.lora import TrainConfig, train_lora
 

@@ -1,13 +1,11 @@
-"""Command-line options every socialsim command that talks to a model shares, and the one function
-that turns them into an `LLM`. Each command keeps its own wording for ``--backend`` (who answers:
-the simulator, the judge, the persona builder, the served supporter) through `backend_option`."""
+"""The one function that turns the backend options into an `LLM`, and small helpers every command
+uses (option names in messages, defaults from the config models, choice checks). The options
+themselves are declared once, in option groups: see `socialsim.cli.groups`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from socialsim.errors import UserError
 
@@ -19,67 +17,6 @@ BACKENDS_HELP = (
     "'openai': any OpenAI-compatible server at --base-url (vLLM, SGLang, Ollama, llama.cpp server, OpenAI, "
     "DeepSeek). 'hf': a transformers model folder at --model-path (e.g. `socialsim train`'s merged/)."
 )
-
-
-def backend_option(role: str = "") -> Any:
-    """The ``--backend/-b`` option; ``role`` is a sentence put before the list of backends."""
-    return Annotated[str, typer.Option("--backend", "-b", help=f"{role} {BACKENDS_HELP}".strip())]
-
-
-BackendOpt = backend_option()
-BaseUrlOpt = Annotated[str | None, typer.Option(help="Server URL for --backend openai, e.g. http://127.0.0.1:8000/v1.")]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="--backend openai: the model name the server serves. --backend local: an embedded model, "
-        "'qwen2.5-1.5b' (default; Qwen2.5-Coder-1.5B-Instruct Q4_K_M, assembled once from its 22 wheels into "
-        "the cache) or 'smollm2-135m' (SmolLM2-135M-Instruct: fast, for wiring checks; poor text)."
-    ),
-]
-ModelPathOpt = Annotated[
-    Path | None,
-    typer.Option(
-        help="--backend local: any GGUF file instead of a named model. --backend hf: the transformers model folder."
-    ),
-]
-ApiKeyEnvOpt = Annotated[
-    str, typer.Option(help="Name of the environment variable holding the API key (never pass the key itself).")
-]
-TimeoutOpt = Annotated[float, typer.Option(help="Seconds before one HTTP call times out (it is then retried).")]
-CacheOpt = Annotated[
-    bool, typer.Option(help="Answer identical calls from the per-call cache (makes resumes and reruns cheap).")
-]
-CachePathOpt = Annotated[
-    Path | None,
-    typer.Option(help="Cache file (default ~/.cache/socialsim/calls.sqlite or $SOCIALSIM_CACHE_DIR/calls.sqlite)."),
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
-
-
-def _install_config(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
-    from socialsim.config import install_config
-
-    install_config(ctx, value)
-    return value
-
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        is_eager=True,
-        callback=_install_config,
-        help="A YAML file of options (keys are option names, e.g. 'n: 100', 'max-turns: 6'). The command line "
-        "overrides the file, the file overrides the environment (OPENAI_BASE_URL) and the defaults; an unknown "
-        "key is an error. See --dump-config.",
-    ),
-]
-DumpConfigOpt = Annotated[
-    bool,
-    typer.Option(
-        "--dump-config", help="Print the effective configuration as YAML (a file --config takes back) and exit."
-    ),
-]
 
 
 def backend_configs(

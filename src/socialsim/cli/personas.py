@@ -15,16 +15,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from socialsim.cli.options import (
-    ApiKeyEnvOpt,
-    BaseUrlOpt,
-    ModelOpt,
-    ModelPathOpt,
-    TimeoutOpt,
-    make_llm,
-    quiet_model_loading,
-)
-from socialsim.cli.personas_build import BuilderBackendOpt, build
+from socialsim.cli.groups import BackendGroup, BackendOptions, use
+from socialsim.cli.options import quiet_model_loading
+from socialsim.cli.personas_build import BUILDER_ROLE, build
 from socialsim.errors import UserError
 
 app = typer.Typer(
@@ -225,7 +218,15 @@ SKIPPED_SHOWN = 5
 
 
 @app.command("import")
+@use(
+    backend=BackendGroup(
+        BUILDER_ROLE,
+        only=("backend", "base_url", "model", "model_path", "api_key_env", "timeout"),
+        require_model="the model that writes the core layers",
+    )
+)
 def import_(
+    *,
     src: Annotated[Path, typer.Argument(help="The file to import from.", show_default=False)],
     source_format: Annotated[
         str,
@@ -282,12 +283,7 @@ def import_(
             "that is not 10-180 characters in the first person keeps the rule's core (counted)."
         ),
     ] = "rule",
-    backend: BuilderBackendOpt = "local",
-    base_url: BaseUrlOpt = None,
-    model: ModelOpt = None,
-    model_path: ModelPathOpt = None,
-    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
-    timeout: TimeoutOpt = 60.0,
+    backend: BackendOptions,
 ) -> None:
     """Import personas from another format into a validated persona JSONL file.
 
@@ -310,15 +306,7 @@ def import_(
         raise UserError(f"option --core-from: {core_from!r}: use 'rule' or 'llm'")
     llm = None
     if core_from == "llm":
-        llm = make_llm(
-            backend,
-            base_url=base_url,
-            model=model,
-            model_path=model_path,
-            api_key_env=api_key_env,
-            timeout=timeout,
-            require_model="the model that writes the core layers",
-        )
+        llm = backend.llm()
     result = import_personas(
         source_format,
         src,

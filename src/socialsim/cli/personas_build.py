@@ -11,29 +11,38 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from socialsim.cli.options import (
-    ApiKeyEnvOpt,
-    BaseUrlOpt,
-    CacheOpt,
-    CachePathOpt,
-    ModelOpt,
-    ModelPathOpt,
-    QuietOpt,
-    TimeoutOpt,
-    backend_option,
-    make_llm,
-    quiet_model_loading,
+from socialsim.cli.groups import (
+    BackendGroup,
+    BackendOptions,
+    CacheGroup,
+    CacheOptions,
+    OutputGroup,
+    OutputOptions,
+    use,
 )
+from socialsim.cli.options import quiet_model_loading
 from socialsim.errors import EXIT_RESUMABLE, UserError
 
-BuilderBackendOpt = backend_option(
+#: Who writes personas: ``personas build`` and ``personas import --core-from llm``.
+BUILDER_ROLE = (
     "Who writes the personas (the embedded 1.5B model writes usable ones slowly; a strong server writes better)."
 )
+
 console = Console()
 err_console = Console(stderr=True)
 
 
+@use(
+    backend=BackendGroup(
+        BUILDER_ROLE,
+        only=("backend", "base_url", "model", "model_path", "api_key_env", "concurrency", "timeout"),
+        helps={"concurrency": "Slots generated at once with --backend openai (the embedded model runs one)."},
+    ),
+    cache=CacheGroup(default=True),
+    output=OutputGroup(),
+)
 def build(
+    *,
     n: Annotated[int, typer.Option("--n", min=1, help="How many persona slots the plan has.", show_default=False)],
     out: Annotated[
         Path,
@@ -43,11 +52,7 @@ def build(
             show_default=False,
         ),
     ],
-    backend: BuilderBackendOpt = "local",
-    base_url: BaseUrlOpt = None,
-    model: ModelOpt = None,
-    model_path: ModelPathOpt = None,
-    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
+    backend: BackendOptions,
     seed: Annotated[
         int, typer.Option(help="Plan seed: which problem type, emotion, age and gender each slot gets, and call seeds.")
     ] = 0,
@@ -64,14 +69,9 @@ def build(
             "output so far). Threshold: cosine similarity 0.92 on situation + disclosure layers."
         ),
     ] = True,
-    concurrency: Annotated[
-        int, typer.Option(min=1, help="Slots generated at once with --backend openai (the embedded model runs one).")
-    ] = 8,
     id_prefix: Annotated[str | None, typer.Option(help="Persona ids are <prefix>-<slot>; default gen-s<seed>.")] = None,
-    cache: CacheOpt = True,
-    cache_path: CachePathOpt = None,
-    timeout: TimeoutOpt = 60.0,
-    quiet: QuietOpt = False,
+    cache: CacheOptions,
+    output: OutputOptions,
 ) -> None:
     """Synthesise new personas with an LLM from a seeded plan stratified over problem type ×
     emotion × age band × gender.
@@ -93,17 +93,7 @@ def build(
             "`build`, so it is left alone: choose another --out or move the file away"
         )
     quiet_model_loading()
-    llm = make_llm(
-        backend,
-        base_url=base_url,
-        model=model,
-        model_path=model_path,
-        api_key_env=api_key_env,
-        timeout=timeout,
-        concurrency=concurrency,
-        cache=cache,
-        cache_path=cache_path,
-    )
+    llm = backend.llm(cache)
     try:
         result = build_personas(
             llm,
@@ -114,7 +104,7 @@ def build(
             temperature=temperature,
             dedupe_against_default=dedupe_against_default,
             id_prefix=id_prefix,
-            show_progress=not quiet,
+            show_progress=not output.quiet,
             console=err_console,
         )
     except KeyboardInterrupt:

@@ -1,6 +1,6 @@
 """``socialsim safety-eval``: measure the crisis safety layer, built as ``serve`` and ``chat`` build it, on
-labelled messages and real files (a thin shell over `socialsim.safety.measure`). The safety-layer
-options of ``serve``, ``chat`` and ``safety-eval`` are declared here once."""
+labelled messages and real files (a thin shell over `socialsim.safety.measure`). Its safety-layer
+options are `socialsim.cli.groups.SafetyGroup`, the ones ``serve`` and ``chat`` take."""
 
 from __future__ import annotations
 
@@ -11,64 +11,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from socialsim.cli.options import (
-    ApiKeyEnvOpt,
-    BaseUrlOpt,
-    ModelOpt,
-    ModelPathOpt,
-    QuietOpt,
-    TimeoutOpt,
-    backend_option,
-    check_choice,
-    make_llm,
-    quiet_model_loading,
+from socialsim.cli.groups import (
+    BackendGroup,
+    BackendOptions,
+    OutputGroup,
+    OutputOptions,
+    SafetyGroup,
+    SafetyOptions,
+    use,
 )
+from socialsim.cli.options import check_choice, quiet_model_loading
 
 if TYPE_CHECKING:
     from socialsim.safety.measure import Report
 
-# -- the safety layer's options (serve, chat and safety-eval) -----------------------------------
-
-ClassifyOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="When the LLM risk classifier runs, on --backend: 'ambiguous' (messages the rules find ambiguous), "
-        "'all' (every message the earlier stages do not send to the protocol) or 'off'. Default: off, in serve, chat "
-        "and safety-eval alike: it costs an LLM call per message it reads and safety-eval has no LLM unless given "
-        "one, so the default layer is the one safety-eval measures.",
-        show_default=False,
-    ),
-]
-LearnedOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--learned/--no-learned",
-        help="The learned risk stage after the rules (a logistic regression on MiniLM sentence embeddings of the "
-        "message, or of each window of a long one, with the earlier seeker turns): a score at or above the check-in "
-        "threshold makes the reply ask about safety, one at or above the protocol threshold (or any failure of the "
-        "stage) gets the crisis protocol. Default: on where it is installed (the eval extra), else the rules alone "
-        "with a one-line note; --learned makes a missing install an error. The same in serve, chat and safety-eval.",
-        show_default=False,
-    ),
-]
-CheckInThresholdOpt = Annotated[
-    float | None,
-    typer.Option(
-        help="Learned score (0-1) from which the reply checks in about safety (default: the model file's, chosen on "
-        "validation data).",
-        show_default=False,
-    ),
-]
-ProtocolThresholdOpt = Annotated[
-    float | None,
-    typer.Option(
-        help="Learned score (0-1) from which the reply is the crisis protocol (default: the model file's).",
-        show_default=False,
-    ),
-]
-
 console = Console()
-BackendOpt = backend_option("Who classifies risk when --classify is not off.")
 
 
 def _cell(d: dict[str, Any], key: str) -> str:
@@ -116,7 +73,18 @@ def _short(text: str, limit: int = 300) -> str:
     return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
+@use(
+    safety=SafetyGroup(serving=False),
+    backend=BackendGroup(
+        "Who classifies risk when --classify is not off.",
+        only=("backend", "model", "model_path", "base_url", "api_key_env", "timeout", "concurrency"),
+        defaults={"concurrency": 4},
+        helps={"concurrency": "Messages judged at a time (LLM calls overlap)."},
+    ),
+    output=OutputGroup(),
+)
 def safety_eval_cmd(
+    *,
     files: Annotated[
         list[Path] | None,
         typer.Argument(
@@ -130,10 +98,7 @@ def safety_eval_cmd(
             show_default=False,
         ),
     ] = None,
-    learned: LearnedOpt = None,
-    check_in_threshold: CheckInThresholdOpt = None,
-    protocol_threshold: ProtocolThresholdOpt = None,
-    classify: ClassifyOpt = None,
+    safety: SafetyOptions,
     cssrs_split: Annotated[
         str,
         typer.Option(
@@ -141,13 +106,7 @@ def safety_eval_cmd(
             "'train' or 'all'."
         ),
     ] = "valid",
-    backend: BackendOpt = "local",
-    model: ModelOpt = None,
-    model_path: ModelPathOpt = None,
-    base_url: BaseUrlOpt = None,
-    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
-    timeout: TimeoutOpt = 60.0,
-    concurrency: Annotated[int, typer.Option(min=1, help="Messages judged at a time (LLM calls overlap).")] = 4,
+    backend: BackendOptions,
     json_out: Annotated[
         Path | None,
         typer.Option(
@@ -166,7 +125,7 @@ def safety_eval_cmd(
         bool,
         typer.Option(help="List every missed crisis message and every ordinary one taken over or checked in on."),
     ] = False,
-    quiet: QuietOpt = False,
+    output: OutputOptions,
 ) -> None:
     """Measure the crisis safety layer per tier: for each risk category and each kind of message, how many
     get the crisis protocol, how many a check-in about safety, and how many either (crisis recall); for
@@ -193,34 +152,26 @@ def safety_eval_cmd(
     from socialsim.safety.build import DEFAULT_CLASSIFY
     from socialsim.safety.measure import CSSRS_SPLITS, safety_eval
 
-    scope = classify or DEFAULT_CLASSIFY
+    scope = safety.classify or DEFAULT_CLASSIFY
     check_choice("--classify", scope, CLASSIFY_SCOPES)
     check_choice("--cssrs-split", cssrs_split, CSSRS_SPLITS)
     quiet_model_loading()
     llm = None
     if scope != "off":
-        llm = make_llm(
-            backend,
-            base_url=base_url,
-            model=model,
-            model_path=model_path,
-            api_key_env=api_key_env,
-            timeout=timeout,
-            concurrency=concurrency,
-        )
+        llm = backend.llm()
     err = Console(stderr=True)
-    with Progress(console=err, transient=True, disable=quiet) as progress:
+    with Progress(console=err, transient=True, disable=output.quiet) as progress:
         task = progress.add_task("judging messages", total=None)
         result = safety_eval(
             files,
-            learned=learned,
-            check_in_threshold=check_in_threshold,
-            protocol_threshold=protocol_threshold,
+            learned=safety.learned,
+            check_in_threshold=safety.check_in_threshold,
+            protocol_threshold=safety.protocol_threshold,
             classify=scope,
             cssrs_split=cssrs_split,
             llm=llm,
-            llm_name=f"{backend} {model}" if model else backend,
-            concurrency=concurrency,
+            llm_name=backend.name,
+            concurrency=backend.concurrency,
             on_start=lambda n: progress.update(task, total=n),
             on_done=lambda: progress.advance(task),
             on_note=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True),

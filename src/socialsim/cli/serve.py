@@ -20,8 +20,15 @@ from typing import Annotated, Any
 import typer
 
 from socialsim.cli.app import OneLineTyper
-from socialsim.cli.options import BaseUrlOpt, ModelOpt, ModelPathOpt, TimeoutOpt, backend_configs, backend_option
-from socialsim.cli.safety import CheckInThresholdOpt, ClassifyOpt, LearnedOpt, ProtocolThresholdOpt
+from socialsim.cli.groups import (
+    BackendGroup,
+    BackendOptions,
+    ReplyGroup,
+    ReplyOptions,
+    SafetyGroup,
+    SafetyOptions,
+    use,
+)
 from socialsim.errors import EXIT_RESUMABLE, UserError
 
 app = OneLineTyper(
@@ -33,42 +40,11 @@ app = OneLineTyper(
 
 # -- shared options ---------------------------------------------------------------------------
 
-BackendOpt = backend_option("Who writes the supporter's thought and reply (and classifies risk).")
-UpstreamKeyEnvOpt = Annotated[
-    str, typer.Option(help="Environment variable holding the UPSTREAM server's API key (never the key itself).")
-]
-HttpClientOpt = Annotated[str, typer.Option(help="HTTP client to the upstream server: 'aiohttp' or 'openai'.")]
-StructuredOpt = Annotated[
-    str, typer.Option(help="Structured output for the thought: auto, json_schema, json_object, off.")
-]
-AttemptsOpt = Annotated[int, typer.Option(help="Attempts per upstream call on 429/5xx/timeouts.")]
-LocaleOpt = Annotated[
-    str | None, typer.Option(help="Locale of the crisis resources (en-US, en-GB, de-DE, ...; default: generic).")
-]
-ResourcesOpt = Annotated[
-    Path | None,
-    typer.Option(help="Your own crisis resources JSON (same shape as socialsim/safety/data/resources.json)."),
-]
-SafetyLogOpt = Annotated[
-    Path | None,
-    typer.Option(
-        help="Safety event log, JSONL (default: safety-events.jsonl in $SOCIALSIM_CACHE_DIR or ~/.cache/socialsim)."
-    ),
-]
-LogMessagesOpt = Annotated[
-    bool, typer.Option(help="Also write flagged messages' text to the safety log (default: only a hash).")
-]
-SeedOpt = Annotated[int, typer.Option(help="Seed; replies to the same conversation are reproducible.")]
-TemperatureOpt = Annotated[float, typer.Option(help="Supporter sampling temperature (0-2).")]
-ReplyTokensOpt = Annotated[int, typer.Option(help="Cap on the reply's tokens.")]
-ModeOpt = Annotated[
-    str,
-    typer.Option(
-        help="'pipeline': the model first writes a thought (emotion, cause, need, ESConv strategy), then the reply. "
-        "'plain': the model replies directly in the SFT chat format; use it for a model trained with `socialsim "
-        "train` (e.g. --backend hf --model-path runs/lora/merged), whose [Strategy] tag is read, not shown."
-    ),
-]
+#: The supporter's backend in serve and chat (chat runs a fixed 4 calls at once: it has no --concurrency).
+_UPSTREAM_ROLE = "Who writes the supporter's thought and reply (and classifies risk)."
+_UPSTREAM_OPTIONS = ("backend", "base_url", "model", "model_path", "api_key_env", "http_client", "structured",
+                     "timeout", "max_attempts")  # fmt: skip
+_UPSTREAM_HELP = {"api_key_env": "Environment variable holding the UPSTREAM server's API key (never the key itself)."}
 
 
 def _check(ok: bool, message: str) -> None:
@@ -76,41 +52,33 @@ def _check(ok: bool, message: str) -> None:
         raise UserError(message)
 
 
-#: Options `serve` and `chat` share that pick the backend (the rest are `SupporterOptions` fields).
-_BACKEND_OPTIONS = ("base_url", "model", "model_path", "api_key_env", "http_client", "structured", "timeout")
-
-
-def _supporter(source: str, params: dict[str, Any], **fixed: Any) -> tuple[Any, Any]:
-    """`socialsim.serve.factory.build_supporter` from a command's parsed options (``ctx.params``)."""
-    from dataclasses import fields
-
+def _supporter(
+    source: str, backend: BackendOptions, reply: ReplyOptions, safety: SafetyOptions, **overrides: Any
+) -> tuple[Any, Any]:
+    """`socialsim.serve.factory.build_supporter` from a command's option groups."""
     from socialsim.serve.factory import SupporterOptions, build_supporter
 
-    given = {**params, **fixed}
-    configs = backend_configs(
-        given["backend"],
-        **{k: given[k] for k in (*_BACKEND_OPTIONS, "max_attempts", "concurrency")},
-    )
-    options = SupporterOptions(**{f.name: given[f.name] for f in fields(SupporterOptions)})
-    return build_supporter(source, *configs, options)
+    options = SupporterOptions(**reply.values(), **safety.values())
+    return build_supporter(source, *backend.configs(**overrides), options)
 
 
 # -- serve ------------------------------------------------------------------------------------
 
 
 @app.command("serve")
+@use(
+    backend=BackendGroup(
+        _UPSTREAM_ROLE,
+        only=(*_UPSTREAM_OPTIONS, "concurrency"),
+        defaults={"max_attempts": 3, "concurrency": 32},
+        helps={**_UPSTREAM_HELP, "concurrency": "Upstream calls in flight at once (local: always 1)."},
+    ),
+    safety=SafetyGroup(),
+    reply=ReplyGroup(),
+)
 def serve_command(
-    ctx: typer.Context,
-    backend: BackendOpt = "local",
-    base_url: BaseUrlOpt = None,
-    model: ModelOpt = None,
-    model_path: ModelPathOpt = None,
-    api_key_env: UpstreamKeyEnvOpt = "OPENAI_API_KEY",
-    http_client: HttpClientOpt = "aiohttp",
-    structured: StructuredOpt = "auto",
-    timeout: TimeoutOpt = 60.0,
-    max_attempts: AttemptsOpt = 3,
-    concurrency: Annotated[int, typer.Option(help="Upstream calls in flight at once (local: always 1).")] = 32,
+    *,
+    backend: BackendOptions,
     host: Annotated[str, typer.Option(help="Address to bind (default: loopback only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port; the chosen one is printed).")] = 8000,
     served_model_name: Annotated[str, typer.Option(help="Model id clients see in /v1/models and responses.")] = (
@@ -120,21 +88,11 @@ def serve_command(
         str | None,
         typer.Option(help="Environment variable holding the key clients must send (Bearer); unset: no key needed."),
     ] = None,
-    locale: LocaleOpt = None,
-    resources: ResourcesOpt = None,
-    classify: ClassifyOpt = None,
-    learned: LearnedOpt = None,
-    check_in_threshold: CheckInThresholdOpt = None,
-    protocol_threshold: ProtocolThresholdOpt = None,
-    safety_log: SafetyLogOpt = None,
-    log_messages: LogMessagesOpt = False,
+    safety: SafetyOptions,
     hide_thoughts: Annotated[
         bool, typer.Option(help="Leave the supporter's thought out of the 'socialsim' response field.")
     ] = False,
-    seed: SeedOpt = 0,
-    temperature: TemperatureOpt = 0.7,
-    reply_max_tokens: ReplyTokensOpt = 120,
-    mode: ModeOpt = "pipeline",
+    reply: ReplyOptions,
     access_log: Annotated[bool, typer.Option(help="Log one line per request (never headers or keys).")] = False,
 ) -> None:
     """Serve the supporter (thought + reply, crisis safety layer in front) as an OpenAI-compatible
@@ -159,8 +117,8 @@ def serve_command(
         raise UserError(f"serving needs the [serve] extra: pip install -e '.[serve]' ({e.name} missing)") from None
     from socialsim.safety.build import describe_layer
 
-    llm, pipeline = _supporter("serve", ctx.params)
-    if backend in ("local", "hf"):
+    llm, pipeline = _supporter("serve", backend, reply, safety)
+    if backend.backend in ("local", "hf"):
         llm.backend.load()  # load the model now: the first request should not pay for it
     app_ = create_app(pipeline, model_name=served_model_name, api_key=api_key, expose_thoughts=not hide_thoughts)
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
@@ -281,17 +239,14 @@ async def _chat_turn(pipeline: Any, turns: list[Any], console: Any, *, show_thou
 
 
 @app.command("chat")
+@use(
+    backend=BackendGroup(_UPSTREAM_ROLE, only=_UPSTREAM_OPTIONS, defaults={"max_attempts": 3}, helps=_UPSTREAM_HELP),
+    safety=SafetyGroup(),
+    reply=ReplyGroup(),
+)
 def chat_command(
-    ctx: typer.Context,
-    backend: BackendOpt = "local",
-    base_url: BaseUrlOpt = None,
-    model: ModelOpt = None,
-    model_path: ModelPathOpt = None,
-    api_key_env: UpstreamKeyEnvOpt = "OPENAI_API_KEY",
-    http_client: HttpClientOpt = "aiohttp",
-    structured: StructuredOpt = "auto",
-    timeout: TimeoutOpt = 60.0,
-    max_attempts: AttemptsOpt = 3,
+    *,
+    backend: BackendOptions,
     show_thoughts: Annotated[
         bool, typer.Option("--show-thoughts", help="Show the supporter's thought, strategy and safety decisions.")
     ] = False,
@@ -303,18 +258,8 @@ def chat_command(
         ),
     ] = None,
     stream: Annotated[bool, typer.Option(help="Stream the reply as it is written.")] = True,
-    locale: LocaleOpt = None,
-    resources: ResourcesOpt = None,
-    classify: ClassifyOpt = None,
-    learned: LearnedOpt = None,
-    check_in_threshold: CheckInThresholdOpt = None,
-    protocol_threshold: ProtocolThresholdOpt = None,
-    safety_log: SafetyLogOpt = None,
-    log_messages: LogMessagesOpt = False,
-    seed: SeedOpt = 0,
-    temperature: TemperatureOpt = 0.7,
-    reply_max_tokens: ReplyTokensOpt = 120,
-    mode: ModeOpt = "pipeline",
+    safety: SafetyOptions,
+    reply: ReplyOptions,
 ) -> None:
     """Chat with the supporter in the terminal (you are the seeker). The crisis safety layer is active.
 
@@ -334,7 +279,7 @@ def chat_command(
     records = load_history(path) if path.exists() else []
     # bad options fail here, before any file is written
     # the thought, the reply and the risk classifier of one message: up to 4 upstream calls at once
-    llm, pipeline = _supporter("chat", ctx.params, concurrency=4)
+    llm, pipeline = _supporter("chat", backend, reply, safety, concurrency=4)
     try:
         save_history(path, records)  # fail now, not after the first reply, when the path is unwritable
     except OSError as e:

@@ -11,30 +11,26 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from socialsim.cli.options import (
-    ApiKeyEnvOpt,
-    CacheOpt,
-    CachePathOpt,
-    ConfigOpt,
-    DumpConfigOpt,
-    ModelOpt,
-    ModelPathOpt,
-    QuietOpt,
-    TimeoutOpt,
-    backend_option,
-    check_choice,
-    model_defaults,
-    options_message,
+from socialsim.cli.groups import (
+    BackendGroup,
+    BackendOptions,
+    CacheGroup,
+    CacheOptions,
+    ConfigGroup,
+    ConfigOptions,
+    OutputGroup,
+    OutputOptions,
+    use,
 )
+from socialsim.cli.options import model_defaults
 from socialsim.errors import UserError
 from socialsim.schema import BackendConfig, ExecutionConfig, SimulationConfig
 
 console = Console()
 err_console = Console(stderr=True)
 
-SimBackendOpt = backend_option("Who plays the seeker and the supporter.")
 # option defaults come from the config models: one set of defaults for the library and the command line
-_SIM, _EX, _BACKEND = (model_defaults(m) for m in (SimulationConfig, ExecutionConfig, BackendConfig))
+_SIM, _EX = (model_defaults(m) for m in (SimulationConfig, ExecutionConfig))
 
 
 # -- printing ---------------------------------------------------------------------------------
@@ -89,24 +85,29 @@ def _summary_table(summary: dict[str, Any]) -> Table:
 # -- demo -------------------------------------------------------------------------------------
 
 
+@use(
+    backend=BackendGroup(
+        only=("model",),
+        defaults={"model": "qwen2.5-1.5b"},
+        helps={
+            "model": "Embedded model: 'qwen2.5-1.5b' (default; about 5-6 min for the default dialogue on 2 cores) or "
+            "'smollm2-135m' (much faster; proves the wiring, poor text)."
+        },
+    ),
+    cache=CacheGroup(default=True, path=False),
+    output=OutputGroup(help="No live transcript; print the dialogues at the end."),
+)
 def demo(
+    *,
     n: Annotated[int, typer.Option(min=1, max=12, help="How many dialogues to simulate.")] = 1,
     max_turns: Annotated[int, typer.Option(min=1, max=20, help="Supporter turns per dialogue at most.")] = 3,
-    model: Annotated[
-        str,
-        typer.Option(
-            help="Embedded model: 'qwen2.5-1.5b' (default; about 5-6 min for the default dialogue on 2 cores) or "
-            "'smollm2-135m' (much faster; proves the wiring, poor text)."
-        ),
-    ] = "qwen2.5-1.5b",
+    backend: BackendOptions,
     out: Annotated[
         Path | None, typer.Option(help="Run folder to create (default: ./socialsim-demo-TIMESTAMP).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
-    cache: CacheOpt = True,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No live transcript; print the dialogues at the end.")
-    ] = False,
+    cache: CacheOptions,
+    output: OutputOptions,
 ) -> None:
     """Simulate a short dialogue on the embedded model, printing each turn as it is generated.
 
@@ -123,16 +124,17 @@ def demo(
     from socialsim.simulate.run import start_run
 
     # one dialogue at a time: the transcript reads in order, and the prompt cache serves one conversation
-    ex = ExecutionConfig(dialogues_in_flight=1, cache=cache)
+    ex = ExecutionConfig(dialogues_in_flight=1, cache=cache.cache)
     options = {"n": n, "seed": seed, "sampling": "sequential", "max_turns": max_turns}
-    backend = BackendConfig(kind="local", model=model)
-    if quiet:
-        result = start_run(backend, ex, out=out, options=options)
+    model = backend.model
+    bcfg = BackendConfig(kind="local", model=model)
+    if output.quiet:
+        result = start_run(bcfg, ex, out=out, options=options)
         for d in read_dialogues(result.exports["jsonl"]):
             print_dialogue(d)
     else:
         with LiveTranscript(console) as transcript:
-            result = start_run(backend, ex, out=out, options=options, on_event=transcript.on_event)
+            result = start_run(bcfg, ex, out=out, options=options, on_event=transcript.on_event)
     s = result.summary
     console.print(f"\nWrote {result.exports['jsonl']} ({n} dialogues) and {result.exports['esconv']}.")
     rate = s.get("thoughts_first_try_rate")
@@ -162,34 +164,26 @@ def _finish(result: Any, out: Path) -> None:
         )
 
 
+@use(
+    config=ConfigGroup(),
+    backend=BackendGroup("Who plays the seeker and the supporter.", replicas=True),
+    seeker=BackendGroup("the seeker", prefix="seeker", panel=ROLES_PANEL),
+    supporter=BackendGroup("the supporter", prefix="supporter", panel=ROLES_PANEL),
+    classifier=BackendGroup(
+        "the LLM strategy classifier (--realized-strategy llm)", prefix="classifier", panel=ROLES_PANEL
+    ),
+    cache=CacheGroup(default=_EX["cache"]),
+    output=OutputGroup(),
+)
 def simulate(
     ctx: typer.Context,
-    config: ConfigOpt = None,
-    dump_config: DumpConfigOpt = False,
+    *,
+    config: ConfigOptions,
     personas: Annotated[
         str, typer.Option(help="Persona bank: a JSONL file (one persona per line) or 'default' for the built-in bank.")
     ] = "default",
     n: Annotated[int | None, typer.Option(help="Number of dialogues to simulate.")] = None,
-    backend: SimBackendOpt = "local",
-    base_url: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="URL",
-            help="Server URL for --backend openai, e.g. http://127.0.0.1:8000/v1. Repeat it for replicas of the "
-            "same model (one vLLM per GPU): calls go to the least busy one, a failing one rests while its calls "
-            "are retried on the others. The first URL is the run's endpoint (its cache identity).",
-        ),
-    ] = None,
-    model: ModelOpt = None,
-    model_path: ModelPathOpt = None,
-    api_key_env: ApiKeyEnvOpt = _EX["api_key_env"],
-    structured: Annotated[
-        str,
-        typer.Option(
-            help="Structured-output mode for the supporter's thought: auto (try json_schema, "
-            "then llama.cpp json_object+schema, then prompt-only), json_schema, json_object, off."
-        ),
-    ] = _BACKEND["structured"],
+    backend: BackendOptions,
     out: Annotated[Path | None, typer.Option(help="Run folder to create (must not hold a run yet).")] = None,
     resume: Annotated[
         Path | None, typer.Option(help="Continue the run in this folder where it stopped (Ctrl-C, kill, budget).")
@@ -247,71 +241,15 @@ def simulate(
             "CPU): each seeker line embedded, leaked layers regenerated, drift recorded."
         ),
     ] = None,
-    seeker_backend: Annotated[
-        str | None,
-        typer.Option(help="Backend kind for the seeker; default: --backend.", rich_help_panel=ROLES_PANEL),
-    ] = None,
-    seeker_base_url: Annotated[
-        str | None,
-        typer.Option(help="Server URL for the seeker; default: --base-url.", rich_help_panel=ROLES_PANEL),
-    ] = None,
-    seeker_model: Annotated[
-        str | None,
-        typer.Option(help="Model for the seeker; default: --model.", rich_help_panel=ROLES_PANEL),
-    ] = None,
-    supporter_backend: Annotated[
-        str | None,
-        typer.Option(help="Backend kind for the supporter; default: --backend.", rich_help_panel=ROLES_PANEL),
-    ] = None,
-    supporter_base_url: Annotated[
-        str | None,
-        typer.Option(help="Server URL for the supporter; default: --base-url.", rich_help_panel=ROLES_PANEL),
-    ] = None,
-    supporter_model: Annotated[
-        str | None,
-        typer.Option(help="Model for the supporter; default: --model.", rich_help_panel=ROLES_PANEL),
-    ] = None,
-    classifier_backend: Annotated[
-        str | None,
-        typer.Option(
-            help="Backend kind for the LLM strategy classifier (--realized-strategy llm); default: --backend.",
-            rich_help_panel=ROLES_PANEL,
-        ),
-    ] = None,
-    classifier_base_url: Annotated[
-        str | None,
-        typer.Option(
-            help="Server URL for the LLM strategy classifier (--realized-strategy llm); default: --base-url.",
-            rich_help_panel=ROLES_PANEL,
-        ),
-    ] = None,
-    classifier_model: Annotated[
-        str | None,
-        typer.Option(
-            help="Model for the LLM strategy classifier (--realized-strategy llm); default: --model.",
-            rich_help_panel=ROLES_PANEL,
-        ),
-    ] = None,
-    http_client: Annotated[
-        str,
-        typer.Option(
-            help="HTTP client for --backend openai: 'aiohttp' (lean; ~0.7 ms CPU per call) or 'openai' "
-            "(the official SDK; ~2.6 ms per call, which caps throughput near 400 calls/s per core)."
-        ),
-    ] = _EX["http_client"],
-    concurrency: Annotated[
-        int, typer.Option(help="LLM calls in flight at once (in-process models always run one).")
-    ] = _EX["concurrency"],
+    seeker: BackendOptions,
+    supporter: BackendOptions,
+    classifier: BackendOptions,
     dialogues_in_flight: Annotated[
         int | None,
         typer.Option(help="Dialogues simulated at once (default 8 x --concurrency; 2 for the embedded model)."),
     ] = None,
     rpm: Annotated[int | None, typer.Option(help="Requests-per-minute limit.")] = None,
     tpm: Annotated[int | None, typer.Option(help="Tokens-per-minute limit.")] = None,
-    timeout: TimeoutOpt = _EX["timeout_s"],
-    max_attempts: Annotated[int, typer.Option(help="Attempts per call on 429/5xx/timeouts before giving up.")] = _EX[
-        "max_attempts"
-    ],
     max_cost: Annotated[
         float | None, typer.Option(help="Stop cleanly before the estimated cost passes this many USD.")
     ] = None,
@@ -324,8 +262,7 @@ def simulate(
     price_out: Annotated[float, typer.Option(help="USD per million output tokens, for the cost estimate.")] = _EX[
         "price_out_per_m"
     ],
-    cache: CacheOpt = _EX["cache"],
-    cache_path: CachePathOpt = None,
+    cache: CacheOptions,
     shard: Annotated[
         str | None,
         typer.Option(
@@ -343,7 +280,7 @@ def simulate(
         str | None, typer.Option(help="Ray cluster to join (default: start a local one). With --executor ray.")
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Ray actors, each with its own backend and cache.")] = 2,
-    quiet: QuietOpt = False,
+    output: OutputOptions,
 ) -> None:
     """Simulate N dialogues into a run folder (SQLite store + dialogues.jsonl + esconv.json).
 
@@ -356,78 +293,34 @@ def simulate(
 
     Every option can come from a YAML file: socialsim simulate --config run.yaml (see --dump-config).
     """
-    if dump_config:
-        from socialsim.config import dump_config as dump
-
-        print(dump(ctx), end="")
+    if config.dumped(ctx):
         return
-    from pydantic import ValidationError
-
-    from socialsim.schema import REALIZED_MODES, parse_realized_mode
+    from socialsim.simulate.launch import launch_run
 
     if no_realized_strategy:
         if realized_strategy not in (None, "off"):
             raise UserError(f"option --no-realized-strategy: contradicts --realized-strategy {realized_strategy}")
         realized_strategy = "off"
-    if realized_strategy is not None:
-        realized_strategy = str(parse_realized_mode(realized_strategy))
-        check_choice("--realized-strategy", realized_strategy, REALIZED_MODES)
-    classifier_options = {"--classifier-backend": classifier_backend, "--classifier-base-url": classifier_base_url,
-                          "--classifier-model": classifier_model}
-    given = [o for o, v in classifier_options.items() if v is not None]
-    if given and realized_strategy != "llm":
-        raise UserError(f"option {given[0]}: the LLM classifier labels replies only with --realized-strategy llm")
-    try:
-        ex = ExecutionConfig(
-            http_client=http_client,  # type: ignore[arg-type]
-            api_key_env=api_key_env,
-            concurrency=concurrency,
-            dialogues_in_flight=dialogues_in_flight,
-            rpm=rpm,
-            tpm=tpm,
-            timeout_s=timeout,
-            max_attempts=max_attempts,
-            max_cost=max_cost,
-            max_tokens=max_tokens,
-            price_in_per_m=price_in,
-            price_out_per_m=price_out,
-            cache=cache,
-            cache_path=str(cache_path) if cache_path else None,
-            replica_urls=list(base_url or [])[1:],
-        )
-        bcfg = BackendConfig(
-            kind=backend,
-            base_url=base_url[0] if base_url else None,
-            model=model,  # type: ignore[arg-type]
-            model_path=str(model_path) if model_path else None,
-            structured=structured,  # type: ignore[arg-type]
-        )
-        from socialsim.simulate.roles import role_backends
-
-        roles = role_backends(bcfg, {
-            "seeker": {"kind": seeker_backend, "base_url": seeker_base_url, "model": seeker_model},
-            "supporter": {"kind": supporter_backend, "base_url": supporter_base_url, "model": supporter_model},
-            "classifier": {"kind": classifier_backend, "base_url": classifier_base_url, "model": classifier_model},
-        })
-    except ValidationError as e:
-        raise UserError(options_message(e)) from None
-    from socialsim.simulate.run import make_runner, start_run
-
-    result = start_run(
-        bcfg,
+    be, ex = backend.config_fields(cache)
+    ex.update(dialogues_in_flight=dialogues_in_flight, rpm=rpm, tpm=tpm, max_cost=max_cost, max_tokens=max_tokens,
+              price_in_per_m=price_in, price_out_per_m=price_out)  # fmt: skip
+    result = launch_run(
+        be,
         ex,
-        out=out,
-        resume=resume,
-        personas=personas,
+        roles={"seeker": seeker.role(), "supporter": supporter.role(), "classifier": classifier.role()},
         options={
             "n": n, "seed": seed, "sampling": sampling, "max_turns": max_turns, "safety": safety,
             "disclosure": disclosure, "realized_strategy": realized_strategy, "fidelity": fidelity,
         },  # fmt: skip
-        roles=roles,
+        personas=personas,
+        out=out,
+        resume=resume,
         force=force,
         shard=shard,
-        progress=_progress_hook(quiet),
-        runner=make_runner(executor, workers=workers, address=ray_address),
+        progress=_progress_hook(output.quiet),
+        executor=executor,
+        workers=workers,
+        ray_address=ray_address,
     )
     console.print(_summary_table(result.summary))
     console.print(f"Dialogues: {result.exports['jsonl']}\nESConv JSON: {result.exports['esconv']}")
