@@ -9,6 +9,7 @@ from rich.console import Console
 
 from socialsim import __version__
 from socialsim.cli.app import OneLineTyper
+from socialsim.cli.build import build_app
 from socialsim.cli.chatbot_eval import chatbot_app
 from socialsim.cli.evaluate import evaluate_cmd, filter_cmd, respond_metrics_cmd
 from socialsim.cli.export import export, train
@@ -16,6 +17,7 @@ from socialsim.cli.personas import app as personas_app
 from socialsim.cli.safety import safety_eval_cmd
 from socialsim.cli.serve import chat_command, serve_command
 from socialsim.cli.simulate import demo, merge, simulate
+from socialsim.cli.strategy_agreement import strategy_agreement_cmd
 from socialsim.cli.ui import app as ui_app
 
 app = OneLineTyper(
@@ -60,3 +62,5 @@ app.command("serve")(serve_command)
 app.command("chat")(chat_command)
 app.command("safety-eval")(safety_eval_cmd)
 app.add_typer(ui_app, name="ui")
+app.add_typer(build_app, name="build")
+app.command("strategy-agreement")(strategy_agreement_cmd)

@@ -8,31 +8,31 @@ classifier reads the reply's text alone, the recognizer also the two utterances 
 Reports accuracy, macro-F1 and per-strategy precision/recall/F1, with the majority-class baseline (always
 answering the most frequent strategy of the whole dev file) on the same sample and on the whole file.
 
-    python -m socialsim.evaluate.strategy_agreement ../shared/data/esconv/devWithStrategy_short.tsv \\
+    socialsim strategy-agreement ../shared/data/esconv/devWithStrategy_short.tsv \\
         --labeller llm --model qwen2.5-1.5b --per-strategy 20 --budget-s 1100 --out classifier.json
 
 Re-label a corpus's replies (``--relabel``; recognizer by default, ``--labeller llm`` for the classifier):
 
-    python -m socialsim.evaluate.strategy_agreement runs/qwen7b --relabel --out relabelled.jsonl
+    socialsim strategy-agreement runs/qwen7b --relabel --out relabelled.jsonl
+
+(``python -m socialsim.evaluate.strategy_agreement ...`` runs the same command.)
 """
 
 from __future__ import annotations
 
-import json
 import random
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from socialsim.errors import EXIT_BAD_INPUT, UserError
 from socialsim.schema import Dialogue, Strategy
 
 LABELS: tuple[Strategy, ...] = tuple(Strategy)
 LABELLERS = ("recognizer", "llm")
-"""Who labels replies in `main`: the learned strategy recognizer (default) or the LLM classifier."""
+"""Who labels replies (``socialsim strategy-agreement --labeller``): the learned strategy recognizer
+(default) or the LLM classifier."""
 
 
 def agreement_pairs(dialogues: Iterable[Dialogue]) -> list[tuple[Strategy, Strategy]]:
@@ -223,81 +223,12 @@ def relabel_recognized(
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
+    """``python -m socialsim.evaluate.strategy_agreement``: the ``socialsim strategy-agreement`` command."""
+    from socialsim.cli.build import forward
+    from socialsim.cli.strategy_agreement import strategy_agreement_cmd
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("tsv", help="ESConv dev TSV; with --relabel, a corpus (run folder or JSONL)")
-    ap.add_argument("--relabel", action="store_true",
-                    help="label the corpus's supporter replies again and write them to --out (JSONL)")
-    ap.add_argument("--labeller", choices=LABELLERS, default="recognizer",
-                    help="who labels the replies: 'recognizer' (default: the learned strategy recognizer, reply and "
-                    "context, with probabilities, no LLM; another model directory: env SOCIALSIM_STRATEGY_MODEL) or "
-                    "'llm' (the LLM classifier on --backend/--model/--base-url, reply text alone)")
-    ap.add_argument("--backend", default="local", help="with --labeller llm: backend of the classifier's model")
-    ap.add_argument("--model", default="qwen2.5-1.5b", help="with --labeller llm: the classifier's model")
-    ap.add_argument("--base-url", default=None, help="with --labeller llm and --backend openai: the server URL")
-    ap.add_argument("--per-strategy", type=int, default=20, help="validation: dev replies sampled per strategy")
-    ap.add_argument("--budget-s", type=float, default=None, help="validation: stop labelling after this many seconds")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the sample and of the classifier's calls")
-    ap.add_argument("--out", default=None, help="validation: JSON report to write; --relabel: the JSONL to write")
-    a = ap.parse_args(argv)
-    try:
-        if a.relabel:
-            _relabel_main(a)
-        else:
-            _validate_main(a)
-    except UserError as e:  # bad input of either mode: one line, exit 2
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_INPUT) from None
+    forward(strategy_agreement_cmd, argv, "python -m socialsim.evaluate.strategy_agreement")
 
-
-def _progress(i: int, n: int) -> None:
-    print(f"\r{i}/{n}", end="", flush=True)
-
-
-def _llm(a: Any) -> Any:
-    from socialsim.llm import LLM, make_backend
-
-    return LLM(make_backend(a.backend, model=a.model, base_url=a.base_url), concurrency=1)
-
-
-def _relabel_main(a: Any) -> None:
-    from socialsim.evaluate.readers import load_dialogues
-    from socialsim.schema import write_jsonl
-
-    if not a.out:
-        raise UserError("--relabel needs --out FILE.jsonl (the input is never overwritten)")
-    if Path(a.out).exists():
-        raise UserError(f"--out {a.out}: the file exists; give a new path (nothing is overwritten)")
-    if a.labeller == "recognizer":  # a missing or broken model: one line, after the (cheap) corpus read
-        dialogues, stats = relabel_recognized(load_dialogues(a.tsv), on_item=_progress)
-    else:
-        dialogues, stats = relabel_realized(_llm(a), load_dialogues(a.tsv), seed=a.seed, on_item=_progress)
-    write_jsonl(dialogues, Path(a.out))
-    print(f"\n{a.out}: {len(dialogues)} dialogues; {stats}")
-
-
-def _validate_main(a: Any) -> None:
-    rec = None
-    if a.labeller == "recognizer":
-        from socialsim.recognize.strategy import default_recognizer
-
-        rec = default_recognizer()
-    report = validate_classifier(
-        None if rec is not None else _llm(a), a.tsv, per_strategy=a.per_strategy, seed=a.seed, budget_s=a.budget_s,
-        on_item=_progress, recognizer=rec,
-    )
-    print()
-    report["labeller"] = a.labeller
-    report["model"] = str(rec.path) if rec is not None else a.model
-    text = json.dumps(report, indent=2)
-    if a.out:
-        from socialsim.io import atomic_write_text
-
-        atomic_write_text(a.out, text + "\n")
-    print(json.dumps({k: v for k, v in report.items() if k not in ("confusion", "per_strategy")}, indent=2))
-    for s, m in report["per_strategy"].items():
-        print(f"{s:30s} P {m['precision']:.2f} R {m['recall']:.2f} F1 {m['f1']:.2f} n {m['support']}")
 
 if __name__ == "__main__":
     main()

@@ -26,18 +26,16 @@ Deterministic for a given machine: seeded shuffling and initialisation, no dropo
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
 import random
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from socialsim.errors import EXIT_BAD_INPUT, UserError
+from socialsim.errors import UserError
 from socialsim.io import atomic_write_text, shared_data_dir
 from socialsim.recognize.strategy import (
     CONTEXT_TURNS,
@@ -46,7 +44,6 @@ from socialsim.recognize.strategy import (
     StrategyRecognizer,
     build_head,
     context_text,
-    default_model_dir,
     load_base,
     mean_pool,
     trained_state,
@@ -280,22 +277,10 @@ def build(
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m socialsim.recognize.strategy_build", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=default_model_dir(), help="output directory (default: the shipped one)")
-    ap.add_argument("--train", type=Path, default=default_split("train"), help="ESConv train split (JSONL)")
-    ap.add_argument("--valid", type=Path, default=default_split("valid"), help="ESConv valid split (JSONL)")
-    ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--top-layers", type=int, default=2, help="encoder layers to train (the rest stay frozen)")
-    ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--limit", type=int, default=None, help="use only the first N utterances of each split")
-    ap.add_argument("--seed", type=int, default=13)
-    a = ap.parse_args(argv)
-    try:
-        build(a.out, a.train, a.valid, epochs=a.epochs, top_layers=a.top_layers, lr=a.lr, limit=a.limit, seed=a.seed)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_INPUT) from None
+    """``python -m socialsim.recognize.strategy_build``: the ``socialsim build strategy-recognizer`` command."""
+    from socialsim.cli.build import forward, strategy_recognizer
+
+    forward(strategy_recognizer, argv, "python -m socialsim.recognize.strategy_build")
 
 
 if __name__ == "__main__":

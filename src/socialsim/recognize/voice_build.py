@@ -27,19 +27,16 @@ Procedure (needs the [eval] extra and scikit-learn; a few minutes on 2 cores):
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from socialsim.agents.common import clean_utterance
-from socialsim.errors import EXIT_BAD_INPUT, UserError
 from socialsim.io import atomic_write_text
-from socialsim.recognize.strategy_build import LICENSE, default_split, split_dialogs
-from socialsim.recognize.voice import VoiceRecognizer, default_model_path, feature_texts
+from socialsim.recognize.strategy_build import LICENSE, split_dialogs
+from socialsim.recognize.voice import VoiceRecognizer, feature_texts
 
 C = 1.0
 DATA = Path(__file__).resolve().parent / "data" / "voice"
@@ -206,28 +203,10 @@ def remeasure(path: Path, valid: Path, log: Any = print) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m socialsim.recognize.voice_build", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=default_model_path())
-    ap.add_argument("--train", type=Path, default=default_split("train"))
-    ap.add_argument("--valid", type=Path, default=default_split("valid"))
-    ap.add_argument("--target", type=float, default=0.025, help="out-of-fold share of train seeker turns rejected")
-    ap.add_argument("--model-weight", type=float, default=50.0, help="sample weight of each model-written reply")
-    ap.add_argument("--supporter-weight", type=float, default=0.3, help="sample weight of each ESConv supporter turn")
-    ap.add_argument("--rule-max-rate", type=float, default=0.001,
-                    help="keep a supporter-voice rule only if it matches at most this share of train seeker turns")
-    ap.add_argument("--measure-only", action="store_true",
-                    help="re-measure the model file at --out on the test sets (no training) and store the figures")
-    a = ap.parse_args(argv)
-    try:
-        if a.measure_only:
-            remeasure(a.out, a.valid)
-            return
-        build(a.out, a.train, a.valid, target=a.target, model_weight=a.model_weight,
-              supporter_weight=a.supporter_weight, rule_max_rate=a.rule_max_rate)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_INPUT) from None
+    """``python -m socialsim.recognize.voice_build``: the ``socialsim build voice-recognizer`` command."""
+    from socialsim.cli.build import forward, voice_recognizer
+
+    forward(voice_recognizer, argv, "python -m socialsim.recognize.voice_build")
 
 
 if __name__ == "__main__":

@@ -48,23 +48,20 @@ not have. Deterministic: the same data gives the same file.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from socialsim.errors import EXIT_BAD_INPUT, UserError
+from socialsim.errors import UserError
 from socialsim.io import atomic_write_text, cache_dir
 from socialsim.safety import corpora
 from socialsim.safety.learned import (
     CLASSES,
     EMBED_DIM,
     N_RULE_SIGNALS,
-    default_model_path,
     rule_signals,
     without_context,
 )
@@ -573,65 +570,12 @@ def measure_shipped(
     return tier_table(v, v.z)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m socialsim.safety.learned_build", description=(__doc__ or "").split("\n")[0]
-    )
-    ap.add_argument("--out", type=Path, default=default_model_path(), help="model file to write")
-    ap.add_argument("--cssrs", type=Path, default=corpora.default_cssrs(), help="the C-SSRS Reddit CSV")
-    ap.add_argument("--esconv-train", type=Path, default=corpora.default_esconv("train"))
-    ap.add_argument("--esconv-valid", type=Path, default=corpora.default_esconv("valid"))
-    ap.add_argument("--labelled", type=Path, nargs="+", default=[labelled_path(n) for n in TRAIN_SETS])
-    ap.add_argument(
-        "--ordinary-protocol", type=float, default=ORDINARY_PROTOCOL, help="max ESConv valid protocol share"
-    )
-    ap.add_argument(
-        "--benign-protocol-margin",
-        type=float,
-        default=BENIGN_PROTOCOL_MARGIN,
-        help="max labelled benign protocol share above the rules' own",
-    )
-    ap.add_argument(
-        "--ordinary-flagged", type=float, default=ORDINARY_FLAGGED, help="max ESConv valid check-in+protocol share"
-    )
-    ap.add_argument(
-        "--benign-flagged",
-        type=float,
-        default=BENIGN_FLAGGED,
-        help="max labelled ordinary (hard negative) check-in+protocol share",
-    )
-    ap.add_argument("--C", dest="c", type=float, default=C, help="inverse regularisation of the risk model")
-    ap.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
-    a = ap.parse_args(argv)
-    try:
-        data = build(
-            a.out,
-            cssrs=a.cssrs,
-            esconv_train=a.esconv_train,
-            esconv_valid=a.esconv_valid,
-            labelled=a.labelled,
-            ordinary_protocol=a.ordinary_protocol,
-            benign_protocol_margin=a.benign_protocol_margin,
-            ordinary_flagged=a.ordinary_flagged,
-            benign_flagged=a.benign_flagged,
-            c=a.c,
-            write=not a.dry_run,
-            log=lambda m: print(m, file=sys.stderr, flush=True),
-        )
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    v = data["validation"]
-    print(
-        json.dumps(
-            {"heads": {h["name"]: h["thresholds_logit"] for h in data["risk_heads"]}, **v["summary"]},
-            indent=1,
-            default=str,
-        )
-    )
-    print(("would write " if a.dry_run else "wrote ") + str(a.out) + f" ({data['build_seconds']} s)")
-    return 0
+def main(argv: list[str] | None = None) -> None:
+    """``python -m socialsim.safety.learned_build``: the ``socialsim build safety-model`` command."""
+    from socialsim.cli.build import forward, safety_model
+
+    forward(safety_model, argv, "python -m socialsim.safety.learned_build")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()
