@@ -233,20 +233,12 @@ def test_filter_strategy_agreement_labels_replies_with_the_recognizer(tmp_path):
 def test_relabel_uses_the_recognizer_by_default(tmp_path):
     src = esconv_json(tmp_path / "esconv.json")
     out = tmp_path / "relabelled.jsonl"
-    r = run_cli_module("socialsim.evaluate.strategy_agreement", src, "--relabel", "--out", out)
+    r = run_cli("strategy-agreement", src, "--relabel", "--out", out)
     assert r.returncode == 0, r.stderr[-2000:]
     got = read_dialogues(out)
     replies = [t for d in got for t in d.turns if t.speaker == "supporter"]
     assert len(replies) == 6 and all(set(t.realized_probs or {}) == LABELS for t in replies)
     assert "'labelled': 6" in r.stdout
-
-
-def run_cli_module(module, *args, env=None):
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=600)  # fmt: skip
 
 
 # -- chatbot-eval --------------------------------------------------------------------------------------------
@@ -309,7 +301,7 @@ def test_a_missing_or_corrupt_model_is_one_line_and_exit_2(tmp_path, broken_mode
     out = tmp_path / "run"
     one_line_error(run_cli("simulate", "--model", "smollm2-135m", "--n", "1", "--out", out, env=env), says)
     assert not out.exists()  # refused before anything was written
-    r = run_cli_module("socialsim.evaluate.strategy_agreement", src, "--relabel", "--out", tmp_path / "o.jsonl",
+    r = run_cli("strategy-agreement", src, "--relabel", "--out", tmp_path / "o.jsonl",
                        env=env)  # fmt: skip
     one_line_error(r, says)
     assert not (tmp_path / "o.jsonl").exists()

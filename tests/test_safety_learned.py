@@ -1,7 +1,7 @@
 """The learned stage of the safety layer: two logistic-regression risk heads (chat messages, forum
 posts) on MiniLM embeddings, trained on C-SSRS Reddit posts (clinician-labelled users), ESConv train
 seeker turns and the checked-in labelled sets, with check-in and protocol thresholds chosen on a
-validation split it never trained on (``python -m socialsim.safety.learned_build``).
+validation split it never trained on (``socialsim build safety-model``).
 
 The shipped file must reproduce its validation figures; the issue's targets are asserted where met and
 strict xfails where not; the project's own test sets (``heldout5``, ``heldout6``, never trained or

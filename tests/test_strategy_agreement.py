@@ -6,7 +6,14 @@ import json
 import pytest
 
 from conftest import ESCONV_DIR
-from socialsim.evaluate.strategy_agreement import LABELS, main, stratified_sample
+from socialsim.cli.build import forward
+from socialsim.cli.strategy_agreement import strategy_agreement_cmd
+from socialsim.evaluate.strategy_agreement import LABELS, stratified_sample
+
+
+def main(argv: list[str]) -> None:
+    """``socialsim strategy-agreement ARGV`` in this process."""
+    forward(strategy_agreement_cmd, argv, "socialsim strategy-agreement")
 
 DEV_TSV = ESCONV_DIR / "devWithStrategy_short.tsv"
 needs_esconv = pytest.mark.skipif(not DEV_TSV.is_file(), reason="ESConv material in ../shared is missing")

@@ -15,7 +15,6 @@ Re-label a corpus's replies (``--relabel``; recognizer by default, ``--labeller 
 
     socialsim strategy-agreement runs/qwen7b --relabel --out relabelled.jsonl
 
-(``python -m socialsim.evaluate.strategy_agreement ...`` runs the same command.)
 """
 
 from __future__ import annotations
@@ -220,15 +219,3 @@ def relabel_recognized(
     out = relabelled(dialogues, got)
     changed = sum(dialogues[i].turns[j].realized_strategy != p.strategy for (i, j), p in got.by_turn().items())
     return out, {"labelled": len(got.predictions), "unlabelled": 0, "kept": 0, "changed": changed}
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m socialsim.evaluate.strategy_agreement``: the ``socialsim strategy-agreement`` command."""
-    from socialsim.cli.build import forward
-    from socialsim.cli.strategy_agreement import strategy_agreement_cmd
-
-    forward(strategy_agreement_cmd, argv, "python -m socialsim.evaluate.strategy_agreement")
-
-
-if __name__ == "__main__":
-    main()

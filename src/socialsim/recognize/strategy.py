@@ -31,7 +31,7 @@ LABELS: tuple[Strategy, ...] = tuple(Strategy)
 #: Utterances of context the recognizer reads before the reply (most recent first).
 CONTEXT_TURNS = 2
 MAX_LENGTH = 128
-REBUILD = "python -m socialsim.recognize.strategy_build"
+REBUILD = "socialsim build strategy-recognizer"
 
 Context = Sequence[tuple[str, str]]
 """Utterances before a reply, oldest first, as ``(speaker, text)`` with speaker ``seeker`` or ``supporter``."""

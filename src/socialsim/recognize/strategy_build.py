@@ -1,7 +1,7 @@
 """Builds the strategy recognizer from ESConv's human strategy labels (the way to retrain it).
 
-    python -m socialsim.recognize.strategy_build                  # writes socialsim/recognize/data/strategy/
-    python -m socialsim.recognize.strategy_build --out /tmp/rec --limit 300 --epochs 1   # a quick check
+    socialsim build strategy-recognizer                  # writes socialsim/recognize/data/strategy/
+    socialsim build strategy-recognizer --out /tmp/rec --limit 300 --epochs 1   # a quick check
 
 Data: every supporter utterance of ``--train`` (default ``../shared/data/esconv/splits/train.jsonl``)
 with the utterances before it as context; epochs are chosen, and the figures reported, on ``--valid``
@@ -274,14 +274,3 @@ def build(
     log(f"valid: accuracy {v['accuracy']} macro-F1 {v['macro_f1']} kappa {v['kappa']} top-2 {v['top2_accuracy']} "
         f"(majority {v['majority_class_accuracy']}); built in {meta['build_seconds']:.0f} s -> {out}")
     return meta
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m socialsim.recognize.strategy_build``: the ``socialsim build strategy-recognizer`` command."""
-    from socialsim.cli.build import forward, strategy_recognizer
-
-    forward(strategy_recognizer, argv, "python -m socialsim.recognize.strategy_build")
-
-
-if __name__ == "__main__":
-    main()

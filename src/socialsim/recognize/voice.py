@@ -10,7 +10,7 @@ Two parts, either of which rejects a line, and the verdict names which one did:
   speaker plus supporter replies written by the embedded models for train-split seeker turns; its
   threshold holds the out-of-fold rejection of real train seeker turns at the file's ``target``.
 
-Built by ``python -m socialsim.recognize.voice_build`` (procedure and figures there and in the README);
+Built by ``socialsim build voice-recognizer`` (procedure and figures there and in the README);
 the model file is JSON (numbers only, no pickle) and inference is numpy plus the shared embedding model.
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 
 from socialsim.errors import UserError
 
-REBUILD = "python -m socialsim.recognize.voice_build"
+REBUILD = "socialsim build voice-recognizer"
 
 
 def default_model_path() -> Path:

