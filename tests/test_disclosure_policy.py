@@ -105,7 +105,7 @@ def test_strategy_rule_policy_is_todays_rule_and_ignores_appraisals():
     assert isinstance(p, DisclosureState)
     assert p.step(Strategy.QUESTION, A(1, judged=True)) == 1
     assert p.step(None, A(5, "validated")) == 1  # no strategy: earns nothing
-    with pytest.raises(ValueError, match="appraisal or strategy-rule"):
+    with pytest.raises(ValueError, match=r"observed, observed\+appraisal, appraisal, strategy-rule"):
         make_policy("vibes")
 
 

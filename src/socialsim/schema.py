@@ -459,10 +459,13 @@ class SimulationConfig(BaseModel):
         "reply instead of a model reply, a check_in-tier one a model reply with the check-in question appended. "
         "Changes the corpus, so it is part of the hash.",
     )
-    disclosure: Literal["appraisal", "strategy-rule"] = Field(
-        default="appraisal",
-        description="How the seeker's disclosure is earned: 'appraisal' (the seeker's own appraisal of each reply) "
-        "or 'strategy-rule' (points per declared strategy; no appraisal call).",
+    disclosure: Literal["observed", "observed+appraisal", "appraisal", "strategy-rule"] = Field(
+        default="observed",
+        description="How the seeker's disclosure is earned (`socialsim.agents.disclosure`): 'observed' (what each "
+        "reply did, read by the strategy recognizer, weighted by whether it answered the seeker's last line; no extra "
+        "call), "
+        "'observed+appraisal' (the same, the seeker's appraisal of each reply adding a little; one call a turn), "
+        "'appraisal' (the seeker's own appraisal alone) or 'strategy-rule' (points per declared strategy).",
     )
     fidelity: bool = Field(
         default=False,

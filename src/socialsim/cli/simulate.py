@@ -210,9 +210,13 @@ def simulate(
     disclosure: Annotated[
         str | None,
         typer.Option(
-            help="How the seeker's disclosure is earned: 'appraisal' (default: the seeker's model appraises each "
-            "reply, one extra call a turn; see README 'The disclosure rule') or 'strategy-rule' (points per "
-            "declared strategy; cheap and deterministic)."
+            help="How the seeker's disclosure is earned (docs/method/disclosure.md). 'observed' (default): by what "
+            "each reply did, read by the strategy recognizer (reflecting, validating and asking earn trust, advice "
+            "or information before the core worry is out costs it, crisis-protocol replies earn nothing), weighted "
+            "by whether the reply answered the seeker's last line; no extra call. 'observed+appraisal': the same, "
+            "and the seeker's model appraises each reply (one extra call a turn), which scales a reply's points a "
+            "little but never opens a layer by itself. 'appraisal': the seeker's appraisal alone. 'strategy-rule': "
+            "points per declared strategy."
         ),
     ] = None,
     realized_strategy: Annotated[

@@ -8,7 +8,13 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from socialsim.agents.disclosure import AppraisalDisclosure, make_policy
+from socialsim.agents.disclosure import (
+    DisclosurePolicy,
+    Evidence,
+    answered_score,
+    make_policy,
+    note_self_recognized,
+)
 from socialsim.agents.fidelity import FidelityCheck
 from socialsim.agents.prompts import Prompts
 from socialsim.agents.seeker import Seeker, says_goodbye
@@ -18,14 +24,23 @@ from socialsim.errors import StructuredOutputError
 from socialsim.llm.client import LLM
 from socialsim.llm.scheduling import current_ticket
 from socialsim.safety.layer import SafetyDecision, SafetyLayer, label_seeker_turn
-from socialsim.schema import REALIZED_MODES, Dialogue, Persona, SimulationConfig, Turn, parse_realized_mode
+from socialsim.schema import (
+    REALIZED_MODES,
+    Dialogue,
+    Persona,
+    SeekerAppraisal,
+    SimulationConfig,
+    Turn,
+    parse_realized_mode,
+)
 
 if TYPE_CHECKING:
     from socialsim.recognize.strategy import StrategyPrediction
 
 CALLS_PER_TURN = 3
-"""A supporter turn is a thought, a reply and the seeker's answer (regenerations aside); the appraisal
-and the LLM classifier's realized-strategy label add one call each when on (the recognizer makes none)."""
+"""A supporter turn is a thought, a reply and the seeker's answer (regenerations aside); the appraisal (a
+policy that `wants_appraisal`) and the LLM classifier's realized-strategy label add one call each when on (the
+recognizer and the answered signal make none)."""
 
 
 @lru_cache(maxsize=1)
@@ -50,6 +65,28 @@ async def recognize_reply(text: str, context: Sequence[tuple[str, str]]) -> Stra
     from socialsim.recognize.strategy import default_recognizer
 
     return await asyncio.to_thread(lambda: default_recognizer().predict_one(text, context))
+
+
+async def reply_evidence(
+    policy: DisclosurePolicy, reply: Turn, before: Sequence[Turn], appraisal: SeekerAppraisal | None
+) -> Evidence:
+    """The `Evidence` of one supporter ``reply`` for ``policy``, given the turns ``before`` it: the recognizer's
+    probabilities (the turn's own; when it has none and the policy reads them, the recognizer is run here, said
+    once on stderr, and the turn is left as it was), whether it is the crisis protocol, the answered signal
+    against the seeker's last line (when the policy reads it), the declared strategy and ``appraisal``."""
+    protocol = (reply.risk_reason or "").startswith("protocol:")
+    probs = reply.realized_probs
+    if probs is None and policy.needs_probs and not protocol:
+        note_self_recognized(policy.name)
+        probs = (await recognize_reply(reply.text, [(t.speaker, t.text) for t in before])).as_json()
+    answered = None
+    if policy.needs_answered and not protocol:
+        line = next((t.text for t in reversed(before) if t.speaker == "seeker"), None)
+        answered = await asyncio.to_thread(answered_score, reply.text, line)
+    return Evidence(
+        probs=probs, declared=reply.strategy, protocol=protocol, answered=answered, layer=policy.layer,
+        appraisal=appraisal,
+    )  # fmt: skip
 
 
 DialogueEvents = Callable[[str, str, Any], None]
@@ -123,10 +160,11 @@ async def simulate_dialogue(
     for the persona's locale; after a check_in-tier one it is the supporter's normal reply with the check-in
     question appended in the persona's language (``risk_reason`` 'check_in:<category>').
 
-    Disclosure (``config.disclosure``): with ``appraisal`` the seeker's model appraises each supporter reply
-    (`Turn.appraisal` on the seeker's next turn) and the policy opens layers and decides when the seeker
-    leaves, heard (``seeker_goodbye``) or dismissed (``seeker_dismissed``); ``strategy-rule`` uses the
-    declared strategy.
+    Disclosure (``config.disclosure``, a `DisclosurePolicy`): after each supporter reply the policy observes its
+    `Evidence` (`reply_evidence`: by default the recognizer's probabilities and the answered signal) and gives the
+    layer the seeker may speak from, and decides when the seeker leaves, heard (``seeker_goodbye``) or dismissed
+    (``seeker_dismissed``). A policy that `wants_appraisal` gets the seeker model's appraisal of each reply
+    (`Turn.appraisal` on the seeker's next turn).
 
     Realized strategy (``config.realized_strategy``): 'recognizer' (default) labels each supporter reply with the
     strategy recognizer, context = the dialogue's turns before it (``Turn.realized_strategy`` and
@@ -168,11 +206,10 @@ async def simulate_dialogue(
         model=sup_llm.backend.model,
         seed=seed,
     )
-    state = make_policy(cfg.disclosure, feel_heard_after=cfg.feel_heard_after)
-    appraising = isinstance(state, AppraisalDisclosure)
+    policy = make_policy(cfg.disclosure, feel_heard_after=cfg.feel_heard_after)
+    appraising = policy.wants_appraisal
     llm_labels = cfg.realized_strategy == "llm"
     classifier = StrategyClassifier(classifier_llm or llm, prompts, seed=seed) if llm_labels else None
-    core_at: int | None = None
 
     label: SafetyDecision | None = None  # the safety label of the latest seeker turn
 
@@ -181,7 +218,7 @@ async def simulate_dialogue(
         goodbye: bool,
         turn_index: int,
         dismissed: bool = False,
-        appraisal: Any = None,
+        appraisal: SeekerAppraisal | None = None,
         extra: Any = (),
         appraisal_failed: bool = False,
     ) -> Turn:
@@ -238,13 +275,10 @@ async def simulate_dialogue(
         await seeker_turn(layer=0, goodbye=False, turn_index=0)
         for i in range(cfg.max_turns):
             # The scheduler serves the dialogues with the most calls ahead first, so an estimate
-            # too low starves a dialogue into running alone at the end: only the strategy rule's
-            # goodbye (feel_heard_after turns after the core worry) is known in advance; a seeker
-            # who appraises leaves when it feels heard, which may be never, so the cap is the estimate.
-            turns_left = cfg.max_turns - i
-            if core_at is not None and not appraising:
-                turns_left = max(1, min(turns_left, core_at + cfg.feel_heard_after - i + 1))
-            ticket.expect(per_turn * turns_left)
+            # too low starves a dialogue into running alone at the end: the policy bounds the turns left
+            # (the strategy rule's goodbye is known once the core is out; a seeker who leaves on evidence
+            # may never, so for the others the cap is the estimate).
+            ticket.expect(per_turn * policy.turns_left(cfg.max_turns - i))
             sup_turn = await supporter_turn(i)
             d.turns.append(sup_turn)
             emit("turn", sup_turn)
@@ -252,16 +286,9 @@ async def simulate_dialogue(
             if appraising:
                 emit("generating", "appraisal")
                 appraisal, spent = await seeker.appraise(d.turns, turn_index=i + 1)
-            # a supporter without a strategy (a plain chatbot under test) earns nothing by the strategy rule
-            layer = state.step(sup_turn.strategy, appraisal)
-            if layer == 2 and core_at is None:
-                core_at = i
-            if isinstance(state, AppraisalDisclosure):
-                leave = state.leaving()
-                goodbye, dismissed = leave == "heard", leave == "dismissed"
-            else:
-                goodbye = core_at is not None and i - core_at >= cfg.feel_heard_after
-                dismissed = False
+            layer = policy.observe(await reply_evidence(policy, sup_turn, d.turns[:-1], appraisal))
+            leave = policy.leaving()
+            goodbye, dismissed = leave == "heard", leave == "dismissed"
             last = i == cfg.max_turns - 1
             seek_turn = await seeker_turn(
                 layer=layer,
