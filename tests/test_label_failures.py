@@ -36,7 +36,7 @@ def test_failed_label_calls_are_returned_for_counting():
 def test_dialogue_records_label_failures_and_counts_every_call():
     llm = _llm()
     p = Persona.model_validate(persona_dict())
-    cfg = DialogueConfig(max_turns=2, realized_strategy="llm")  # the default appraisal disclosure, the LLM classifier
+    cfg = DialogueConfig(max_turns=2, realized_strategy="llm", disclosure="appraisal")  # appraisals, the LLM classifier
     d = asyncio.run(simulate_dialogue(llm, p, seed=3, dialogue_id="x", config=cfg))
     assert d.status == "ok"
     sup = [t for t in d.turns if t.speaker == "supporter"]
@@ -49,7 +49,7 @@ def test_dialogue_records_label_failures_and_counts_every_call():
     assert d.usage.prompt_tokens == llm.stats.prompt_tokens == 100 * llm.stats.calls
     assert d.usage.completion_tokens == llm.stats.completion_tokens
     # the classifier's two attempts count on the supporter turn: compare with the same dialogue without it
-    off = DialogueConfig(max_turns=2, realized_strategy="off")
+    off = DialogueConfig(max_turns=2, realized_strategy="off", disclosure="appraisal")
     plain = asyncio.run(simulate_dialogue(_llm(), p, seed=3, dialogue_id="x", config=off))
     assert [t.text for t in plain.turns] == [t.text for t in d.turns]
     assert [t.calls + 2 * (t.speaker == "supporter") for t in plain.turns] == [t.calls for t in d.turns]
@@ -83,6 +83,7 @@ def test_run_summary_counts_label_failures_per_kind(tmp_path, persona_file, load
     r = run_cli(
         "simulate", "--personas", persona_file, "--n", "2", "--max-turns", "2", "--backend", "openai",
         "--base-url", t.base_url, "--model", "m", "--out", out, "-q", "--no-cache", "--realized-strategy", "llm",
+        "--disclosure", "appraisal",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     ds = [Dialogue.model_validate_json(x) for x in (out / "dialogues.jsonl").read_text().splitlines()]

@@ -73,13 +73,13 @@ def test_demo_on_qwen_streams_a_coherent_dialogue(tmp_path):
 
 
 def test_simulate_on_qwen_writes_appraisals_realized_strategies_and_fidelity(tmp_path):
-    """The issue's end-to-end run on the 1.5B model: with the default disclosure policy (appraisal) and
+    """The issue's end-to-end run on the 1.5B model: with the observed disclosure policy plus appraisals and
     --fidelity, every supporter reply has a realized strategy, every seeker turn after a reply carries the
     seeker's appraisal, every seeker turn its fidelity check, and the summary their rates."""
     out = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "socialsim.cli", "simulate", "--model", "qwen2.5-1.5b", "--n", "1",
-         "--max-turns", "2", "--fidelity", "--out", str(out)],
+         "--max-turns", "2", "--fidelity", "--disclosure", "observed+appraisal", "--out", str(out)],
         capture_output=True, text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
