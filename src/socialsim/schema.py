@@ -251,7 +251,13 @@ LABEL_FAILURES: tuple[LabelFailure, ...] = get_args(LabelFailure)
 """Kinds of label a turn may lack because making it failed (`Turn.label_failures`; counted in a run's summary)."""
 
 
-RejectionCheck = Literal["role", "narrates", "off_topic", "leak", "empty"]
+RejectionCheck = Literal["role", "repeat", "narrates", "off_topic", "recites", "leak", "empty"]
+"""Why a seeker attempt was rejected (`socialsim.agents.seeker.Seeker.judge`): ``role`` sounds like the supporter
+(the role check), ``repeat`` repeats an earlier seeker line, ``narrates`` names the persona, ``off_topic`` shares no
+word with the persona's story, ``recites`` copies a run of the persona card's words, ``leak`` says a layer not yet
+opened (`socialsim.agents.fidelity`), ``empty`` nothing usable. ``role`` and ``repeat`` are role slips."""
+ROLE_SLIP_CHECKS: tuple[RejectionCheck, ...] = ("role", "repeat")
+"""The checks whose rejection is a role slip: the seeker spoke as the supporter, or said again what it had said."""
 
 
 class Rejection(BaseModel):
@@ -259,8 +265,16 @@ class Rejection(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     check: RejectionCheck
-    reason: str = Field(description="e.g. 'rule:sympathy' or 'voice:0.93' (role check), 'leak:0.81'.")
+    reason: str = Field(
+        description="e.g. 'rule:sympathy' or 'voice:0.93' (role check), 'repeat:0.95', "
+        "'card:disclosure.context:11' (recites: field and words copied in a row), 'leak:0.81'."
+    )
     text: str
+    voice_score: float | None = Field(
+        default=None,
+        description="The role check's learned supporter-voice score of the attempt (0..1; None: not scored, e.g. "
+        "empty). When every attempt fails, the seeker keeps the least supporter-like one.",
+    )
 
 
 class Turn(BaseModel):
@@ -276,11 +290,20 @@ class Turn(BaseModel):
     )
     disclosure_layer: int | None = Field(default=None, ge=0, le=2)
     role_fallback: bool = Field(
-        default=False, description="Seeker text fell back to the persona's own words after role drift."
+        default=False,
+        description="Seeker turns: the text is a fixed fallback line, not the model's: every attempt came back "
+        "empty. (Runs made before #26 wrote the persona card's layer text here after a role drift.)",
+    )
+    slip: RejectionCheck | None = Field(
+        default=None,
+        description="Seeker turns: every attempt failed a check and the kept line is the least supporter-like "
+        "attempt (lowest `Rejection.voice_score`, role-check hits last); the check it failed ('role' or 'repeat': "
+        "a role slip). None: the line passed every check.",
     )
     rejected: list[Rejection] = Field(
         default_factory=list,
-        description="Seeker turns: attempts the checks rejected before the kept line, each with its reason.",
+        description="Seeker turns: every attempt a check rejected, in order, each with its reason (a kept slip "
+        "is among them).",
     )
     usage: Usage = Field(default_factory=Usage)
     latency_s: float = 0.0
@@ -365,6 +388,12 @@ class Dialogue(BaseModel):
     end_reason: EndReason | None = None
     status: Literal["ok", "failed"] = "ok"
     failure_reason: str | None = None
+    quality: Literal["ok", "seeker_slipped"] = Field(
+        default="ok",
+        description="'seeker_slipped': the seeker slipped (`Turn.slip`, or a fixed `Turn.role_fallback` line) on "
+        "more than half of its turns (`seeker_slipped`); set by the run engine. The status stays 'ok' (the "
+        "dialogue finished); `filter --drop-seeker-slipped` drops these.",
+    )
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -373,6 +402,17 @@ class Dialogue(BaseModel):
         for t in self.turns:
             total = total + t.usage
         return total
+
+    @property
+    def seeker_slips(self) -> int:
+        """Seeker turns whose kept line is a slip or a fixed fallback line."""
+        return sum(1 for t in self.turns if t.speaker == "seeker" and (t.slip is not None or t.role_fallback))
+
+    @property
+    def seeker_slipped(self) -> bool:
+        """The seeker slipped on more than half of its turns (whatever `quality` says: older runs lack it)."""
+        n = sum(1 for t in self.turns if t.speaker == "seeker")
+        return n > 0 and 2 * self.seeker_slips > n
 
     @property
     def max_disclosure(self) -> int:

@@ -1,9 +1,12 @@
 """Seeker fidelity: does a seeker line stay inside the persona, and only inside the layers opened so far?
 
-- *leak*: the line says the content of a layer not yet opened: its all-MiniLM-L6-v2 cosine similarity to an
-  unopened layer is at least `LEAK_THRESHOLD` and higher than to everything it may say (situation and
-  opened layers);
-- *drift*: the line is far from the persona: its similarity to the situation and every opened layer stays
+The persona's story is every field of `socialsim.agents.seeker.LAYER_FIELDS`, each with the layer it opens at:
+the surface at 0; the situation, the context and the coping already tried at 1; the core worry, what the seeker
+hopes for and its risk note at 2 (list fields one item at a time).
+
+- *leak*: the line says a field of a layer not yet opened: its all-MiniLM-L6-v2 cosine similarity to such a
+  field is at least `LEAK_THRESHOLD` and higher than to every field it may say (the layers opened so far);
+- *drift*: the line is far from the persona: its similarity to every field of its story, opened or not, stays
   below `DRIFT_THRESHOLD` (lines under `MIN_WORDS` words and goodbyes are not judged).
 
 Calibration (default persona bank, 127 personas, embeddings of whole layer texts; percentiles 50/95/99):
@@ -13,7 +16,9 @@ scores 0.22/0.40/0.54; the first clause of the core against the core (a seeker q
 pair's 99th percentile and flags about 80 % of core quotes. For drift, another persona's surface against
 this persona's situation and surface scores 0.19 median (0.35 at the 95th): `DRIFT_THRESHOLD` 0.2 flags a
 line that is no closer to its own persona than a random other persona's story is. Drift is the coarser
-check of the two (short, generic lines such as "I just feel stuck" score low on anything).
+check of the two (short, generic lines such as "I just feel stuck" score low on anything). (The calibration
+above predates #26, when the situation was allowed at every layer and the coping, hopes and risk were not
+checked; `socialsim.agents.seeker.LAYER_FIELDS` now opens the situation with the context.)
 """
 
 from __future__ import annotations
@@ -37,27 +42,41 @@ class FidelityCheck:
     drift_threshold: float = DRIFT_THRESHOLD
     _vectors: Any = field(default=None, repr=False)
 
+    _layers: list[int] = field(default_factory=list, repr=False)
+
+    def texts(self) -> list[tuple[int, str, str]]:
+        """(layer, field, text) of every field of the persona's story (`socialsim.agents.seeker.card_texts`)."""
+        from socialsim.agents.seeker import LAYER_FIELDS, card_texts
+
+        layer_of = {name: i for i, names in LAYER_FIELDS.items() for name in names}
+        return [(layer_of[name], name, text) for name, text in card_texts(self.persona)]
+
     def vectors(self) -> Any:
         if self._vectors is None:
             from socialsim.embeddings import embed
 
-            d = self.persona.disclosure
-            self._vectors = embed([self.persona.situation, d.surface, d.context, d.core])
+            texts = self.texts()
+            self._layers = [t[0] for t in texts]
+            self._vectors = embed([t[2] for t in texts])
         return self._vectors
 
     def check(self, text: str, layer: int, *, goodbye: bool = False) -> dict[str, Any]:
-        """``{"leak", "drift", "leak_sim", "persona_sim"}`` for ``text`` said at ``layer``."""
+        """``{"leak", "drift", "leak_sim", "persona_sim", "allowed_sim"}`` for ``text`` said at ``layer``:
+        ``leak_sim`` the closest field of a closed layer, ``allowed_sim`` the closest opened field,
+        ``persona_sim`` the closest field of the whole story (drift)."""
         from socialsim.embeddings import embed
 
         v = embed([text])[0]
-        sims = self.vectors() @ v  # situation, surface, context, core
-        allowed = float(max(sims[0], *sims[1 : layer + 2]))
-        closed = [float(s) for s in sims[layer + 2 :]]
+        sims = [float(s) for s in self.vectors() @ v]
+        allowed = max((s for s, i in zip(sims, self._layers, strict=True) if i <= layer), default=0.0)
+        closed = [s for s, i in zip(sims, self._layers, strict=True) if i > layer]
         leak_sim = max(closed, default=0.0)
+        persona = max(sims, default=0.0)
         judged = not goodbye and len(text.split()) >= MIN_WORDS
         return {
             "leak": bool(closed) and leak_sim >= self.leak_threshold and leak_sim > allowed,
-            "drift": judged and allowed < self.drift_threshold,
+            "drift": judged and persona < self.drift_threshold,
             "leak_sim": round(leak_sim, 3),
-            "persona_sim": round(allowed, 3),
+            "allowed_sim": round(allowed, 3),
+            "persona_sim": round(persona, 3),
         }

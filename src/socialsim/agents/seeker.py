@@ -77,6 +77,21 @@ def supporter_voice(text: str, before: str | None = None) -> str | None:
     return None if verdict is None else verdict.reason
 
 
+def voice_judgement(text: str, before: str | None = None) -> tuple[str | None, float]:
+    """The role check's verdict on a seeker line (as `supporter_voice`: ``rule:<name>``, ``voice:<score>`` or
+    None) together with its learned supporter-voice score (0..1), which ranks failed attempts."""
+    from socialsim.recognize.voice import default_voice
+
+    voice = default_voice()
+    score = voice.scores([text], [before])[0]
+    rule = voice.rules.first(text)  # the same order of judgement as VoiceRecognizer.check_many
+    if rule is not None:
+        return f"rule:{rule}", score
+    if score >= voice.threshold:
+        return f"voice:{score:.2f}", score
+    return None, score
+
+
 _WORD = re.compile(r"[a-z]{4,}")
 _STOP = frozenset(
     "that this with have have been just about what when your they them their there then than from "
@@ -91,9 +106,12 @@ def content_words(text: str) -> set[str]:
 
 
 def allowed_words(persona: Persona, layer: int) -> set[str]:
-    """The content words the persona may use by ``layer``: its situation and the layers opened so far."""
-    allowed = persona.situation + " " + " ".join(persona.disclosure.layer(i) for i in range(layer + 1))
-    return content_words(allowed)
+    """The content words of the persona's story the off-topic check accepts by ``layer``: its occupation, life
+    stage and situation (the topic, also before the situation is opened: saying too much is the leak check's
+    business, not this one's), and every field of the layers opened so far (`layer_fields`)."""
+    parts = [persona.occupation, persona.life_stage or "", persona.situation]
+    parts += [text for i in range(layer + 1) for _, text in layer_fields(persona, i)]
+    return content_words(" ".join(parts))
 
 
 def off_topic(text: str, persona: Persona, layer: int, allowed: set[str] | None = None) -> bool:
@@ -117,6 +135,212 @@ def narrates(text: str, persona: Persona) -> bool:
 
 def says_goodbye(text: str) -> bool:
     return bool(_GOODBYE.search(text))
+
+
+# -- the persona in the seeker's prompts ------------------------------------------------------------------
+
+VOICE_FIELDS: tuple[str, ...] = (
+    "name", "age", "gender", "occupation", "life_stage", "locale", "personality", "talk_style",
+    "emotion_type", "initial_intensity", "experience_type",
+)  # fmt: skip
+"""Persona fields that shape how the seeker speaks: in the system prompt of every turn (`voice_lines`)."""
+LAYER_FIELDS: dict[int, tuple[str, ...]] = {
+    0: ("disclosure.surface",),
+    1: ("situation", "disclosure.context", "coping_tried"),
+    2: ("disclosure.core", "support_preferences", "risk"),
+}
+"""Persona fields the seeker may talk about from each disclosure layer on (`layer_fields`), shown in its turn
+prompt as background notes once their layer is open, never before; the leak check covers them layer by layer."""
+UNUSED_PERSONA_FIELDS: dict[str, str] = {
+    "id": "an identifier for files and runs, not part of the person",
+    "problem_type": "a category label for sampling and reports; the layers say in the persona's own words what "
+    "the problem is (the label in a prompt invites 'I have ongoing depression')",
+    "topic": "the source's own topic label, kept for provenance",
+    "subtopic": "the source's own subtopic label(s), kept for provenance",
+}
+"""Persona fields no seeker prompt shows, and why (`tests/test_seeker_persona.py` holds every field to one of
+`VOICE_FIELDS`, `LAYER_FIELDS` or this)."""
+
+_TRAITS: dict[str, dict[str, str]] = {
+    "openness": {"low": "prefers the familiar, wary of new ideas", "high": "curious, open to new ideas"},
+    "conscientiousness": {"low": "easygoing about plans and duties", "high": "dutiful, hard on themself"},
+    "extraversion": {"low": "reserved, slow to open up", "high": "outgoing and talkative"},
+    "agreeableness": {"low": "blunt, can be prickly", "high": "warm, does not want to be a bother"},
+    "neuroticism": {"low": "usually calm and steady", "high": "worries a lot, easily upset"},
+}
+_INTENSITY = {1: "mild", 2: "noticeable", 3: "strong", 4: "very strong", 5: "overwhelming"}
+_LANG_TAG = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+RISK_NOTES: dict[str, str] = {
+    "passive_death_thoughts": "sometimes has passive thoughts of death (wishing not to wake up, thinking others "
+    "would be better off without them), no plan",
+}
+"""What a persona's ``risk`` tells the seeker at the core layer (``none``: nothing)."""
+
+
+def personality_words(p: Persona) -> str:
+    """The persona's Big Five levels as plain words (medium levels say nothing); '' without any."""
+    if p.personality is None:
+        return ""
+    return "; ".join(_TRAITS[k][v.value] for k, v in p.personality if v.value in _TRAITS[k])
+
+
+def voice_lines(p: Persona) -> list[str]:
+    """Who the persona is, as short background lines for the system prompt (`VOICE_FIELDS`)."""
+    who = f"{p.age} years old" + (f", {p.gender}" if p.gender != "unknown" else "")
+    if p.occupation != "unknown":
+        who += f", occupation: {p.occupation}"
+    lines = [who]
+    if p.life_stage:
+        lines.append(f"life stage: {p.life_stage}")
+    if p.locale:
+        parts = [x.strip() for x in p.locale.split(",") if x.strip()]
+        if len(parts) > 1 and _LANG_TAG.match(parts[0]):
+            lines.append(f"lives in {', '.join(parts[1:])} ({parts[0]})")
+        else:
+            lines.append(f"locale: {p.locale}")
+    traits = personality_words(p)
+    if traits:
+        lines.append(f"personality: {traits}")
+    if p.talk_style:
+        lines.append(f"way of talking: {p.talk_style}")
+    lines.append(
+        f"main feeling: {p.emotion_type.value}, {_INTENSITY[p.initial_intensity]} ({p.initial_intensity} of 5)"
+    )
+    lines.append(
+        "it is happening now"
+        if p.experience_type == "current"
+        else "it happened a while ago, but it still weighs on them"
+    )
+    return lines
+
+
+def layer_fields(p: Persona, layer: int) -> list[tuple[str, str]]:
+    """(field, text) of the persona fields that open at ``layer`` (`LAYER_FIELDS`), empty ones left out; a list
+    field gives one text (its items joined by '; ')."""
+    out: list[tuple[str, str]] = []
+    for name in LAYER_FIELDS[layer]:
+        if name.startswith("disclosure."):
+            text = getattr(p.disclosure, name.split(".", 1)[1])
+        elif name == "risk":
+            text = RISK_NOTES.get(p.risk, "")
+        else:
+            value = getattr(p, name)
+            text = "; ".join(value) if isinstance(value, list) else value
+        if text:
+            out.append((name, text))
+    return out
+
+
+_FACT_LABELS = {
+    "disclosure.surface": "how it feels on the surface",
+    "situation": "what has been happening",
+    "disclosure.context": "more of the story",
+    "coping_tried": "what {name} has already tried",
+    "disclosure.core": "what worries {name} most, underneath",
+    "support_preferences": "what {name} hopes for from this chat",
+    "risk": "also, at the worst moments, {name}",
+}
+
+
+def known_facts(p: Persona, layer: int) -> list[tuple[str, str]]:
+    """(label, text) of every persona field opened by ``layer``, for the turn prompt's background notes."""
+    first = p.name.split()[0]
+    return [
+        (_FACT_LABELS[name].format(name=first), text) for i in range(layer + 1) for name, text in layer_fields(p, i)
+    ]
+
+
+def card_texts(p: Persona) -> list[tuple[str, str]]:
+    """(field, text) of every persona field the seeker could copy word for word: each layer's fields, one
+    item at a time for lists."""
+    out: list[tuple[str, str]] = []
+    for layer in LAYER_FIELDS:
+        for name, text in layer_fields(p, layer):
+            value = getattr(p, name, None)
+            items = value if isinstance(value, list) else [text]
+            out.extend((name, item) for item in items)
+    return out
+
+
+# -- repeats and recitations ----------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+RECITE_RUN = 8
+"""Words in a row shared with a card field that make a seeker line a recitation of the card."""
+RECITE_SHORT = 5
+"""A shorter line is a recitation when it is at least this many words, all but one copied in a row."""
+REPEAT_RATIO = 0.85
+"""Similarity (difflib ratio of the normalized texts) at which a seeker line repeats an earlier one."""
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words of ``text`` (apostrophes kept, curly ones straightened), punctuation dropped."""
+    return _TOKEN.findall(text.lower().replace("\u2019", "'"))
+
+
+def longest_run(a: list[str], b: list[str]) -> int:
+    """The length of the longest run of words ``a`` and ``b`` share in a row."""
+    best, prev = 0, [0] * (len(b) + 1)
+    for x in a:
+        cur = [0] * (len(b) + 1)
+        for j, y in enumerate(b, 1):
+            if x == y:
+                cur[j] = prev[j - 1] + 1
+                best = max(best, cur[j])
+        prev = cur
+    return best
+
+
+def recites(text: str, persona: Persona) -> tuple[str, int] | None:
+    """(field, words copied in a row) when a seeker line copies the persona card: a run of `RECITE_RUN` words
+    of one field, or a line of `RECITE_SHORT` words or more copied whole but for one word; else None."""
+    line = words(text)
+    if len(line) < RECITE_SHORT:
+        return None
+    best: tuple[str, int] | None = None
+    for name, field_text in card_texts(persona):
+        n = longest_run(line, words(field_text))
+        if (n >= RECITE_RUN or (n >= RECITE_SHORT and n >= len(line) - 1)) and (best is None or n > best[1]):
+            best = (name, n)
+    return best
+
+
+def repeats(text: str, earlier: list[str]) -> float | None:
+    """How closely a seeker line repeats the closest of its ``earlier`` lines, when it does: 1.0 for the same
+    words, or a line of 4 words or more said whole inside the other; else the difflib ratio of the normalized
+    texts when it is at least `REPEAT_RATIO`. None: no repeat."""
+    from difflib import SequenceMatcher
+
+    mine = " ".join(words(text))
+    if not mine:
+        return None
+    best: float | None = None
+    for other in earlier:
+        theirs = " ".join(words(other))
+        if not theirs:
+            continue
+        short, long_ = sorted((mine, theirs), key=len)
+        if mine == theirs or (len(short.split()) >= 4 and f" {short} " in f" {long_} "):
+            r = 1.0
+        else:
+            r = SequenceMatcher(None, mine, theirs, autojunk=False).ratio()
+            if r < REPEAT_RATIO:
+                continue
+        best = r if best is None else max(best, r)
+    return best
+
+
+FALLBACK_LINE = "Sorry, I'm not sure how to put it."
+"""The seeker's line when every attempt came back empty (``role_fallback``); never the persona card's text."""
+
+
+def least_supporter_like(rejected: list[Rejection]) -> Rejection | None:
+    """The attempt to keep when every one failed: the one the role check found least supporter-like (those it
+    rejected last, then by the lowest voice score); None when every attempt was empty."""
+    usable = [r for r in rejected if r.check != "empty"]
+    if not usable:
+        return None
+    return min(usable, key=lambda r: (r.check == "role", 1.0 if r.voice_score is None else r.voice_score))
 
 
 class Seeker:
@@ -146,8 +370,10 @@ class Seeker:
         self._allowed: dict[int, set[str]] = {}  # layer -> allowed_words (the persona does not change)
 
     def system_prompt(self) -> str:
-        if self._system is None:  # the persona's system prompt is the same on every turn
-            self._system = self.prompts.render("seeker_system.j2", p=self.persona)
+        """Who the persona is and how it talks (`voice_lines`), and the rules of the role: the same on every
+        turn (llama.cpp reuses it as the prompt's prefix)."""
+        if self._system is None:
+            self._system = self.prompts.render("seeker_system.j2", p=self.persona, voice=voice_lines(self.persona))
         return self._system
 
     def _allowed_at(self, layer: int) -> set[str]:
@@ -179,11 +405,10 @@ class Seeker:
             return None, e.completions
         return a, list(completions)
 
-    def messages(
-        self, history: list[Turn], layer: int, goodbye: bool, dismissed: bool = False
-    ) -> list[dict[str, str]]:
-        """A system prompt with the persona, then one user message with the transcript and what
-        the seeker may say now (only the layers opened so far are ever shown)."""
+    def messages(self, history: list[Turn], layer: int, goodbye: bool, dismissed: bool = False) -> list[dict[str, str]]:
+        """The system prompt (`system_prompt`), then one user message with the transcript, the persona fields
+        opened by ``layer`` as background notes (`known_facts`: never a field of a layer still closed, never
+        a line to say) and what the seeker does now."""
         p = self.persona
         user = self.prompts.render(
             "seeker_turn.j2",
@@ -192,6 +417,7 @@ class Seeker:
             layer=layer,
             goodbye="dismissed" if dismissed else goodbye,
             allowed=p.disclosure.layer(layer),
+            facts=known_facts(p, layer),
             opening=self.prompts.render("seeker_opening.txt"),
             layers=DISCLOSURE_LAYERS,
         )
@@ -201,40 +427,67 @@ class Seeker:
         ]
 
     def fallback(self, layer: int, goodbye: bool, dismissed: bool = False) -> str:
+        """The fixed line of a turn whose every attempt came back empty (never the persona card's text)."""
         if dismissed:
             return "I don't think this is helping me right now. I'll leave it here, bye."
         if goodbye:
             return "Thank you, talking this through really helped. Goodbye for now."
-        return self.persona.disclosure.layer(layer)
+        return FALLBACK_LINE
+
+    def judge(
+        self,
+        candidate: str,
+        before: str | None,
+        layer: int,
+        goodbye: bool,
+        earlier: list[str] | None = None,
+    ) -> tuple[tuple[RejectionCheck, str] | None, float | None]:
+        """Why a candidate seeker line is rejected, as (check, reason), else None; and its voice score (None
+        when empty). In order: empty, the role check (the rule or score that judged it supporter-like), a
+        repeat of one of the ``earlier`` seeker lines, narration about the persona, off-topic, a recitation of
+        the persona card. The leak check (`FidelityCheck`, when on) runs after these in `speak`."""
+        if len(candidate) < 2:
+            return ("empty", "empty"), None
+        voice, score = voice_judgement(candidate, before)
+        score = round(score, 4)
+        if voice is not None:
+            return ("role", voice), score
+        again = repeats(candidate, earlier or [])
+        if again is not None:
+            return ("repeat", f"repeat:{again:.2f}"), score
+        if narrates(candidate, self.persona):
+            return ("narrates", "names the persona"), score
+        if not goodbye and off_topic(candidate, self.persona, layer, self._allowed_at(layer)):
+            return ("off_topic", "no content word of the persona's story"), score
+        copied = recites(candidate, self.persona)
+        if copied is not None:
+            return ("recites", f"card:{copied[0]}:{copied[1]}"), score
+        return None, score
 
     def rejection(
-        self, candidate: str, before: str | None, layer: int, goodbye: bool
+        self, candidate: str, before: str | None, layer: int, goodbye: bool, earlier: list[str] | None = None
     ) -> tuple[RejectionCheck, str] | None:
-        """Why a candidate seeker line is rejected, as (check, reason), else None: the role check (the
-        rule or score that judged it supporter-like), narration about the persona, or off-topic."""
-        if len(candidate) < 2:
-            return "empty", "empty"
-        voice = supporter_voice(candidate, before)
-        if voice is not None:
-            return "role", voice
-        if narrates(candidate, self.persona):
-            return "narrates", "names the persona"
-        if not goodbye and off_topic(candidate, self.persona, layer, self._allowed_at(layer)):
-            return "off_topic", "no content word of the persona's story"
-        return None
+        """Why a candidate seeker line is rejected, as (check, reason), else None (`judge` without the score)."""
+        return self.judge(candidate, before, layer, goodbye, earlier)[0]
 
     async def speak(
         self, history: list[Turn], *, layer: int, goodbye: bool, turn_index: int, dismissed: bool = False
     ) -> Turn:
-        """The seeker's next line; ``goodbye`` (with ``dismissed``: leaving because it feels dismissed)."""
+        """The seeker's next line; ``goodbye`` (with ``dismissed``: leaving because it feels dismissed).
+
+        Up to ``max_regenerations`` + 1 attempts; each one a check rejects is kept in ``Turn.rejected`` with its
+        reason and voice score. When every attempt fails, the turn keeps the least supporter-like attempt
+        (`least_supporter_like`), flagged in ``Turn.slip``; only when every attempt was empty is it a fixed line
+        (``role_fallback``). The persona card's text is never said for the model."""
         goodbye = goodbye or dismissed
         msgs = self.messages(history, layer, goodbye, dismissed)
         completions: list[Completion] = []
-        text, fallback = "", True
+        text: str | None = None
         figures: dict[str, Any] | None = None
         leaked = 0
         rejected: list[Rejection] = []
         before = next((t.text for t in reversed(history) if t.speaker == "supporter"), None)
+        earlier = [t.text for t in history if t.speaker == "seeker"]
         for attempt in range(self.max_regenerations + 1):
             req = ChatRequest.of(
                 msgs,
@@ -246,20 +499,26 @@ class Seeker:
             completions.append(c)
             candidate = clean_utterance(c.text, max_sentences=2)
             # the role check embeds the line (tens of ms of CPU): off the event loop
-            problem = await asyncio.to_thread(self.rejection, candidate, before, layer, goodbye)
+            problem, score = await asyncio.to_thread(self.judge, candidate, before, layer, goodbye, earlier)
             if problem is None and self.fidelity is not None:
                 figures = self.fidelity.check(candidate, layer, goodbye=goodbye)
                 if figures["leak"]:  # said a layer not yet opened: regenerate like a role slip
                     leaked += 1
                     problem = ("leak", f"leak:{figures['leak_sim']:.2f}")
             if problem is None:
-                text, fallback = candidate, False
+                text = candidate
                 break
-            rejected.append(Rejection(check=problem[0], reason=problem[1], text=candidate))
-        if fallback:
-            text = self.fallback(layer, goodbye, dismissed)
+            rejected.append(Rejection(check=problem[0], reason=problem[1], text=candidate, voice_score=score))
+        slip: RejectionCheck | None = None
+        fallback = False
+        if text is None:
+            kept = least_supporter_like(rejected)
+            if kept is None:
+                text, fallback = self.fallback(layer, goodbye, dismissed), True
+            else:
+                text, slip = kept.text, kept.check
             if self.fidelity is not None:
-                figures = self.fidelity.check(text, layer, goodbye=True)
+                figures = self.fidelity.check(text, layer, goodbye=goodbye or fallback)
         if figures is not None:
             figures["leak_regenerations"] = leaked
         usage, latency, calls = total_usage(completions)
@@ -268,6 +527,7 @@ class Seeker:
             text=text,
             disclosure_layer=layer,
             role_fallback=fallback,
+            slip=slip,
             rejected=rejected,
             fidelity=figures,
             usage=usage,
