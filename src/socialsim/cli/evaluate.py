@@ -352,8 +352,19 @@ def filter_cmd(
     ] = None,
     max_role_fallbacks: Annotated[
         int | None,
-        typer.Option(min=0, help="Drop dialogues with more seeker turns that fell back to the persona's words."),
+        typer.Option(
+            min=0,
+            help="Drop dialogues with more seeker turns whose line is a fixed fallback (runs made before #26: the "
+            "persona card's words).",
+        ),
     ] = None,
+    drop_seeker_slipped: Annotated[
+        bool,
+        typer.Option(
+            help="Drop dialogues whose seeker slipped (a kept slip or fallback line) on more than half of its turns: "
+            "simulate marks them quality 'seeker_slipped'."
+        ),
+    ] = False,
     strategy_agreement: Annotated[
         str | None,
         typer.Option(
@@ -422,6 +433,7 @@ def filter_cmd(
         min_strategies=min_strategies,
         min_disclosure=min_disclosure,
         max_role_fallbacks=max_role_fallbacks,
+        drop_seeker_slipped=drop_seeker_slipped,
         strategy_agreement=strategy_agreement,
         min_scores=parse_min_scores(list(min_score or [])),
     )

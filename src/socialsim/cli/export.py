@@ -39,8 +39,16 @@ def export(
     ] = False,
     valid_fraction: Annotated[float, typer.Option(help="Share of dialogues (not examples) held out.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the train/valid split.")] = 0,
+    include_flagged: Annotated[
+        bool,
+        typer.Option(
+            help="SFT: also make examples of crisis-protocol replies, replies the safety screen replaced and "
+            "replies whose history holds a seeker slip or fallback line (left out by default, and counted)."
+        ),
+    ] = False,
 ) -> None:
-    """Export a corpus for training or sharing. Failed dialogues are left out of SFT data."""
+    """Export a corpus for training or sharing. Failed dialogues are left out of SFT data, and so are (unless
+    --include-flagged) crisis-protocol replies and replies after a seeker slip or fallback line."""
     from socialsim.corpus.export import export_corpus
 
     meta = export_corpus(
@@ -51,12 +59,17 @@ def export(
         with_thought=with_thought,
         valid_fraction=valid_fraction,
         seed=seed,
+        include_flagged=include_flagged,
     )
     if meta is not None:
+        out_n = meta["left_out_examples"]
+        why = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in out_n.items() if k != "total" and v)
         console.print(
             f"SFT examples: {meta['examples']['train']} train, {meta['examples']['validation']} validation "
             f"(from {meta['dialogues']['train']} + {meta['dialogues']['validation']} dialogues; "
-            f"{meta['skipped_failed_dialogues']} failed dialogues left out)"
+            f"{meta['skipped_failed_dialogues']} failed dialogues left out; "
+            f"{out_n['total']} supporter turns left out{f': {why}' if why else ''}"
+            f"{'' if include_flagged else ' (--include-flagged keeps them)'})"
         )
     console.print(f"Wrote {', '.join(fmt)} to {out}")
 

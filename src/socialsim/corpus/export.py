@@ -24,10 +24,13 @@ def export_corpus(
     with_thought: bool = False,
     valid_fraction: float = 0.1,
     seed: int = 0,
+    include_flagged: bool = False,
 ) -> dict[str, Any] | None:
     """Write the dialogues of `source` (a run folder or a corpus file) into `out` in each of `formats`.
     Nothing is written unless every check passes: known formats, a source with dialogues, no file
-    of this export already in `out`. Returns the SFT export's summary (None without an SFT format)."""
+    of this export already in `out`. Returns the SFT export's summary (None without an SFT format); its
+    ``left_out_examples`` counts the supporter turns that made no example (crisis-protocol replies, replies the
+    safety screen replaced, replies after a seeker slip or fallback line), which ``include_flagged`` keeps."""
     from socialsim.corpus.esconv import write_esconv
     from socialsim.corpus.sft import export_sft
     from socialsim.corpus.ssconv import write_ssconv
@@ -57,6 +60,7 @@ def export_corpus(
             seed=seed,
             formats=sft_formats,
             source=describe_source(source),
+            include_flagged=include_flagged,
         )
     out.mkdir(parents=True, exist_ok=True)
     writers = {"jsonl": write_jsonl, "esconv": write_esconv, "ssconv": write_ssconv}

@@ -18,6 +18,13 @@ target (tagged history with tagged targets, plain with plain), and the plain cha
 (`socialsim.agents.plain`) renders its own earlier replies the same way at inference, so the model
 sees one format in training and in use.
 
+**What is left out.** By default no example targets a reply the model did not write or a reply to a seeker
+line that is not a real seeker line: a crisis-protocol reply (``risk_reason`` 'protocol:…', the fixed protocol
+text) or a reply the safety screen replaced ('output_screen:…') is never a target, and no example's history
+holds a seeker slip or fixed fallback line (`Turn.slip`, `Turn.role_fallback`: a supporter reply to them is not
+learned either). `export_sft` counts what it left out, by reason (`LEFT_OUT_REASONS`); ``include_flagged``
+keeps them all.
+
 Splits are by dialogue (no dialogue leaks across them) and named as on the Hugging Face Hub:
 ``train`` and ``validation``.
 """
@@ -38,6 +45,22 @@ from socialsim.schema import Dialogue
 #: The split names, as on the Hugging Face Hub.
 SPLITS = ("train", "validation")
 
+LEFT_OUT_REASONS = ("protocol", "output_screen", "after_seeker_slip")
+"""Why a supporter turn makes no example by default (`left_out_reason`): the fixed crisis-protocol reply, a reply
+the safety screen replaced, or a reply whose history holds a seeker slip or fixed fallback line."""
+
+
+def left_out_reason(d: Dialogue, i: int) -> str | None:
+    """Why supporter turn ``i`` of ``d`` makes no example unless asked (one of `LEFT_OUT_REASONS`), or None."""
+    reason = d.turns[i].risk_reason or ""
+    if reason.startswith("protocol:"):
+        return "protocol"
+    if reason.startswith("output_screen:"):
+        return "output_screen"
+    if any(t.speaker == "seeker" and (t.slip is not None or t.role_fallback) for t in d.turns[:i]):
+        return "after_seeker_slip"
+    return None
+
 
 def sft_examples(
     d: Dialogue,
@@ -45,13 +68,21 @@ def sft_examples(
     with_strategy: bool = True,
     with_thought: bool = False,
     system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+    include_flagged: bool = False,
+    left_out: dict[str, int] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Prompt–completion examples (``{"prompt", "completion", "dialogue_id", "turn", "strategy"}``),
-    one per supporter turn that follows at least one seeker turn."""
+    one per supporter turn that follows at least one seeker turn, except the turns `left_out_reason` names
+    (unless ``include_flagged``); those are counted by reason into ``left_out``."""
     if d.status != "ok":
         return
     for i, t in enumerate(d.turns):
         if t.speaker != "supporter" or not any(x.speaker == "seeker" for x in d.turns[:i]):
+            continue
+        why = None if include_flagged else left_out_reason(d, i)
+        if why is not None:
+            if left_out is not None:
+                left_out[why] = left_out.get(why, 0) + 1
             continue
         history = chat_history(d.turns[:i], with_strategy=with_strategy, with_thought=with_thought)
         target = chat_history([t], with_strategy=with_strategy, with_thought=with_thought)
@@ -80,12 +111,16 @@ def export_sft(
     formats: tuple[str, ...] = ("sft",),
     system_prompt: str = DEFAULT_SYSTEM_PROMPT,
     source: dict[str, Any] | None = None,
+    include_flagged: bool = False,
 ) -> dict[str, Any]:
     """Write ``train.jsonl``/``validation.jsonl`` into `out`; with ``parquet`` also
     ``train.parquet``/``validation.parquet``; with ``hf`` the Hugging Face Hub layout
     (``data/<split>-00000-of-00001.parquet`` and a ``README.md`` dataset card, see
     `socialsim.corpus.hf_card`), loadable with ``datasets.load_dataset(out)``. `source` describes
     where the dialogues came from (run config, persona bank), for the card.
+
+    Crisis-protocol replies, replies the safety screen replaced and replies after a seeker slip or fallback line
+    make no example unless ``include_flagged`` (the returned ``left_out_examples`` counts them by reason).
 
     Returns counts. Refuses to write into a folder that already holds an export.
     """
@@ -98,6 +133,7 @@ def export_sft(
     splits: dict[str, list[dict[str, Any]]] = {k: [] for k in SPLITS}
     n_dialogues = dict.fromkeys(SPLITS, 0)
     skipped = 0
+    left_out = dict.fromkeys(LEFT_OUT_REASONS, 0)
     for d in dialogues:
         if d.status != "ok":
             skipped += 1
@@ -106,7 +142,14 @@ def export_sft(
         split = "validation" if in_valid(d.id, valid_fraction, seed) else "train"
         n_dialogues[split] += 1
         splits[split].extend(
-            sft_examples(d, with_strategy=with_strategy, with_thought=with_thought, system_prompt=system_prompt)
+            sft_examples(
+                d,
+                with_strategy=with_strategy,
+                with_thought=with_thought,
+                system_prompt=system_prompt,
+                include_flagged=include_flagged,
+                left_out=left_out,
+            )
         )
     if not splits["train"]:
         raise UserError("no training examples: the corpus has no ok dialogue with a supporter turn")
@@ -124,6 +167,8 @@ def export_sft(
         "examples": {k: len(v) for k, v in splits.items()},
         "dialogues": n_dialogues,
         "skipped_failed_dialogues": skipped,
+        "left_out_examples": {**left_out, "total": sum(left_out.values())},
+        "include_flagged": include_flagged,
         "with_strategy": with_strategy,
         "with_thought": with_thought,
         "history_prefix": "same as targets",

@@ -7,7 +7,10 @@ Thresholds (all optional, all must pass):
 - ``min_strategies``: distinct ESConv strategies among the supporter turns;
 - ``min_disclosure``: deepest layer the seeker reached (0 surface, 1 context, 2 core), for dialogues
   that record it (a dialogue without disclosure layers fails this check);
-- ``max_role_fallbacks``: seeker turns that fell back to the persona's own words;
+- ``max_role_fallbacks``: seeker turns whose line is a fixed fallback (`Turn.role_fallback`; in runs made before
+  #26, the persona card's own words);
+- ``drop_seeker_slipped``: drop dialogues whose seeker slipped on more than half of its turns
+  (`Dialogue.seeker_slipped`: kept slips and fallback lines, read from the turns, so older runs are judged too);
 - ``strategy_agreement``: ``dialogues`` drops a dialogue with any supporter turn whose realized strategy
   differs from the declared one, or with none labelled; ``turns`` keeps the dialogue but removes those
   supporter turns (their seeker neighbours stay, as consecutive turns). The realized strategy is what the
@@ -69,6 +72,7 @@ class Thresholds:
     min_strategies: int | None = None
     min_disclosure: int | None = None
     max_role_fallbacks: int | None = None
+    drop_seeker_slipped: bool = False
     strategy_agreement: str | None = None
     """None, "turns" or "dialogues" (see the module docstring)."""
     min_scores: dict[str, float] = field(default_factory=dict)
@@ -138,6 +142,9 @@ def reject_reasons(d: Dialogue, th: Thresholds, judgement: dict[str, Any] | None
         n = sum(1 for t in d.turns if t.role_fallback)
         if n > th.max_role_fallbacks:
             reasons.append(f"{n} role fallbacks > --max-role-fallbacks {th.max_role_fallbacks}")
+    if th.drop_seeker_slipped and d.seeker_slipped:
+        n = sum(1 for t in d.turns if t.speaker == "seeker")
+        reasons.append(f"seeker slipped on {d.seeker_slips} of {n} turns (--drop-seeker-slipped)")
     if th.strategy_agreement == "dialogues":
         labelled = [t for t in support if t.realized_strategy is not None and t.strategy is not None]
         if not any(t.realized_strategy is not None for t in support):
@@ -180,7 +187,7 @@ class FilterResult:
 
 def _kind(reason: str) -> str:
     for word in ("--min-turns", "--max-turns", "--min-strategies", "--min-disclosure", "--max-role-fallbacks",
-                 "--strategy-agreement"):
+                 "--drop-seeker-slipped", "--strategy-agreement"):
         if word in reason:
             return word
     if reason.startswith("judge "):

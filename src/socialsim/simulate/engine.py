@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from socialsim.agents.common import derive_seed
 from socialsim.agents.prompts import Prompts
@@ -21,7 +21,16 @@ from socialsim.llm.factory import build_llm
 from socialsim.llm.scheduling import enter_dialogue
 from socialsim.personas.bank import default_bank_path, load_personas, sample_personas
 from socialsim.provenance import backend_environment
-from socialsim.schema import LABEL_FAILURES, Dialogue, ExecutionConfig, Persona, SimulationConfig, Turn
+from socialsim.schema import (
+    LABEL_FAILURES,
+    ROLE_SLIP_CHECKS,
+    Dialogue,
+    ExecutionConfig,
+    Persona,
+    RejectionCheck,
+    SimulationConfig,
+    Turn,
+)
 from socialsim.simulate.dialogue import DialogueConfig, DialogueEvents, default_safety, simulate_dialogue
 from socialsim.simulate.store import RunStore
 
@@ -157,15 +166,47 @@ class RunResult:
 ProgressHook = Callable[[Live, LLM], None]
 
 
+REJECTION_CHECKS: tuple[RejectionCheck, ...] = get_args(RejectionCheck)
+
+
+def role_slipped(t: Turn) -> bool:
+    """A seeker turn on which the model slipped out of its role at least once: an attempt the role check or
+    the repeat check rejected (also when a regeneration then passed), or a kept line that failed one."""
+    return t.slip in ROLE_SLIP_CHECKS or any(r.check in ROLE_SLIP_CHECKS for r in t.rejected)
+
+
+def card_verbatim(t: Turn, persona: Persona | None) -> bool:
+    """A seeker line that copies the persona card (`socialsim.agents.seeker.recites`); False without a persona."""
+    from socialsim.agents.seeker import recites
+
+    return persona is not None and t.speaker == "seeker" and recites(t.text, persona) is not None
+
+
+def mark_quality(d: Dialogue) -> Dialogue:
+    """Set ``d.quality``: 'seeker_slipped' when the seeker slipped on more than half of its turns
+    (`Dialogue.seeker_slipped`), else 'ok'. The run engine marks every dialogue before committing it."""
+    d.quality = "seeker_slipped" if d.seeker_slipped else "ok"
+    return d
+
+
 def turn_quality(d: Dialogue) -> dict[str, int]:
-    """Counts the run summary adds up: seeker role fallbacks, supporter replies regenerated for leaking
-    prompt text, thoughts (how many validated on the first call), and turns per label that failed
-    (``label_failures_<kind>``, `LABEL_FAILURES`)."""
+    """Counts the run summary adds up: seeker role slips (`role_slipped`), kept slips (``slips_kept``: every
+    attempt failed, the least supporter-like one kept; ``role_slips_kept``: of them, those that failed the role
+    or repeat check), fixed fallback lines (``role_fallbacks``), seeker lines copying the persona card
+    (``card_verbatim_lines``), dialogues whose seeker slipped on most turns, rejected seeker attempts per check
+    (``seeker_rejected_<check>``), supporter replies regenerated for leaking prompt text, thoughts (how many
+    validated on the first call), and turns per label that failed (``label_failures_<kind>``, `LABEL_FAILURES`)."""
     sup = [t for t in d.turns if t.speaker == "supporter" and t.thought_attempts is not None]
     labelled = [t for t in d.turns if t.realized_strategy is not None and t.strategy is not None]
     seeker = [t for t in d.turns if t.speaker == "seeker"]
     return {
         "role_fallbacks": sum(1 for t in d.turns if t.role_fallback),
+        "role_slips": sum(1 for t in seeker if role_slipped(t)),
+        "slips_kept": sum(1 for t in seeker if t.slip is not None),
+        "role_slips_kept": sum(1 for t in seeker if t.slip in ROLE_SLIP_CHECKS),
+        "card_verbatim_lines": sum(1 for t in seeker if card_verbatim(t, d.persona)),
+        "dialogues_seeker_slipped": int(d.seeker_slipped),
+        **{f"seeker_rejected_{c}": sum(r.check == c for t in seeker for r in t.rejected) for c in REJECTION_CHECKS},
         "supporter_leaks": sum(t.leaks for t in d.turns),
         "thoughts": len(sup),
         "thoughts_first_try": sum(1 for t in sup if t.thought_attempts == 1),
@@ -187,6 +228,12 @@ def _leaked(t: Turn) -> bool:
 
 QUALITY_KEYS = (
     "role_fallbacks",
+    "role_slips",
+    "slips_kept",
+    "role_slips_kept",
+    "card_verbatim_lines",
+    "dialogues_seeker_slipped",
+    *(f"seeker_rejected_{c}" for c in REJECTION_CHECKS),
     "supporter_leaks",
     "thoughts",
     "thoughts_first_try",
@@ -264,7 +311,7 @@ async def _run_pending(
             finally:
                 live.in_flight -= 1
             giveups = 0
-            store.commit(idx, d)
+            store.commit(idx, mark_quality(d))
             live.turns += len(d.turns)
             for k, v in turn_quality(d).items():
                 live.quality[k] = live.quality.get(k, 0) + v
@@ -384,7 +431,9 @@ def write_summary(
 ) -> dict[str, Any]:
     """Store the sessions and the run's summary (also as ``summary.json``): dialogue counts from the
     store, usage summed over every session, and ``label_failures``: turns per label kind that could not be
-    made (`LABEL_FAILURES`, zeros included)."""
+    made (`LABEL_FAILURES`, zeros included); ``seeker_rejections``: rejected seeker attempts per check
+    (`REJECTION_CHECKS`, zeros included); the seeker's role slips, kept slips, fixed fallback lines and lines
+    copying the persona card, with their rates per seeker turn (`turn_quality`)."""
     import json
 
     from socialsim.io import atomic_write_text
@@ -408,12 +457,20 @@ def write_summary(
         **total,
     }
     summary["label_failures"] = {k: summary.pop(f"label_failures_{k}", 0) for k in LABEL_FAILURES}
+    summary["seeker_rejections"] = {c: summary.pop(f"seeker_rejected_{c}", 0) for c in REJECTION_CHECKS}
     if summary.get("thoughts"):
         summary["thoughts_first_try_rate"] = round(summary["thoughts_first_try"] / summary["thoughts"], 4)
     if summary.get("realized_labelled"):
         summary["strategy_agreement"] = round(summary["realized_agree"] / summary["realized_labelled"], 4)
     if summary.get("seeker_turns"):
-        rates = {"seeker_leaks": "leak_rate", "seeker_drift": "drift_rate", "role_fallbacks": "role_fallback_rate"}
+        rates = {
+            "seeker_leaks": "leak_rate",
+            "seeker_drift": "drift_rate",
+            "role_fallbacks": "role_fallback_rate",
+            "role_slips": "role_slip_rate",
+            "slips_kept": "slips_kept_rate",
+            "card_verbatim_lines": "card_verbatim_rate",
+        }
         for k, name in rates.items():
             summary[name] = round(summary.get(k, 0) / summary["seeker_turns"], 4)
     store.set_meta("summary", summary)

@@ -1,0 +1,238 @@
+"""A role slip is kept, not replaced by the card (#26 item 3): the real role check judges scripted seeker attempts
+(the double only injects model outputs); every rejected attempt is stored with its reason and voice score; when all
+fail, the least supporter-like attempt is kept and flagged; a repeat of an earlier seeker line is a slip; the run
+summary counts slips, kept slips and card lines; a mostly-slipped dialogue is marked and `filter` drops it; the SFT
+export leaves crisis-protocol replies and replies after a slip out, says how many, and includes them on request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from conftest import run_cli
+from socialsim.agents.prompts import Prompts
+from socialsim.agents.seeker import FALLBACK_LINE, Seeker, least_supporter_like, supporter_voice, voice_judgement
+from socialsim.corpus.sft import export_sft, sft_examples
+from socialsim.evaluate.filter import Thresholds, reject_reasons
+from socialsim.personas.bank import default_bank_path, load_personas
+from socialsim.schema import Dialogue, Rejection, Strategy, Turn, read_dialogues, write_jsonl
+from socialsim.simulate.engine import mark_quality, turn_quality
+
+MEGAN = load_personas(default_bank_path())[0]
+SUPPORTER = "Hi, I am here to listen. What is on your mind today?"
+SYMPATHY = "I'm so sorry to hear that you're going through this."
+REFLECTION = "It sounds like you are under a lot of pressure, and your feelings are valid."
+OFFER = "How can I help you feel better today?"
+
+
+class _Scripted:
+    """Injects fixed seeker outputs (a fault-injection double: every check under test is the real one)."""
+
+    def __init__(self, outputs: list[str]) -> None:
+        self.outputs = list(outputs)
+
+    async def complete(self, req):
+        from socialsim.llm.base import Completion
+
+        return Completion(text=self.outputs.pop(0))
+
+
+def speak(outputs: list[str], history: list[Turn] | None = None, layer: int = 0, goodbye: bool = False) -> Turn:
+    seeker = Seeker(_Scripted(outputs), MEGAN, Prompts(), seed=1)
+    hist = history or [Turn(speaker="supporter", text=SUPPORTER)]
+    return asyncio.run(seeker.speak(hist, layer=layer, goodbye=goodbye, turn_index=len(hist)))
+
+
+def test_voice_judgement_agrees_with_the_role_check():
+    for line in (SYMPATHY, REFLECTION, OFFER, "I've just been feeling kind of flat at work lately.", "Thanks, bye!"):
+        reason, score = voice_judgement(line, SUPPORTER)
+        assert reason == supporter_voice(line, SUPPORTER) and 0 <= score <= 1, line
+
+
+def test_every_attempt_failing_keeps_the_least_supporter_like_one_not_the_card():
+    turn = speak([SYMPATHY, REFLECTION, OFFER])
+    assert turn.slip == "role" and not turn.role_fallback
+    assert [r.check for r in turn.rejected] == ["role", "role", "role"]
+    assert all(r.reason.startswith(("rule:", "voice:")) and r.voice_score is not None for r in turn.rejected)
+    kept = min(turn.rejected, key=lambda r: r.voice_score)
+    assert turn.text == kept.text
+    assert turn.text not in (MEGAN.disclosure.surface, MEGAN.situation)
+
+
+def test_a_line_that_passes_the_role_check_is_kept_before_a_supporter_like_one():
+    # the repeat has a low voice score and is kept over the sympathy line, flagged as a repeat
+    said = "I guess work at the clinic has been wearing me down."
+    history = [Turn(speaker="supporter", text=SUPPORTER), Turn(speaker="seeker", text=said),
+               Turn(speaker="supporter", text="Tell me more about that?")]  # fmt: skip
+    turn = speak([SYMPATHY, said, said + "!"], history=history)
+    assert [r.check for r in turn.rejected] == ["role", "repeat", "repeat"]
+    assert turn.slip == "repeat" and turn.text.startswith("I guess work")
+    assert turn.rejected[1].reason == "repeat:1.00"
+
+
+def test_a_repeat_is_regenerated():
+    said = "I guess work at the clinic has been wearing me down."
+    history = [Turn(speaker="supporter", text=SUPPORTER), Turn(speaker="seeker", text=said),
+               Turn(speaker="supporter", text="Tell me more about that?")]  # fmt: skip
+    fresh = "I just don't enjoy the dogs anymore, and I used to love them."
+    turn = speak([said, fresh], history=history)
+    assert turn.text == fresh and turn.slip is None and [r.check for r in turn.rejected] == ["repeat"]
+
+
+def test_reciting_the_card_is_rejected_and_regenerated():
+    fresh = "I stopped going to my pottery class a while ago, it felt like too much."
+    turn = speak([MEGAN.disclosure.context, fresh], layer=1)
+    assert turn.text == fresh
+    assert [r.check for r in turn.rejected] == ["recites"]
+    assert turn.rejected[0].reason.startswith("card:disclosure.context:")
+
+
+def test_only_empty_attempts_give_the_fixed_line_never_the_card():
+    turn = speak(["", " ", '""'])
+    assert turn.role_fallback and turn.slip is None and turn.text == FALLBACK_LINE
+    assert [r.check for r in turn.rejected] == ["empty"] * 3
+    bye = speak(["", "", ""], goodbye=True)
+    assert bye.role_fallback and "bye" in bye.text.lower()
+
+
+def test_least_supporter_like_ranks_role_hits_last():
+    rs = [
+        Rejection(check="role", reason="rule:offer", text="a", voice_score=0.1),
+        Rejection(check="off_topic", reason="x", text="b", voice_score=0.4),
+        Rejection(check="repeat", reason="repeat:1.00", text="c", voice_score=0.2),
+        Rejection(check="empty", reason="empty", text="", voice_score=None),
+    ]
+    assert least_supporter_like(rs).text == "c"
+    assert least_supporter_like(rs[:1]).text == "a"
+    assert least_supporter_like(rs[3:]) is None
+
+
+# -- dialogues: marking, summary counts, filter, SFT export ------------------------------------------------
+
+
+def seeker_turn(text: str, *, slip=None, fallback=False, rejected=()) -> Turn:
+    return Turn(speaker="seeker", text=text, disclosure_layer=0, slip=slip, role_fallback=fallback,
+                rejected=list(rejected))  # fmt: skip
+
+
+def supporter_turn(text: str, risk_reason: str | None = None) -> Turn:
+    return Turn(speaker="supporter", text=text, strategy=Strategy.QUESTION, risk_reason=risk_reason)
+
+
+def dialogue(i: int, seeker: list[Turn], risk: list[str | None] | None = None) -> Dialogue:
+    turns: list[Turn] = []
+    risk = risk or [None] * len(seeker)
+    for k, s in enumerate(seeker):
+        turns.append(s)
+        if k < len(seeker) - 1:
+            turns.append(supporter_turn(f"What happened next, part {k}?", risk[k]))
+    return Dialogue(id=f"d{i}", persona_id=MEGAN.id, persona=MEGAN, backend="t", model="t", seed=i, turns=turns)
+
+
+ROLE = Rejection(check="role", reason="rule:sympathy", text=SYMPATHY, voice_score=0.9)
+REPEAT = Rejection(check="repeat", reason="repeat:1.00", text="I feel flat.", voice_score=0.1)
+
+
+def slipped() -> Dialogue:
+    return dialogue(1, [
+        seeker_turn("I feel flat.", rejected=[ROLE]),
+        seeker_turn("I feel flat.", slip="repeat", rejected=[REPEAT, REPEAT, REPEAT]),
+        seeker_turn(MEGAN.disclosure.surface, slip="recites"),
+        seeker_turn(FALLBACK_LINE, fallback=True),
+    ])  # fmt: skip
+
+
+def clean() -> Dialogue:
+    return dialogue(0, [seeker_turn("I feel flat."), seeker_turn("Work is a blur.", slip="role", rejected=[ROLE]),
+                        seeker_turn("The dogs don't cheer me up anymore."), seeker_turn("Thanks, bye.")])  # fmt: skip
+
+
+def test_summary_counts_slips_kept_slips_card_lines_and_marks_the_dialogue():
+    q = turn_quality(slipped())
+    assert q["seeker_turns"] == 4
+    assert q["role_slips"] == 2  # a role rejection regenerated, and a kept repeat
+    assert q["slips_kept"] == 2 and q["role_slips_kept"] == 1 and q["role_fallbacks"] == 1
+    assert q["card_verbatim_lines"] == 1
+    assert q["seeker_rejected_role"] == 1 and q["seeker_rejected_repeat"] == 3
+    assert q["dialogues_seeker_slipped"] == 1
+    assert mark_quality(slipped()).quality == "seeker_slipped"
+    c = clean()
+    assert not c.seeker_slipped and mark_quality(c).quality == "ok" and turn_quality(c)["role_slips"] == 1
+
+
+def test_write_summary_reports_rates_and_rejections_per_check(tmp_path):
+    from socialsim.simulate.engine import QUALITY_KEYS, write_summary
+    from socialsim.simulate.store import RunStore
+
+    store = RunStore.__new__(RunStore)  # only what write_summary reads: meta, counts, the folder
+    meta: dict = {}
+    store.root, store.manifest = tmp_path, {}
+    store.set_meta = meta.__setitem__  # type: ignore[method-assign]
+    store.counts = lambda: {"ok": 2, "failed": 0, "turns": 14}  # type: ignore[method-assign]
+    session = dict.fromkeys(QUALITY_KEYS, 0)
+    for d in (slipped(), clean()):
+        for k, v in turn_quality(d).items():
+            session[k] += v
+    s = write_summary(store, 2, [session])
+    assert s["role_slips"] == 3 and s["role_slip_rate"] == round(3 / 8, 4)
+    assert s["slips_kept"] == 3 and s["slips_kept_rate"] == round(3 / 8, 4)
+    assert s["card_verbatim_lines"] == 1 and s["dialogues_seeker_slipped"] == 1
+    assert s["seeker_rejections"]["repeat"] == 3 and set(s["seeker_rejections"]) >= {"role", "recites", "leak"}
+    assert json.loads((tmp_path / "summary.json").read_text())["role_fallback_rate"] == round(1 / 8, 4)
+
+
+def test_filter_drops_dialogues_whose_seeker_slipped_on_most_turns():
+    th = Thresholds(drop_seeker_slipped=True)
+    assert reject_reasons(slipped(), th) == ["seeker slipped on 3 of 4 turns (--drop-seeker-slipped)"]
+    assert reject_reasons(clean(), th) == []
+    assert reject_reasons(slipped(), Thresholds()) == []
+
+
+def test_sft_leaves_out_protocol_replies_and_replies_after_a_slip_and_counts_them(tmp_path):
+    d = dialogue(0, [seeker_turn("I feel flat."), seeker_turn("I want to sleep forever."),
+                     seeker_turn("Ok. Work is a blur."), seeker_turn("Thanks, bye.")],
+                 risk=[None, "protocol:suicide", None])  # fmt: skip
+    left: dict[str, int] = {}
+    ex = list(sft_examples(d, left_out=left))
+    assert [e["turn"] for e in ex] == [1, 5] and left == {"protocol": 1}
+    assert len(list(sft_examples(d, include_flagged=True))) == 3
+    ex2 = list(sft_examples(clean(), left_out=left))
+    assert [e["turn"] for e in ex2] == [1]  # the replies after the kept role slip are not learned
+    assert left == {"protocol": 1, "after_seeker_slip": 2}
+    meta = export_sft([d, clean(), slipped()], tmp_path / "a", valid_fraction=0)
+    assert meta["left_out_examples"] == {"protocol": 1, "output_screen": 0, "after_seeker_slip": 4, "total": 5}
+    assert meta["examples"]["train"] == 4  # 2 + 1 + the reply before the first slip
+    meta = export_sft([d, clean(), slipped()], tmp_path / "b", valid_fraction=0, include_flagged=True)
+    assert meta["left_out_examples"]["total"] == 0 and meta["examples"]["train"] == 9
+    rows = [json.loads(x) for x in (tmp_path / "a" / "train.jsonl").read_text().splitlines()]
+    assert not any("crisis" in m["content"].lower() for r in rows for m in r["completion"])
+
+
+@pytest.mark.parametrize("flag", [[], ["--include-flagged"]])
+def test_export_command_says_how_many_it_left_out(tmp_path, flag):
+    src = tmp_path / "in.jsonl"
+    d = dialogue(0, [seeker_turn("I feel flat."), seeker_turn("I want to sleep forever."),
+                     seeker_turn("Thanks, bye.")], risk=[None, "protocol:suicide"])  # fmt: skip
+    write_jsonl([d, clean(), slipped()], src)
+    out = tmp_path / "sft"
+    r = run_cli("export", src, "--out", out, "--valid-fraction", "0", *flag)
+    assert r.returncode == 0, r.stderr
+    said = " ".join(r.stdout.split())
+    meta = json.loads((out / "export.json").read_text())
+    if flag:
+        assert "0 supporter turns left out" in said and meta["include_flagged"] is True
+    else:
+        assert "5 supporter turns left out: 1 protocol, 4 after seeker slip (--include-flagged keeps them)" in said
+        assert meta["left_out_examples"]["total"] == 5
+
+
+def test_filter_command_drops_slipped_dialogues(tmp_path):
+    src = tmp_path / "in.jsonl"
+    write_jsonl([mark_quality(clean()), mark_quality(slipped())], src)
+    assert [d.quality for d in read_dialogues(src)] == ["ok", "seeker_slipped"]
+    out = tmp_path / "kept.jsonl"
+    r = run_cli("filter", src, "--out", out, "--drop-seeker-slipped", "--no-cache")
+    assert r.returncode == 0, r.stderr
+    assert [d.id for d in read_dialogues(out)] == ["d0"]
