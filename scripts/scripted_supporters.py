@@ -47,12 +47,13 @@ def core_reply(d: Dialogue) -> int | None:
 async def play(
     llm: Any, personas: list[Persona], *, max_turns: int, disclosure: str, seed: int, quiet: bool
 ) -> dict[str, list[dict[str, Any]]]:
-    """Each script against each persona, one dialogue after the other; per script, one record per dialogue."""
+    """Each script against each persona, one dialogue after the other (persona by persona, so a run cut short
+    has both scripts on the same seekers); per script, one record per dialogue."""
     cfg = DialogueConfig(max_turns=max_turns, disclosure=disclosure)
-    out: dict[str, list[dict[str, Any]]] = {}
-    for name, replies in SCRIPTS.items():
-        rows = out.setdefault(name, [])
-        for k, p in enumerate(personas):
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in SCRIPTS}
+    for k, p in enumerate(personas):
+        for name, replies in SCRIPTS.items():
+            rows = out[name]
             t0 = time.monotonic()
             d = await simulate_dialogue(
                 llm, p, seed=seed + k, dialogue_id=f"{name}-{k}", config=cfg, supporter=ScriptedSupporter(replies)
