@@ -171,8 +171,8 @@ _TRAITS: dict[str, dict[str, str]] = {
 _INTENSITY = {1: "mild", 2: "noticeable", 3: "strong", 4: "very strong", 5: "overwhelming"}
 _LANG_TAG = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
 RISK_NOTES: dict[str, str] = {
-    "passive_death_thoughts": "sometimes has passive thoughts of death (wishing not to wake up, thinking others "
-    "would be better off without them), no plan",
+    "passive_death_thoughts": "passive thoughts of death at times (wishing not to wake up, thinking others would "
+    "be better off without them), no plan",
 }
 """What a persona's ``risk`` tells the seeker at the core layer (``none``: nothing)."""
 
@@ -238,7 +238,7 @@ _FACT_LABELS = {
     "coping_tried": "what {name} has already tried",
     "disclosure.core": "what worries {name} most, underneath",
     "support_preferences": "what {name} hopes for from this chat",
-    "risk": "also, at the worst moments, {name}",
+    "risk": "at {name}'s worst moments",
 }
 
 
