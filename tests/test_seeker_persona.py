@@ -175,7 +175,36 @@ def test_recitation_and_repeat_detectors():
     assert recites("Yeah.", p) is None
     said = ["We were together five years. He said his family wanted him to marry someone else."]
     assert repeats("We were together five years. He said his family wanted him to marry someone else!", said) == 1.0
-    assert repeats("we were together five years", said) == 1.0  # said whole inside an earlier line
+    assert repeats("we were together for five years", said) is None  # not said whole inside an earlier line
+    assert repeats("He said his family wanted him to marry someone else.", said) == 1.0  # said whole inside it
+    assert repeats("Yes, thank you.", ["Yes, thank you."]) is None  # short lines may come twice
     assert repeats("We were together five years, and he said his family wanted him to marry another.", said) >= 0.85
     assert repeats("I keep thinking about what I could have done differently.", said) is None
     assert repeats("ok", []) is None
+
+
+def test_real_seekers_do_not_repeat_themselves():
+    """ESConv valid's seeker turns (a speaker's consecutive utterances joined): the repeat check flags none."""
+    import json
+
+    from conftest import ESCONV_DIR
+
+    path = ESCONV_DIR / "splits" / "valid.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path}: ESConv's splits are not here")
+    flagged, n = [], 0
+    for line in path.read_text().splitlines():
+        turns: list[list[str]] = []
+        for u in json.loads(line)["dialog"]:
+            if turns and turns[-1][0] == u["speaker"]:
+                turns[-1][1] += " " + u["text"]
+            else:
+                turns.append([u["speaker"], u["text"]])
+        earlier: list[str] = []
+        for speaker, text in turns:
+            if speaker == "usr":
+                n += 1
+                if repeats(text, earlier) is not None:
+                    flagged.append(text)
+                earlier.append(text)
+    assert n > 2000 and flagged == []

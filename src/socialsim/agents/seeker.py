@@ -271,6 +271,10 @@ RECITE_SHORT = 5
 """A shorter line is a recitation when it is at least this many words, all but one copied in a row."""
 REPEAT_RATIO = 0.85
 """Similarity (difflib ratio of the normalized texts) at which a seeker line repeats an earlier one."""
+REPEAT_MIN_WORDS = 4
+"""Shorter seeker lines are never repeats."""
+REPEAT_CONTAINED = 6
+"""A line of this many words or more said whole inside another is a repeat."""
 
 
 def words(text: str) -> list[str]:
@@ -307,12 +311,14 @@ def recites(text: str, persona: Persona) -> tuple[str, int] | None:
 
 def repeats(text: str, earlier: list[str]) -> float | None:
     """How closely a seeker line repeats the closest of its ``earlier`` lines, when it does: 1.0 for the same
-    words, or a line of 4 words or more said whole inside the other; else the difflib ratio of the normalized
-    texts when it is at least `REPEAT_RATIO`. None: no repeat."""
+    words, or an earlier line of `REPEAT_CONTAINED` words or more said whole inside it (or it inside one); else
+    the difflib ratio of the normalized texts when it is at least `REPEAT_RATIO`. None: no repeat, and always
+    for a line under `REPEAT_MIN_WORDS` words ("yes", "thank you" may come twice). On ESConv valid's 2,210
+    seeker turns (a speaker's consecutive utterances joined) it flags none."""
     from difflib import SequenceMatcher
 
     mine = " ".join(words(text))
-    if not mine:
+    if len(mine.split()) < REPEAT_MIN_WORDS:
         return None
     best: float | None = None
     for other in earlier:
@@ -320,7 +326,7 @@ def repeats(text: str, earlier: list[str]) -> float | None:
         if not theirs:
             continue
         short, long_ = sorted((mine, theirs), key=len)
-        if mine == theirs or (len(short.split()) >= 4 and f" {short} " in f" {long_} "):
+        if mine == theirs or (len(short.split()) >= REPEAT_CONTAINED and f" {short} " in f" {long_} "):
             r = 1.0
         else:
             r = SequenceMatcher(None, mine, theirs, autojunk=False).ratio()
