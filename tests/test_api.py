@@ -52,18 +52,17 @@ def test_simulate_open_tables_evaluate_export(tmp_path, persona_file):
     bank = socialsim.load_personas(persona_file)
     assert len(bank) == 2 and list(bank.to_pandas()["name"]) == ["Maya", "Tom"]
 
+    # 'esconv-dev' names ESConv's dev file in ../shared
     dev = ESCONV_DIR / "devWithStrategy_short.tsv"
-    res = socialsim.evaluate(run, reference=dev, diversity="none", progress=False, report_dir=tmp_path / "rep")
+    res = socialsim.evaluate(run, reference="esconv-dev", diversity="none", progress=False,
+                             report_dir=tmp_path / "rep")
     table = res.to_pandas()
     assert list(table.index) == ["run", dev.name]
     assert table.loc["run", "dialogues"] == 2 and table.loc["run", "strategy_jsd"] > 0
     assert res.report["html"].is_file() and res.recognized is not None
-    # the name 'esconv-dev' means the same file in ../shared
-    named = socialsim.evaluate(out, reference="esconv-dev", diversity="none", recognize=False, progress=False,
-                               report_dir=tmp_path / "rep2")
-    assert named.to_pandas().loc["run", "strategy_jsd"] == pytest.approx(table.loc["run", "strategy_jsd"])
 
-    meta = socialsim.export(run, tmp_path / "exp", formats=["sft", "jsonl"])
+    # SmolLM2's seekers slip often: keep the replies after a slip, or there may be no example at all
+    meta = socialsim.export(run, tmp_path / "exp", formats=["sft", "jsonl"], include_flagged=True)
     assert meta is not None and meta["examples"]["train"] + meta["examples"]["validation"] > 0
     assert (tmp_path / "exp" / "train.jsonl").is_file() and (tmp_path / "exp" / "dialogues.jsonl").is_file()
 
@@ -105,12 +104,12 @@ def test_resume_after_kill_and_after_a_budget(tmp_path, persona_file):
     # stopped by a token budget from Python, resumed by the command line: one run format
     out2 = tmp_path / "budget"
     uncached = socialsim.Backend.local("smollm2-135m", cache=False)  # the calls above are in the cache
-    run2 = socialsim.simulate(3, backend=uncached, out=out2, personas=persona_file, max_turns=2, max_tokens=1200,
+    run2 = socialsim.simulate(2, backend=uncached, out=out2, personas=persona_file, max_turns=2, max_tokens=600,
                               progress=False)
     assert not run2.complete and "budget" in run2.unfinished
     r = run_cli("simulate", "--resume", out2, "--quiet")
     assert r.returncode == 0, r.stderr
-    assert socialsim.open_run(out2).complete and len(socialsim.open_run(out2).dialogues) == 3
+    assert socialsim.open_run(out2).complete and len(socialsim.open_run(out2).dialogues) == 2
 
 
 def test_async_and_inside_a_running_loop(tmp_path, persona_file):

@@ -567,14 +567,17 @@ def export(
     with_thought: bool = False,
     valid_fraction: float = 0.1,
     seed: int = 0,
+    include_flagged: bool = False,
 ) -> dict[str, Any] | None:
     """Write ``corpus`` into the new folder ``out`` in each of ``formats`` ('sft', 'parquet', 'hf', 'jsonl',
     'esconv', 'ssconv'; see ``socialsim export --help``). Returns the SFT split's counts when SFT data was
-    written, else None."""
+    written (``left_out_examples``: crisis-protocol replies, replies the safety screen replaced and replies
+    after a seeker slip, which ``include_flagged`` keeps), else None."""
     from socialsim.corpus.export import export_corpus
 
     return export_corpus(_corpus_path(corpus), Path(out), list(formats), with_strategy=with_strategy,
-                         with_thought=with_thought, valid_fraction=valid_fraction, seed=seed)
+                         with_thought=with_thought, valid_fraction=valid_fraction, seed=seed,
+                         include_flagged=include_flagged)
 
 
 # -- safety -----------------------------------------------------------------------------------
