@@ -1,8 +1,7 @@
 """Safety as a label in simulation: seeker turns carry the safety layer's tier (``safety_tier``,
 ``safety_stage``, ``safety_score``) and ``risk``; a protocol-tier seeker turn gets the fixed protocol reply,
 a check_in-tier one a normal reply with the check-in question. The LLM here is the load target (a stand-in
-that answers any request quickly): the seeker's replies never match this persona's story, so the seeker
-falls back to the persona's own words, whose surface layer is a crisis message. The labels come from the
+that answers any request quickly), told to give the seeker one line: a crisis message. The labels come from the
 real rule stage (and the real learned stage where the simulation's default layer has it)."""
 
 import asyncio
@@ -51,7 +50,7 @@ def _run(target, persona=None, layer=None, **cfg):
 
 
 def test_flagged_seeker_turn_gets_protocol(load_target):
-    d = _run(load_target("--latency", "0.01"))
+    d = _run(load_target("--latency", "0.01", "--seeker-line", "I don't want to be alive anymore."))
     assert d.status == "ok", d.failure_reason
     first, reply = d.turns[0], d.turns[1]
     assert first.speaker == "seeker" and first.text == "I don't want to be alive anymore."
@@ -83,7 +82,9 @@ def test_check_in_tier_gets_a_normal_reply_with_the_question(load_target):
     """An ambiguous message, rules-only layer (so the tier does not depend on the learned model): the model's
     reply is kept and the check-in question, in the persona's language, follows it."""
     persona = _persona(surface="Honestly I feel like a burden to everyone.", locale="de-DE")
-    d = _run(load_target("--latency", "0.01"), persona=persona, layer=SafetyLayer(source="simulate"))
+    line = "Honestly I feel like a burden to everyone."
+    d = _run(load_target("--latency", "0.01", "--seeker-line", line), persona=persona,
+             layer=SafetyLayer(source="simulate"))
     assert d.status == "ok", d.failure_reason
     question = Protocol().check_in_question("de-DE", "suicide")
     checked = 0
@@ -97,7 +98,7 @@ def test_check_in_tier_gets_a_normal_reply_with_the_question(load_target):
         assert reply.risk_reason == "check_in:suicide" and reply.text.endswith(question)
         assert len(reply.text) > len(question) + 2 and reply.usage.completion_tokens > 0  # the model's reply first
         assert reply.realized_strategy is not None  # read from the model's reply (before the question was added)
-    assert checked >= 1  # the seeker fell back to the persona's surface line (ambiguous) at least once
+    assert checked >= 1  # the seeker's line is ambiguous
 
 
 def test_simulation_falls_back_to_the_rules_without_the_eval_extra(monkeypatch, capsys):

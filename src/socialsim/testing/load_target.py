@@ -42,6 +42,8 @@ SEEKER_LINES = [
     "Honestly I am scared it means something is wrong with me.",
     "I haven't told anyone else yet.",
 ]
+SEEKER_CUES = ("next chat message", "is the one who needs help, not the helper")
+"""Phrases of the seeker's system prompt (this and earlier template versions): such requests get seeker lines."""
 SUPPORTER_LINES = [
     "That sounds really hard. What has been weighing on you most?",
     "It makes sense that you feel this way after everything that happened.",
@@ -61,8 +63,10 @@ class Target:
         unparseable: bool = False,
         faults: tuple[str, ...] = FAULTS,
         unparseable_for: tuple[str, ...] = (),
+        seeker_line: str | None = None,
     ) -> None:
         self.latency = latency
+        self.seeker_line = seeker_line
         self.sem = asyncio.Semaphore(capacity)
         self.fault_rate = fault_rate
         self.rng = random.Random(seed)
@@ -109,8 +113,9 @@ class Target:
                 }
             )
         system = (body.get("messages") or [{}])[0].get("content", "")
-        lines = SEEKER_LINES if "next chat message" in system else SUPPORTER_LINES
-        return lines[h % len(lines)]
+        if any(cue in system for cue in SEEKER_CUES):
+            return self.seeker_line if self.seeker_line is not None else SEEKER_LINES[h % len(SEEKER_LINES)]
+        return SUPPORTER_LINES[h % len(SUPPORTER_LINES)]
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         self.stats["requests"] += 1
@@ -202,7 +207,7 @@ class InstantBackend:
 async def serve(args: argparse.Namespace) -> None:
     target = Target(
         args.latency, args.capacity, args.fault_rate, args.seed, args.slow_s, args.unparseable,
-        unparseable_for=tuple(args.unparseable_for or ()),
+        unparseable_for=tuple(args.unparseable_for or ()), seeker_line=args.seeker_line,
     )
     runner = web.AppRunner(target.app(), access_log=None)
     await runner.setup()
@@ -226,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
         "--unparseable-for", action="append", metavar="NAME",
         help="Structured requests for the model NAME (e.g. RealizedStrategy, SeekerAppraisal) get non-JSON text.",
     )
+    ap.add_argument("--seeker-line", default=None, help="Every seeker request gets this line.")
     args = ap.parse_args(argv)
     try:
         asyncio.run(serve(args))
