@@ -23,6 +23,7 @@ from socialsim.simulate.engine import (
     RunResult,
     _store_stats,
     make_plan,
+    mark_quality,
     personas_path,
     plan_indices,
     turn_quality,
@@ -190,7 +191,7 @@ class RayExecutor:
                             continue
                         raise cause from None
                     giveups = deaths = 0
-                    store.commit(idx, d)
+                    store.commit(idx, mark_quality(d))
                     used_tokens += d.usage.prompt_tokens + d.usage.completion_tokens
                     used_cost += price.cost(d.usage.prompt_tokens, d.usage.completion_tokens)
                     live.turns += len(d.turns)
