@@ -158,9 +158,7 @@ class Backend:
                 **execution,
             )
         except ValidationError as e:
-            first = e.errors()[0]
-            raise ParamError(str(first["loc"][-1]) if first["loc"] else "backend",
-                             f"{first['msg']} (got {first.get('input')!r})") from None
+            raise ParamError.from_validation(e, "backend") from None
         return cfg, ex
 
     def llm(self) -> Any:

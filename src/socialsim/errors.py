@@ -45,6 +45,13 @@ class ParamError(UserError):
     def __reduce__(self) -> tuple[type, tuple[str, str]]:  # picklable (Ray sends errors between processes)
         return (type(self), (self.param, self.problem))
 
+    @classmethod
+    def from_validation(cls, err: ValidationError, default: str = "?") -> ParamError:
+        """The first error of a config model's validation, named by its field (``default`` when it has none)."""
+        first = err.errors()[0]
+        param = str(first["loc"][-1]) if first["loc"] else default
+        return cls(param, f"{first['msg']} (got {first.get('input')!r})")
+
 
 class Stopped(Exception):
     """Work stopped before the end but is saved and can be continued: the CLI prints the message

@@ -16,12 +16,6 @@ from socialsim.schema import REALIZED_MODES, BackendConfig, ExecutionConfig, par
 from socialsim.simulate.engine import RunResult
 
 
-def _param_error(err: ValidationError) -> ParamError:
-    first = err.errors()[0]
-    name = str(first["loc"][-1]) if first["loc"] else "?"
-    return ParamError(name, f"{first['msg']} (got {first.get('input')!r})")
-
-
 def launch_run(
     backend: Mapping[str, Any],
     execution: Mapping[str, Any],
@@ -65,7 +59,7 @@ def launch_run(
         bcfg = BackendConfig(**backend)
         role_cfgs = role_backends(bcfg, {role: dict(spec) for role, spec in (roles or {}).items()})
     except ValidationError as e:
-        raise _param_error(e) from None
+        raise ParamError.from_validation(e) from None
     return start_run(
         bcfg,
         ex,

@@ -245,9 +245,7 @@ def simulation_config(personas: str, backend: BackendConfig, **fields: Any) -> S
             **fields,
         )
     except ValidationError as e:
-        first = e.errors()[0]
-        param = str(first["loc"][-1]) if first["loc"] else "config"
-        raise ParamError(param, f"{first['msg']} (got {first.get('input')!r})") from None
+        raise ParamError.from_validation(e, "config") from None
 
 
 def start_run(
