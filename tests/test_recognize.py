@@ -24,9 +24,14 @@ def shipped():
 
 
 @pytest.fixture(scope="module")
-def valid_scores(shipped):
+def valid_preds(shipped):
     va = load_examples(VALID)
-    preds = shipped.predict([e[0] for e in va], [e[1] for e in va])
+    return va, shipped.predict([e[0] for e in va], [e[1] for e in va])
+
+
+@pytest.fixture(scope="module")
+def valid_scores(valid_preds):
+    va, preds = valid_preds
     index = {s: i for i, s in enumerate(LABELS)}
     probs = [[p.probs[s] for s in LABELS] for p in preds]
     return _scores([e[2] for e in va], [index[p.strategy] for p in preds], probs)
@@ -39,6 +44,21 @@ def test_shipped_recognizer_reproduces_its_valid_figures(shipped, valid_scores):
         assert abs(valid_scores[key] - doc[key]) <= 0.01, key
     for s in LABELS:
         assert abs(valid_scores["per_strategy"][s.value]["f1"] - doc["per_strategy"][s.value]["f1"]) <= 0.01, s
+
+
+def test_shipped_strategy_check_reproduces_its_calibration(shipped, valid_preds):
+    """The strategy check's file (``socialsim build strategy-check``) is what calibrating the shipped recognizer on
+    valid gives: per strategy, the threshold at which at most 10 % of the human replies with that gold label fail."""
+    from socialsim.recognize.strategy_check import calibrate, default_check_path
+
+    shipped_check = json.loads(default_check_path().read_text())
+    again = calibrate(VALID, recognizer=shipped, predictions=valid_preds[1])
+    assert again["calibrated_on"]["sha256"] == shipped_check["calibrated_on"]["sha256"]
+    for label, row in shipped_check["per_strategy"].items():
+        assert abs(again["per_strategy"][label]["threshold"] - row["threshold"]) <= 0.002, label
+        assert again["per_strategy"][label]["fail_rate"] <= 0.10 + 0.01, label
+    assert again["human_fail_rate"] <= 0.10
+    assert again["esconv_words"] == shipped_check["esconv_words"]
 
 
 def test_shipped_recognizer_beats_the_floor(valid_scores, shipped):

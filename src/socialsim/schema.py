@@ -277,6 +277,16 @@ class Rejection(BaseModel):
     )
 
 
+class StrategyAttempt(BaseModel):
+    """A supporter reply the strategy check scored (`socialsim.recognize.strategy_check`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str
+    realized_strategy: Strategy = Field(description="The strategy recognizer's label of this reply.")
+    declared_prob: float = Field(description="The recognizer's probability of the thought's declared strategy.")
+    passed: bool = Field(description="The declared strategy's probability reached its calibrated threshold.")
+
+
 class Turn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     speaker: Literal["seeker", "supporter"]
@@ -331,6 +341,12 @@ class Turn(BaseModel):
         description="Supporter turns labelled by the strategy recognizer: the probability of each of ESConv's 8 "
         "strategies, by label (they sum to 1; `realized_strategy` is the most probable). None when the LLM "
         "classifier labelled the reply (it gives no probabilities) or nothing did.",
+    )
+    strategy_attempts: list[StrategyAttempt] = Field(
+        default_factory=list,
+        description="Supporter turns with the strategy check on (``simulate --strategy-check N``): every reply it "
+        "scored, in order (the first is the first try). A reply whose declared strategy is improbable is regenerated "
+        "at most N times; the kept reply is the first that passed, else the one most like its declared strategy.",
     )
     label_failures: list[LabelFailure] = Field(
         default_factory=list,
@@ -519,6 +535,14 @@ class SimulationConfig(BaseModel):
         "classifier role's model, one call a turn) or 'off'. Manifests from before the recognizer say true "
         "(= 'llm') or false (= 'off').",
     )
+    strategy_check: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description="Regenerate a supporter reply whose declared strategy the strategy recognizer finds improbable "
+        "(below the threshold calibrated on ESConv's human replies, `socialsim.recognize.strategy_check`), at most "
+        "this many times; 0 = off. Needs realized_strategy 'recognizer'.",
+    )
     templates_digest: str = ""
 
     @field_validator("realized_strategy", mode="before")
@@ -528,12 +552,14 @@ class SimulationConfig(BaseModel):
 
     def config_hash(self) -> str:
         """The hash of the config's JSON. ``realized_strategy`` 'llm' and 'off' are hashed as the true and false
-        that runs wrote before the recognizer existed, so those runs keep their hash (their dialogue ids derive
-        from it) and resume unchanged."""
+        that runs wrote before the recognizer existed, and ``strategy_check`` 0 is left out, so those runs keep their
+        hash (their dialogue ids derive from it) and resume unchanged."""
         import hashlib
 
         data = self.model_dump(mode="json")
         data["realized_strategy"] = LEGACY_REALIZED.get(self.realized_strategy, self.realized_strategy)
+        if not data.get("strategy_check"):  # off: hashed as runs made before the check existed
+            data.pop("strategy_check", None)
         blob = json.dumps(data, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

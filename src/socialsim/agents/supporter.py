@@ -124,13 +124,16 @@ class Supporter:
             {"role": "user", "content": self.prompts.render("supporter_thought_user.j2", turns=history)},
         ]
 
-    def reply_messages(self, history: list[Turn], thought: SupporterThought) -> list[dict[str, str]]:
+    def reply_messages(
+        self, history: list[Turn], thought: SupporterThought, *, retry: dict[str, str] | None = None
+    ) -> list[dict[str, str]]:
         """Fixed system prompt, the conversation, then a closing system note with this turn's
-        thought and strategy (the stable prefix lets llama.cpp reuse its prompt cache)."""
+        thought and strategy (the stable prefix lets llama.cpp reuse its prompt cache). ``retry``: the strategy
+        check's note for a rewrite (``realized``: what the last draft read as)."""
         strategy = {"label": thought.strategy.value, "definition": self.prompts.strategies[thought.strategy]}
         msgs = [{"role": "system", "content": self.prompts.render("supporter_system.j2")}]
         msgs += chat_history(history, with_strategy=False)
-        note = self.prompts.render("supporter_reply.j2", thought=thought, strategy=strategy)
+        note = self.prompts.render("supporter_reply.j2", thought=thought, strategy=strategy, retry=retry)
         msgs.append({"role": "system", "content": note})
         return msgs
 
@@ -170,19 +173,28 @@ class Supporter:
         if self.on_event is not None:
             self.on_event(kind, payload)
 
-    async def respond(self, history: list[Turn], *, turn_index: int) -> Turn:
-        """Thought, then reply. A reply that leaks prompt text (see `prompt_leak`) is regenerated with a new
-        seed, up to ``reply_attempts`` calls in all; if every one leaks, the longest clean remainder (its
-        sentences without a leak) is kept, and when no attempt has one the dialogue fails."""
-        self._emit("generating", "thought")
-        thought, completions = await self.think(history, turn_index=turn_index)
-        thought_attempts = len(completions)
-        self._emit("thought", thought)
+    async def write_reply(
+        self,
+        history: list[Turn],
+        thought: SupporterThought,
+        *,
+        turn_index: int,
+        rewrite: int = 0,
+        retry: dict[str, str] | None = None,
+    ) -> tuple[str, int, list[Completion]]:
+        """A reply to ``thought``: (text, replies regenerated for leaking prompt text, completions). A reply that
+        leaks prompt text (see `prompt_leak`) is regenerated with a new seed, up to ``reply_attempts`` calls in
+        all; if every one leaks, the longest clean remainder (its sentences without a leak) is kept, and when no
+        attempt has one, `StructuredOutputError`. ``rewrite`` > 0: the strategy check's rewrite number (its own
+        seeds; ``retry`` its note)."""
+        completions: list[Completion] = []
         text, leaks, leaked = "", 0, []
-        msgs = self.reply_messages(history, thought)  # rendered once: attempts differ only in the seed
+        msgs = self.reply_messages(history, thought, retry=retry)  # rendered once: attempts differ only in the seed
         for attempt in range(self.reply_attempts):
             self._emit("generating", "reply")
-            req = self.reply_request(history, thought, turn_index=turn_index, attempt=attempt, messages=msgs)
+            req = self.reply_request(
+                history, thought, turn_index=turn_index, attempt=rewrite * self.reply_attempts + attempt, messages=msgs
+            )
             c = await self.llm.complete(req)
             completions.append(c)
             candidate = clean_utterance(c.text)
@@ -200,7 +212,16 @@ class Supporter:
             raise StructuredOutputError(
                 f"supporter reply {why} in all {self.reply_attempts} attempts", raw=completions[-1].text
             )
-        usage, latency, calls = total_usage(completions)
+        return text, leaks, completions
+
+    async def respond(self, history: list[Turn], *, turn_index: int) -> Turn:
+        """Thought, then reply (`write_reply`)."""
+        self._emit("generating", "thought")
+        thought, completions = await self.think(history, turn_index=turn_index)
+        thought_attempts = len(completions)
+        self._emit("thought", thought)
+        text, leaks, done = await self.write_reply(history, thought, turn_index=turn_index)
+        usage, latency, calls = total_usage(completions + done)
         return Turn(
             speaker="supporter",
             text=text,
@@ -211,4 +232,25 @@ class Supporter:
             calls=calls,
             thought_attempts=thought_attempts,
             leaks=leaks,
+        )
+
+    async def rewrite(self, turn: Turn, history: list[Turn], *, turn_index: int, number: int, realized: str) -> Turn:
+        """Another reply to ``turn``'s thought, for the strategy check: the note says the last draft read as
+        ``realized`` (``number``: 1 for the first rewrite, seeds its calls). The returned turn carries the usage,
+        calls and leaks of ``turn`` plus this rewrite's."""
+        if turn.thought is None:
+            raise ValueError("rewrite needs a turn with a thought")
+        text, leaks, done = await self.write_reply(
+            history, turn.thought, turn_index=turn_index, rewrite=number, retry={"realized": realized}
+        )
+        usage, latency, calls = total_usage(done)
+        return turn.model_copy(
+            update={
+                "text": text,
+                "usage": turn.usage + usage,
+                "latency_s": round(turn.latency_s + latency, 4),
+                "calls": turn.calls + calls,
+                "leaks": turn.leaks + leaks,
+                "risk_reason": None,  # a new reply: the safety layer has not touched it
+            }
         )

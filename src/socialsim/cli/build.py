@@ -1,5 +1,5 @@
-"""``socialsim build``: rebuild the shipped learned models (the strategy recognizer, the supporter-voice
-recognizer, the learned safety stage) from their data. Thin shells over the build modules, which keep
+"""``socialsim build``: rebuild the shipped learned models (the strategy recognizer and its check, the
+supporter-voice recognizer, the learned safety stage) from their data. Thin shells over the build modules, which keep
 the procedure and the figures: `socialsim.recognize.strategy_build`, `socialsim.recognize.voice_build`,
 `socialsim.safety.learned_build`; ``python -m`` on one of them still runs its command here (`forward`).
 """
@@ -71,6 +71,30 @@ def strategy_recognizer(
         limit=limit,
         seed=seed,
     )
+
+
+@build_app.command("strategy-check")
+def strategy_check(
+    out: Annotated[Path | None, typer.Option(help="File to write (default: the shipped one).")] = None,
+    valid: Annotated[Path | None, typer.Option(help="ESConv valid split, JSONL (default: the shared one).")] = None,
+    max_fail: Annotated[
+        float, typer.Option(help="Share of ESConv's human replies allowed to fail against their own gold label.")
+    ] = 0.10,
+) -> None:
+    """Calibrate the strategy check (``simulate --strategy-check``) on ESConv's valid split: the lowest
+    probability of its declared strategy a reply may have is, per strategy, the one at which at most
+    --max-fail of the human replies with that gold label would fail (a minute on 2 CPU cores; procedure:
+    `socialsim.recognize.strategy_check`)."""
+    from socialsim.io import atomic_write_text
+    from socialsim.recognize.strategy_build import default_split
+    from socialsim.recognize.strategy_check import calibrate, default_check_path
+
+    meta = calibrate(valid or default_split("valid"), max_fail=max_fail)
+    path = out or default_check_path()
+    atomic_write_text(path, json.dumps(meta, indent=1) + "\n")
+    for label, row in meta["per_strategy"].items():
+        _log(f"{label:<28} threshold {row['threshold']:.4f}  fails {row['fail_rate']:.1%} of {row['n']}")
+    _log(f"{meta['human_fail_rate']:.1%} of {meta['n']} human replies fail; -> {path}")
 
 
 @build_app.command("voice-recognizer")

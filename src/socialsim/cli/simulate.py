@@ -73,12 +73,16 @@ def _summary_table(summary: dict[str, Any]) -> Table:
     table = Table(title="Run summary", show_header=True)
     table.add_column("figure")
     table.add_column("value", justify="right")
-    for k, v in summary.items():
-        if isinstance(v, dict):  # e.g. label_failures: one row per kind
-            for kind, n in v.items():
-                table.add_row(f"{k}.{kind}", str(n))
+
+
+    def rows(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):  # e.g. label_failures: one row per kind
+            for kind, v in value.items():
+                rows(f"{prefix}.{kind}" if prefix else str(kind), v)
         else:
-            table.add_row(k, "" if v is None else str(v))
+            table.add_row(prefix, "" if value is None else str(value))
+
+    rows("", summary)
     return table
 
 
@@ -106,6 +110,15 @@ def demo(
         Path | None, typer.Option(help="Run folder to create (default: ./socialsim-demo-TIMESTAMP).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
+    strategy_check: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=5,
+            help="Regenerate a reply whose declared strategy the strategy recognizer finds improbable, at most N "
+            "times (0: off; see simulate --help).",
+        ),
+    ] = 2,
     cache: CacheOptions,
     output: OutputOptions,
 ) -> None:
@@ -125,7 +138,7 @@ def demo(
 
     # one dialogue at a time: the transcript reads in order, and the prompt cache serves one conversation
     ex = ExecutionConfig(dialogues_in_flight=1, cache=cache.cache)
-    options = {"n": n, "seed": seed, "sampling": "sequential", "max_turns": max_turns}
+    options = {"n": n, "seed": seed, "sampling": "sequential", "max_turns": max_turns, "strategy_check": strategy_check}
     model = backend.model
     bcfg = BackendConfig(kind="local", model=model)
     if output.quiet:
@@ -144,8 +157,18 @@ def demo(
         f"{s['prompt_tokens']}+{s['completion_tokens']} tokens · thoughts valid on the first try: "
         f"{s.get('thoughts_first_try', 0)}/{s.get('thoughts', 0)}{f' ({rate:.0%})' if rate is not None else ''} · "
         f"supporter replies regenerated for prompt leaks: {s.get('supporter_leaks', 0)} · "
-        f"seeker role fallbacks: {s.get('role_fallbacks', 0)} · labels that failed: {failed or 'none'}[/]"
+        f"seeker role slips: {s.get('role_slips', 0)}/{s.get('seeker_turns', 0)} · "
+        f"labels that failed: {failed or 'none'}[/]"
     )
+    words, ref = s.get("words_per_turn") or {}, (s.get("words_per_turn") or {}).get("esconv") or {}
+    if s.get("realized_labelled"):
+        console.print(
+            f"[dim]declared = realized strategy: first try {s['strategy_agreement_first_try']:.0%}, kept "
+            f"{s['strategy_agreement']:.0%} of {s['realized_labelled']} replies ({s.get('strategy_rewrites', 0)} "
+            f"rewritten by the strategy check) · words per turn: supporter {words.get('supporter')}, seeker "
+            f"{words.get('seeker')} (ESConv {(ref.get('supporter') or {}).get('turn')} and "
+            f"{(ref.get('seeker') or {}).get('turn')})[/]"
+        )
 
 
 # -- simulate ---------------------------------------------------------------------------------
@@ -232,6 +255,18 @@ def simulate(
             "probabilities). 'off': no label.",
         ),
     ] = None,
+    strategy_check: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=5,
+            help="Check each reply with the strategy recognizer and regenerate it, at most N times, when its "
+            "declared strategy is improbable: below the threshold at which 10% of ESConv's human replies would fail "
+            "against their own label (socialsim build strategy-check). The reply most like its strategy is kept; "
+            "every try is stored (strategy_attempts) and the summary gives first-try and final agreement. "
+            "Default 0 (off; demo: 2). Needs --realized-strategy recognizer.",
+        ),
+    ] = None,
     no_realized_strategy: Annotated[
         bool,
         typer.Option(
@@ -315,6 +350,7 @@ def simulate(
         options={
             "n": n, "seed": seed, "sampling": sampling, "max_turns": max_turns, "safety": safety,
             "disclosure": disclosure, "realized_strategy": realized_strategy, "fidelity": fidelity,
+            "strategy_check": strategy_check,
         },  # fmt: skip
         personas=personas,
         out=out,

@@ -30,6 +30,7 @@ from socialsim.schema import (
     Persona,
     SeekerAppraisal,
     SimulationConfig,
+    StrategyAttempt,
     Turn,
     parse_realized_mode,
 )
@@ -117,6 +118,9 @@ class DialogueConfig:
     realized_strategy: str = _SIM["realized_strategy"].default
     """Who labels each supporter reply's realized strategy: 'recognizer' (`socialsim.recognize.strategy`, with
     probabilities, no LLM call), 'llm' (`StrategyClassifier`, one call a turn) or 'off'."""
+    strategy_check: int = _SIM["strategy_check"].default
+    """Regenerate a reply whose declared strategy the recognizer finds improbable, at most this many times (0: off;
+    `socialsim.recognize.strategy_check`). Needs ``realized_strategy`` 'recognizer'."""
     safety: bool = _SIM["safety"].default
     """Label seeker turns with the crisis safety layer (``Turn.safety_tier``, ``Turn.risk``): a protocol-tier
     seeker turn gets the fixed protocol reply, a check_in-tier one a normal reply with the check-in question,
@@ -127,6 +131,8 @@ class DialogueConfig:
         if mode not in REALIZED_MODES:
             raise ValueError(f"realized_strategy {self.realized_strategy!r}: use one of {', '.join(REALIZED_MODES)}")
         object.__setattr__(self, "realized_strategy", mode)
+        if self.strategy_check and mode != "recognizer":
+            raise ValueError("strategy_check needs realized_strategy 'recognizer' (the check reads its probabilities)")
 
     @classmethod
     def from_simulation(cls, sim: SimulationConfig) -> DialogueConfig:
@@ -241,14 +247,53 @@ async def simulate_dialogue(
                 label = label_seeker_turn(turn, d.turns, guard)
         return turn
 
-    async def supporter_turn(i: int) -> Turn:
-        if guard is not None and label is not None and label.tier == "protocol":
-            return guard.protocol_turn(label, locale=persona.locale)
-        turn = await supporter.respond(d.turns, turn_index=i)
+    def screened(turn: Turn) -> Turn:
         if guard is not None:
             safe, hit = guard.screen(turn.text)
             if hit is not None:
                 turn.text, turn.risk_reason = safe, f"output_screen:{hit.rule}"
+        return turn
+
+    async def checked(turn: Turn, i: int) -> Turn:
+        """The recognizer's label of the reply and, with ``cfg.strategy_check``, the check: a reply whose declared
+        strategy is improbable is rewritten (same thought, a note saying what it read as), at most that many
+        times; the first that passes is kept, else the one most like its declared strategy. Every scored reply
+        goes into ``strategy_attempts``; the kept turn carries the calls of all."""
+        context = [(t.speaker, t.text) for t in d.turns]
+        emit("generating", "realized")
+        pred = await recognize_reply(turn.text, context)
+        rewrite = getattr(supporter, "rewrite", None)
+        if not cfg.strategy_check or turn.strategy is None or turn.thought is None or rewrite is None:
+            turn.realized_strategy, turn.realized_probs = pred.strategy, pred.as_json()
+            return turn
+        from socialsim.recognize.strategy_check import default_check
+
+        check, declared = default_check(), turn.strategy
+        attempts: list[StrategyAttempt] = []
+        best, latest = (turn, pred), turn
+        for k in range(cfg.strategy_check + 1):
+            if k:
+                latest = screened(await rewrite(latest, d.turns, turn_index=i, number=k, realized=pred.strategy.value))
+                emit("generating", "realized")
+                pred = await recognize_reply(latest.text, context)
+            p = check.declared_probability(declared, pred.as_json())
+            ok = check.passes(declared, pred.as_json())
+            attempts.append(StrategyAttempt(text=latest.text, realized_strategy=pred.strategy,
+                                            declared_prob=round(p, 4), passed=ok))  # fmt: skip
+            if ok or p > best[1].probs[declared]:
+                best = (latest, pred)
+            if ok:
+                break
+        kept, pred = best
+        kept = kept.model_copy(update={"usage": latest.usage, "latency_s": latest.latency_s, "calls": latest.calls,
+                                       "leaks": latest.leaks, "strategy_attempts": attempts})  # fmt: skip
+        kept.realized_strategy, kept.realized_probs = pred.strategy, pred.as_json()
+        return kept
+
+    async def supporter_turn(i: int) -> Turn:
+        if guard is not None and label is not None and label.tier == "protocol":
+            return guard.protocol_turn(label, locale=persona.locale)
+        turn = screened(await supporter.respond(d.turns, turn_index=i))
         if classifier is not None:
             emit("generating", "realized")
             turn.realized_strategy, done = await classifier.classify(turn.text, key=i)
@@ -258,9 +303,7 @@ async def simulate_dialogue(
                 turn.usage = turn.usage + c.usage
             turn.calls += len(done)
         elif cfg.realized_strategy == "recognizer":
-            emit("generating", "realized")
-            pred = await recognize_reply(turn.text, [(t.speaker, t.text) for t in d.turns])
-            turn.realized_strategy, turn.realized_probs = pred.strategy, pred.as_json()
+            turn = await checked(turn, i)
         if guard is not None and label is not None and label.tier == "check_in":
             # after the realized strategy is read: it labels the model's reply, not the fixed question
             turn.text = guard.with_check_in(turn.text, label, locale=persona.locale)

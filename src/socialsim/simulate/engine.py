@@ -199,6 +199,7 @@ def turn_quality(d: Dialogue) -> dict[str, int]:
     sup = [t for t in d.turns if t.speaker == "supporter" and t.thought_attempts is not None]
     labelled = [t for t in d.turns if t.realized_strategy is not None and t.strategy is not None]
     seeker = [t for t in d.turns if t.speaker == "seeker"]
+    replies = [t for t in d.turns if t.speaker == "supporter" and not (t.risk_reason or "").startswith("protocol:")]
     return {
         "role_fallbacks": sum(1 for t in d.turns if t.role_fallback),
         "role_slips": sum(1 for t in seeker if role_slipped(t)),
@@ -212,6 +213,12 @@ def turn_quality(d: Dialogue) -> dict[str, int]:
         "thoughts_first_try": sum(1 for t in sup if t.thought_attempts == 1),
         "realized_labelled": len(labelled),
         "realized_agree": sum(1 for t in labelled if t.realized_strategy == t.strategy),
+        "realized_agree_first_try": sum(1 for t in labelled if first_try_realized(t) == t.strategy),
+        "strategy_checked": sum(1 for t in labelled if t.strategy_attempts),
+        "strategy_rewrites": sum(max(0, len(t.strategy_attempts) - 1) for t in labelled),
+        "supporter_replies": len(replies),
+        "supporter_words": sum(len(t.text.split()) for t in replies),
+        "seeker_words": sum(len(t.text.split()) for t in seeker),
         "appraisals": sum(1 for t in seeker if t.appraisal is not None),
         # a leak counts when it was seen, also when a regeneration then replaced it
         "seeker_leaks": sum(1 for t in seeker if _leaked(t)),
@@ -219,6 +226,25 @@ def turn_quality(d: Dialogue) -> dict[str, int]:
         "seeker_turns": len(seeker),
         **{f"label_failures_{k}": sum(1 for t in d.turns if k in t.label_failures) for k in LABEL_FAILURES},
     }
+
+
+def words_per_turn(summary: dict[str, Any]) -> dict[str, Any]:
+    """Mean words per supporter reply (crisis-protocol replies left out) and per seeker turn, next to ESConv's
+    (valid split; per turn: a speaker's consecutive utterances joined, as one simulated turn; per utterance)."""
+    from socialsim.recognize.strategy_check import esconv_reference_words
+
+    out: dict[str, Any] = {}
+    for role, words, turns in (("supporter", "supporter_words", "supporter_replies"),
+                               ("seeker", "seeker_words", "seeker_turns")):  # fmt: skip
+        n = summary.get(turns) or 0
+        out[role] = round(summary.get(words, 0) / n, 1) if n else None
+    out["esconv"] = esconv_reference_words()
+    return out
+
+
+def first_try_realized(t: Turn) -> Any:
+    """The realized strategy of a supporter turn's first reply: before any rewrite the strategy check asked for."""
+    return t.strategy_attempts[0].realized_strategy if t.strategy_attempts else t.realized_strategy
 
 
 def _leaked(t: Turn) -> bool:
@@ -239,6 +265,12 @@ QUALITY_KEYS = (
     "thoughts_first_try",
     "realized_labelled",
     "realized_agree",
+    "realized_agree_first_try",
+    "strategy_checked",
+    "strategy_rewrites",
+    "supporter_replies",
+    "supporter_words",
+    "seeker_words",
     "appraisals",
     "seeker_leaks",
     "seeker_drift",
@@ -462,6 +494,10 @@ def write_summary(
         summary["thoughts_first_try_rate"] = round(summary["thoughts_first_try"] / summary["thoughts"], 4)
     if summary.get("realized_labelled"):
         summary["strategy_agreement"] = round(summary["realized_agree"] / summary["realized_labelled"], 4)
+        summary["strategy_agreement_first_try"] = round(
+            summary.get("realized_agree_first_try", 0) / summary["realized_labelled"], 4
+        )
+    summary["words_per_turn"] = words_per_turn(summary)
     if summary.get("seeker_turns"):
         rates = {
             "seeker_leaks": "leak_rate",

@@ -223,7 +223,7 @@ def resume_run(
 #: The corpus options a run takes from its caller; None means "not given": a new run takes the
 #: `SimulationConfig` default, a resumed run keeps its own value.
 RUN_OPTIONS: tuple[str, ...] = (
-    "n", "seed", "sampling", "max_turns", "safety", "disclosure", "realized_strategy", "fidelity",
+    "n", "seed", "sampling", "max_turns", "safety", "disclosure", "realized_strategy", "fidelity", "strategy_check",
 )  # fmt: skip
 
 
@@ -275,6 +275,12 @@ def start_run(
         options["realized_strategy"] = parse_realized_mode(options["realized_strategy"])
         if options["realized_strategy"] not in REALIZED_MODES:
             raise ParamError("realized_strategy", f"use one of {', '.join(REALIZED_MODES)}")
+    if options.get("strategy_check") and options.get("realized_strategy", "recognizer") != "recognizer":
+        raise ParamError(
+            "strategy_check",
+            f"needs realized_strategy 'recognizer' (the check reads its probabilities), "
+            f"not {options['realized_strategy']!r}",
+        )
     if resume is not None:
         if out is not None and Path(out) != Path(resume):
             raise ParamError("out", "a new run (out) and a resumed run (resume) cannot be asked for at once; give one")
