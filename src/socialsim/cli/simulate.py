@@ -44,13 +44,11 @@ def print_dialogue(d: Any, *, show_thoughts: bool = True) -> None:
     if p is not None:
         head += f" ({p.name}, {p.age}, {p.occupation}) · {p.problem_type.value} / {p.emotion_type.value}"
     console.rule(head)
+    from socialsim.simulate.live import turn_line
+
     for t in d.turns:
-        if t.speaker == "seeker":
-            layer = ["surface", "context", "core"][t.disclosure_layer or 0]
-            flag = " [red](role fallback)[/]" if t.role_fallback else ""
-            console.print(f"[cyan]Seeker[/] [dim]({layer}){flag}[/]: {escape(t.text)}")
-        else:
-            console.print(f"[green]Supporter[/] [magenta][{escape(t.strategy.value)}][/]: {escape(t.text)}")
+        console.print(turn_line(t))
+        if t.speaker == "supporter":
             if show_thoughts and t.thought is not None:
                 th = t.thought
                 console.print(
@@ -58,6 +56,8 @@ def print_dialogue(d: Any, *, show_thoughts: bool = True) -> None:
                     f"needs: {escape(th.need)} · why: {escape(th.rationale)}[/]"
                 )
     status = d.status if d.status == "ok" else f"[red]{d.status}: {escape(d.failure_reason or '')}[/]"
+    if d.seeker_slipped:
+        status += " [red](quality: seeker_slipped)[/]"
     console.print(
         f"[dim]end: {d.end_reason} · status: {status} · tokens: {d.usage.prompt_tokens}+{d.usage.completion_tokens}[/]"
     )

@@ -13,6 +13,28 @@ from rich.markup import escape
 from rich.text import Text
 
 _LAYER = ["surface", "context", "core"]
+
+
+def turn_line(t: Any) -> str:
+    """One turn as the transcripts print it (rich markup): the seeker with its layer and any flag (a fixed
+    fallback line, a kept role slip), the supporter with its declared strategy, the realized one when it differs,
+    and how often it was regenerated (prompt leaks, the strategy check's rewrites)."""
+    if t.speaker == "seeker":
+        flag = " [red](role fallback)[/]" if t.role_fallback else ""
+        if t.slip is not None:
+            flag += f" [red](slip kept: {escape(t.slip)})[/]"
+        return f"[cyan]Seeker[/] [dim]({_LAYER[t.disclosure_layer or 0]}){flag}[/]: {escape(t.text)}"
+    strategy = t.strategy.value if t.strategy else "?"
+    notes = []
+    if t.realized_strategy is not None and t.strategy is not None and t.realized_strategy != t.strategy:
+        notes.append(f"reads as {escape(t.realized_strategy.value)}")
+    if t.leaks:
+        notes.append(f"regenerated {t.leaks}x: prompt leak")
+    if len(t.strategy_attempts) > 1:
+        first = t.strategy_attempts[0].realized_strategy.value
+        notes.append(f"rewritten {len(t.strategy_attempts) - 1}x by the strategy check: first read as {escape(first)}")
+    extra = f" [yellow]({'; '.join(notes)})[/]" if notes else ""
+    return f"[green]Supporter[/] [magenta][{escape(strategy)}][/]{extra}: {escape(t.text)}"
 _WHAT = {"seeker": "seeker is writing", "thought": "supporter is thinking", "reply": "supporter is replying"}
 
 
@@ -89,18 +111,12 @@ class LiveTranscript:
                 )
             elif kind == "turn":
                 self.printed_turns += 1
-                t = payload
-                if t.speaker == "seeker":
-                    flag = " [red](role fallback)[/]" if t.role_fallback else ""
-                    layer = _LAYER[t.disclosure_layer or 0]
-                    self._print(f"[cyan]Seeker[/] [dim]({layer}){flag}[/]: {escape(t.text)}")
-                else:
-                    strategy = t.strategy.value if t.strategy else "?"
-                    leaks = f" [yellow](regenerated {t.leaks}x: prompt leak)[/]" if t.leaks else ""
-                    self._print(f"[green]Supporter[/] [magenta][{escape(strategy)}][/]{leaks}: {escape(t.text)}")
+                self._print(turn_line(payload))
             elif kind == "end":
                 d = payload
                 status = d.status if d.status == "ok" else f"[red]{d.status}: {escape(d.failure_reason or '')}[/]"
+                if d.seeker_slipped:  # the engine marks quality after this event
+                    status += " [red](quality: seeker_slipped)[/]"
                 self._print(
                     f"[dim]end: {d.end_reason} · status: {status} · tokens: "
                     f"{d.usage.prompt_tokens}+{d.usage.completion_tokens}[/]"
