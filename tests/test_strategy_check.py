@@ -125,3 +125,28 @@ def test_off_keeps_old_run_hashes():
     base = dict(personas="default", personas_sha256="x", n=1)
     assert SimulationConfig(**base).config_hash() == SimulationConfig(**base, strategy_check=0).config_hash()
     assert SimulationConfig(**base).config_hash() != SimulationConfig(**base, strategy_check=2).config_hash()
+
+
+def test_replies_are_cut_to_esconv_length_by_strategy():
+    from socialsim.agents.supporter import shorten
+
+    long = "I'm so sorry for your loss. That is a lot to carry. It's okay to feel numb. How are you coping?"
+    assert shorten(long, Strategy("Reflection of feelings")) == "I'm so sorry for your loss. That is a lot to carry."
+    assert shorten(long, Strategy("Providing Suggestions")).endswith("It's okay to feel numb.")  # one more
+    assert shorten(long, Strategy("Question")) == "I'm so sorry for your loss. How are you coping?"  # the question
+    assert shorten("Short. Reply?", Strategy("Question")) == "Short. Reply?"
+
+
+def test_the_cut_is_recorded_on_the_turn():
+    class Long(FixedReplies):
+        async def complete(self, req):
+            c = await super().complete(req)
+            if req.messages[-1][1].startswith("Your private notes"):
+                return Completion(text=REFLECTION + " I am here for you. Take your time.", usage=c.usage)
+            return c
+
+    llm = LLM(Long(), concurrency=1)
+    cfg = DialogueConfig(max_turns=1, safety=False)
+    d = asyncio.run(simulate_dialogue(llm, Persona.model_validate(persona_dict()), seed=3, dialogue_id="x", config=cfg))
+    sup = next(t for t in d.turns if t.speaker == "supporter")
+    assert sup.text == REFLECTION + " I am here for you." and sup.cut_words == 3

@@ -326,6 +326,11 @@ class Turn(BaseModel):
         description="Supporter turns: replies regenerated because they leaked prompt text (template phrases, "
         "field names, role tags).",
     )
+    cut_words: int = Field(
+        default=0,
+        description="Supporter turns: words cut from the end of the model's reply to keep it to ESConv's length "
+        "(two sentences, three for suggestions and information; `socialsim.agents.supporter.shorten`).",
+    )
     appraisal: SeekerAppraisal | None = Field(
         default=None,
         description="Seeker turns: the seeker's appraisal of the supporter reply just before (None: not made, "

@@ -14,8 +14,9 @@ from socialsim.errors import StructuredOutputError
 from socialsim.llm.base import ChatRequest, Completion
 from socialsim.llm.client import LLM
 from socialsim.llm.structured import generate_structured
-from socialsim.schema import SupporterThought, Turn
+from socialsim.schema import Strategy, SupporterThought, Turn
 
+_SENTENCES = re.compile(r"(?<=[.!?])\s+")
 _FIELDS = r"(?:emotion|intensity|cause|need|needs|strategy|rationale)"
 _STRATEGY_TAG = (
     r"question|restatement|paraphras\w*|reflection of feelings|self-disclosure|affirmation|providing suggestions|"
@@ -92,6 +93,25 @@ def reply_leak(raw: str, utterance: str, phrases: Iterable[str] = ()) -> str | N
 
 EventHook = Callable[[str, Any], None]
 
+LONGER = (Strategy.SUGGESTION, Strategy.INFORMATION)
+"""Strategies whose reply may take a third sentence (`shorten`)."""
+
+
+def shorten(text: str, strategy: Strategy, sentences: int = 2) -> str:
+    """A reply cut to ESConv's length: its first ``sentences`` sentences (one more for `LONGER` strategies); a
+    Question reply keeps its first question in place of the last sentence kept, so the cut never drops what the
+    reply was for."""
+    limit = sentences + (strategy in LONGER)
+    parts = [p for p in _SENTENCES.split(" ".join(text.split())) if p]
+    if len(parts) <= limit:
+        return text
+    kept = parts[:limit]
+    if strategy == Strategy.QUESTION and not any(p.endswith("?") for p in kept):
+        question = next((p for p in parts[limit:] if p.endswith("?")), None)
+        if question is not None:
+            kept = [*parts[: limit - 1], question]
+    return " ".join(kept)
+
 
 class Supporter:
     def __init__(
@@ -105,9 +125,13 @@ class Supporter:
         reply_max_tokens: int = 120,
         parse_attempts: int = 3,
         reply_attempts: int = 3,
+        max_sentences: int | None = 2,
         on_event: EventHook | None = None,
     ) -> None:
+        """``max_sentences``: replies are cut to this many sentences (`shorten`: one more for suggestions and
+        information; None: not cut), as ESConv's supporters write one or two (18 words an utterance)."""
         self.llm, self.prompts, self.seed = llm, prompts, seed
+        self.max_sentences = max_sentences
         self.reply_attempts = reply_attempts
         self.on_event = on_event
         """Called with ("generating", "thought" | "reply") before each call and ("thought", thought) once
@@ -181,8 +205,9 @@ class Supporter:
         turn_index: int,
         rewrite: int = 0,
         retry: dict[str, str] | None = None,
-    ) -> tuple[str, int, list[Completion]]:
-        """A reply to ``thought``: (text, replies regenerated for leaking prompt text, completions). A reply that
+    ) -> tuple[str, int, list[Completion], int]:
+        """A reply to ``thought``: (text, replies regenerated for leaking prompt text, completions, words cut), cut
+        to ``max_sentences`` (`shorten`). A reply that
         leaks prompt text (see `prompt_leak`) is regenerated with a new seed, up to ``reply_attempts`` calls in
         all; if every one leaks, the longest clean remainder (its sentences without a leak) is kept, and when no
         attempt has one, `StructuredOutputError`. ``rewrite`` > 0: the strategy check's rewrite number (its own
@@ -197,7 +222,7 @@ class Supporter:
             )
             c = await self.llm.complete(req)
             completions.append(c)
-            candidate = clean_utterance(c.text)
+            candidate = clean_utterance(c.text, max_sentences=12)  # `shorten` cuts to length, by strategy
             if len(candidate) < 2:
                 continue
             if reply_leak(c.text, candidate, self.leak_phrases) is None:
@@ -212,7 +237,11 @@ class Supporter:
             raise StructuredOutputError(
                 f"supporter reply {why} in all {self.reply_attempts} attempts", raw=completions[-1].text
             )
-        return text, leaks, completions
+        cut = 0
+        if self.max_sentences is not None:
+            short = shorten(text, thought.strategy, self.max_sentences)
+            cut, text = len(text.split()) - len(short.split()), short
+        return text, leaks, completions, cut
 
     async def respond(self, history: list[Turn], *, turn_index: int) -> Turn:
         """Thought, then reply (`write_reply`)."""
@@ -220,7 +249,7 @@ class Supporter:
         thought, completions = await self.think(history, turn_index=turn_index)
         thought_attempts = len(completions)
         self._emit("thought", thought)
-        text, leaks, done = await self.write_reply(history, thought, turn_index=turn_index)
+        text, leaks, done, cut = await self.write_reply(history, thought, turn_index=turn_index)
         usage, latency, calls = total_usage(completions + done)
         return Turn(
             speaker="supporter",
@@ -232,6 +261,7 @@ class Supporter:
             calls=calls,
             thought_attempts=thought_attempts,
             leaks=leaks,
+            cut_words=cut,
         )
 
     async def rewrite(self, turn: Turn, history: list[Turn], *, turn_index: int, number: int, realized: str) -> Turn:
@@ -240,7 +270,7 @@ class Supporter:
         calls and leaks of ``turn`` plus this rewrite's."""
         if turn.thought is None:
             raise ValueError("rewrite needs a turn with a thought")
-        text, leaks, done = await self.write_reply(
+        text, leaks, done, cut = await self.write_reply(
             history, turn.thought, turn_index=turn_index, rewrite=number, retry={"realized": realized}
         )
         usage, latency, calls = total_usage(done)
@@ -251,6 +281,7 @@ class Supporter:
                 "latency_s": round(turn.latency_s + latency, 4),
                 "calls": turn.calls + calls,
                 "leaks": turn.leaks + leaks,
+                "cut_words": cut,
                 "risk_reason": None,  # a new reply: the safety layer has not touched it
             }
         )
