@@ -83,7 +83,8 @@ def test_templates_render_and_hide_unopened_layers():
     assert p.disclosure.context not in text0 and p.disclosure.core not in text0
     hist = [Turn(speaker="seeker", text="hi"), Turn(speaker="supporter", text="Tell me more?")]
     m2 = seeker.messages(hist, layer=2, goodbye=False)
-    assert p.disclosure.core in m2[-1]["content"] and "Supporter: Tell me more?" in m2[-1]["content"]
+    assert p.disclosure.core in m2[-1]["content"] and "Maya: hi" in m2[-1]["content"]
+    assert 'last message to Maya: "Tell me more?"' in m2[-1]["content"]  # set apart, for the seeker to answer
     bye = seeker.messages(hist, layer=2, goodbye=True)[-1]["content"]
     assert "goodbye" in bye and p.disclosure.core not in bye
 

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from conftest import run_cli
+from conftest import ESCONV_DIR, run_cli
 from socialsim.agents.prompts import Prompts
 from socialsim.agents.seeker import FALLBACK_LINE, Seeker, least_supporter_like, supporter_voice, voice_judgement
 from socialsim.corpus.sft import export_sft, sft_examples
@@ -49,6 +49,88 @@ def test_voice_judgement_agrees_with_the_role_check():
     for line in (SYMPATHY, REFLECTION, OFFER, "I've just been feeling kind of flat at work lately.", "Thanks, bye!"):
         reason, score = voice_judgement(line, SUPPORTER)
         assert reason == supporter_voice(line, SUPPORTER) and 0 <= score <= 1, line
+
+
+# lines the 1.5B model wrote for a seeker in `simulate --n 4 --max-turns 4 --seed 31` that the role check rejected
+# although they are the seeker's own words (the learned score alone, 0.86-0.92; the last one a broken rule)
+MODEL_SEEKER_LINES = [
+    ("Hi, thank you for listening. I am still dealing with the loss of a loved one from my family.", SUPPORTER),
+    ("I'm trying to take some time to reflect on what's happening in my life. It feels like I'm holding back a lot "
+     "of feelings about this decision, and I don't know if I can handle it all by myself.",
+     "One way to approach this is by taking some time to reflect on the situation. What are some of the challenges "
+     "that you are facing?"),
+    ("I know that there's a family matter I need to talk about, but I don't have the courage to get started yet.",
+     SUPPORTER),
+]  # fmt: skip
+# supporter lines the same run's seeker attempts were, which the role check must keep catching
+MODEL_SUPPORTER_LINES = [
+    "I'm sorry, but I can't assist with that.",
+    "Oh no, that's terrible news for you. Losing someone who you love can be such a devastating experience that it "
+    "feels like your world is falling apart right now.",
+    "I understand how difficult it must be for you. Your lack of emotional support is causing feelings of distress, "
+    "and I'm here to help.",
+    "The supporter speaks up again, and Leah Morgan responds honestly and candidly to what they've shared.",
+    "Hi there, I appreciate your support. It's important to remember that no one is alone in their struggles, and "
+    "it's okay to seek help when needed.",
+]
+
+
+@pytest.mark.parametrize("line,before", MODEL_SEEKER_LINES)
+def test_the_models_own_first_person_seeker_lines_pass(line, before):
+    assert supporter_voice(line, before) is None
+
+
+@pytest.mark.parametrize("line", MODEL_SUPPORTER_LINES)
+def test_the_models_supporter_lines_are_still_caught(line):
+    assert supporter_voice(line, SUPPORTER) is not None
+
+
+def test_real_seeker_turns_are_rejected_no_more_than_before():
+    """ESConv valid's first 400 seeker turns (a speaker's consecutive utterances joined, cut to two sentences as a
+    seeker line is): the role check as the seeker applies it rejects at most 2.5 % of them, and none that the
+    recognizer's own check (`VoiceRecognizer.check`, the plain threshold) accepts."""
+    from socialsim.agents.common import clean_utterance
+    from socialsim.recognize.strategy_build import split_dialogs
+    from socialsim.recognize.voice import default_voice
+
+    path = ESCONV_DIR / "splits" / "valid.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path}: ESConv's splits are not here")
+    lines: list[tuple[str, str | None]] = []
+    for dialog in split_dialogs(path):
+        turns: list[list[str]] = []
+        for sp, text, _ in dialog:
+            if turns and turns[-1][0] == sp:
+                turns[-1][1] += " " + text
+            else:
+                turns.append([sp, text])
+        lines += [(clean_utterance(t, max_sentences=2), turns[k - 1][1] if k else None)
+                  for k, (sp, t) in enumerate(turns) if sp != "supporter"]  # fmt: skip
+        if len(lines) >= 400:
+            break
+    lines = lines[:400]
+    mine = [supporter_voice(t, b) is not None for t, b in lines]
+    plain = [v is not None for v in default_voice().check_many([t for t, _ in lines], [b for _, b in lines])]
+    assert sum(mine) <= 0.025 * len(lines)
+    assert not any(m and not p for m, p in zip(mine, plain, strict=True))
+
+
+def test_a_regeneration_is_told_what_was_wrong_with_the_last_attempt():
+    fresh = "I just don't enjoy the dogs anymore, and I used to love them."
+    seen: list[str] = []
+
+    class Capturing(_Scripted):
+        async def complete(self, req):
+            seen.append(req.messages[-1][1])
+            return await super().complete(req)
+
+    seeker = Seeker(Capturing([SYMPATHY, fresh]), MEGAN, Prompts(), seed=1)
+    turn = asyncio.run(seeker.speak([Turn(speaker="supporter", text=SUPPORTER)], layer=0, goodbye=False, turn_index=1))
+    assert turn.text == fresh and [r.check for r in turn.rejected] == ["role"]
+    assert "sounded like the supporter" not in seen[0]
+    assert "sounded like the supporter" in seen[1] and seen[1].startswith(seen[0])  # the same prompt, a note added
+    # the supporter's last message is set apart for the model to answer, as the seeker
+    assert f'last message to {MEGAN.name}: "{SUPPORTER}"' in seen[0]
 
 
 def test_every_attempt_failing_keeps_the_least_supporter_like_one_not_the_card():

@@ -12,7 +12,7 @@ from socialsim.errors import StructuredOutputError
 from socialsim.llm.base import ChatRequest, Completion
 from socialsim.llm.client import LLM
 from socialsim.llm.structured import generate_structured
-from socialsim.schema import DISCLOSURE_LAYERS, Persona, Rejection, RejectionCheck, SeekerAppraisal, Turn
+from socialsim.schema import Persona, Rejection, RejectionCheck, SeekerAppraisal, Turn
 
 #: Supporter-like phrasings, named. The role check (`socialsim.recognize.voice`) keeps only those that
 #: match no real seeker turn of ESConv's train split; `legacy_supporter_voice` used them all.
@@ -32,7 +32,7 @@ SUPPORTER_VOICE_RULES: list[tuple[str, str]] = [
     ("reassurance", r"\byou('re| are) (safe|not alone)\b|\bdon'?t hesitate\b|\breach out\b"),
     ("availability", r"\bi('ll| will) (always )?be (there|here)\b|\bhere for (you|whatever)\b"),
     ("understanding", r"\bi (completely |totally )?understand\b"),
-    ("meta", r"\b(rewritten|revised|rephras\w*|json|the (seeker|supporter|response|text))\b|here'?s (a|the)\b"),
+    ("meta", r"\b(rewritten|revised|rephras\w*|json|the (seeker|supporter|response|text))\b|\bhere'?s (a|the)\b"),
     ("asks-about-them", r"\bhow('s| is| are) (you|your)\b|\bhow can we\b"),
 ]
 _SUPPORTER_VOICE = CaselessPatterns(SUPPORTER_VOICE_RULES)
@@ -70,16 +70,33 @@ def legacy_supporter_voice(text: str) -> str | None:
 
 def supporter_voice(text: str, before: str | None = None) -> str | None:
     """Why a seeker line sounds like the supporter (``rule:<name>`` or ``voice:<score>``, from the role
-    check `socialsim.recognize.voice`), else ``None``; ``before``: the turn it answers."""
-    from socialsim.recognize.voice import default_voice
+    check `socialsim.recognize.voice` as `voice_judgement` applies it), else ``None``; ``before``: the turn it
+    answers."""
+    return voice_judgement(text, before)[0]
 
-    verdict = default_voice().check(text, before)
-    return None if verdict is None else verdict.reason
+
+SELF_VOICE_THRESHOLD = 0.95
+"""The learned score at which a line about the speaker themself (`self_focused`) is judged supporter-like. The
+recognizer's own threshold (0.815) was set on real seekers, whose lines it rejects 2.6 % of (ESConv valid, a
+turn cut to two sentences); but it also learned the embedded models' style from their supporter replies, and
+scores their honest first-person seeker lines as high as 0.86-0.94 ("Hi, thank you for listening. I am still
+dealing with the loss of a loved one from my family."). Asking more of such lines rejects 1.7 % of ESConv
+valid's seeker turns (2.8 % -> 1.8 % of its seeker utterances) and still catches 81.7 % of the 1.5B model's
+supporter replies to valid seeker turns (85.0 % before; SmolLM2's 84.7 %, was 88.7 %): the rules judge first,
+and a line that is mostly about the other person keeps the recognizer's threshold."""
+
+
+def self_focused(text: str) -> bool:
+    """True when a line says more first-person words ("I", "my") than second-person ones ("you", "your")."""
+    n = _PERSON.count(text)
+    return n["first"] > n["second"]
 
 
 def voice_judgement(text: str, before: str | None = None) -> tuple[str | None, float]:
     """The role check's verdict on a seeker line (as `supporter_voice`: ``rule:<name>``, ``voice:<score>`` or
-    None) together with its learned supporter-voice score (0..1), which ranks failed attempts."""
+    None) together with its learned supporter-voice score (0..1), which ranks failed attempts. The rules of
+    `socialsim.recognize.voice` judge first; then the learned score at the recognizer's threshold, or at
+    `SELF_VOICE_THRESHOLD` for a line about the speaker themself (`self_focused`)."""
     from socialsim.recognize.voice import default_voice
 
     voice = default_voice()
@@ -87,7 +104,7 @@ def voice_judgement(text: str, before: str | None = None) -> tuple[str | None, f
     rule = voice.rules.first(text)  # the same order of judgement as VoiceRecognizer.check_many
     if rule is not None:
         return f"rule:{rule}", score
-    if score >= voice.threshold:
+    if score >= voice.threshold and (score >= SELF_VOICE_THRESHOLD or not self_focused(text)):
         return f"voice:{score:.2f}", score
     return None, score
 
@@ -411,21 +428,34 @@ class Seeker:
             return None, e.completions
         return a, list(completions)
 
-    def messages(self, history: list[Turn], layer: int, goodbye: bool, dismissed: bool = False) -> list[dict[str, str]]:
-        """The system prompt (`system_prompt`), then one user message with the transcript, the persona fields
-        opened by ``layer`` as background notes (`known_facts`: never a field of a layer still closed, never
-        a line to say) and what the seeker does now."""
+    def messages(
+        self,
+        history: list[Turn],
+        layer: int,
+        goodbye: bool,
+        dismissed: bool = False,
+        retry: RejectionCheck | None = None,
+    ) -> list[dict[str, str]]:
+        """The system prompt (`system_prompt`), then one user message with the persona fields opened by ``layer``
+        as background notes (`known_facts`: never a field of a layer still closed, never a line to say), the
+        transcript, the supporter's last message set apart (the opening line on the first turn: the model
+        answers it, as the seeker), what the seeker does now and, on a regeneration, a note saying what was
+        wrong with the last attempt (``retry``: the check that rejected it)."""
         p = self.persona
+        earlier, last = history, None
+        if history and history[-1].speaker == "supporter":
+            earlier, last = history[:-1], history[-1].text
+        elif not history:
+            last = self.prompts.render("seeker_opening.txt")
         user = self.prompts.render(
             "seeker_turn.j2",
             p=p,
-            history=history,
+            earlier=earlier,
+            last=last,
             layer=layer,
             goodbye="dismissed" if dismissed else goodbye,
-            allowed=p.disclosure.layer(layer),
             facts=known_facts(p, layer),
-            opening=self.prompts.render("seeker_opening.txt"),
-            layers=DISCLOSURE_LAYERS,
+            retry=retry,
         )
         return [
             {"role": "system", "content": self.system_prompt()},
@@ -482,7 +512,8 @@ class Seeker:
         """The seeker's next line; ``goodbye`` (with ``dismissed``: leaving because it feels dismissed).
 
         Up to ``max_regenerations`` + 1 attempts; each one a check rejects is kept in ``Turn.rejected`` with its
-        reason and voice score. When every attempt fails, the turn keeps the least supporter-like attempt
+        reason and voice score, and the next attempt's prompt says what was wrong with it (`messages`'s
+        ``retry``). When every attempt fails, the turn keeps the least supporter-like attempt
         (`least_supporter_like`), flagged in ``Turn.slip``; only when every attempt was empty is it a fixed line
         (``role_fallback``). The persona card's text is never said for the model."""
         goodbye = goodbye or dismissed
@@ -495,6 +526,8 @@ class Seeker:
         before = next((t.text for t in reversed(history) if t.speaker == "supporter"), None)
         earlier = [t.text for t in history if t.speaker == "seeker"]
         for attempt in range(self.max_regenerations + 1):
+            if rejected and rejected[-1].check != "empty":  # say what was wrong with the last attempt
+                msgs = self.messages(history, layer, goodbye, dismissed, retry=rejected[-1].check)
             req = ChatRequest.of(
                 msgs,
                 temperature=min(1.0, self.temperature + 0.1 * attempt),
