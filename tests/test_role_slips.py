@@ -133,6 +133,55 @@ def test_a_regeneration_is_told_what_was_wrong_with_the_last_attempt():
     assert f'last message to {MEGAN.name}: "{SUPPORTER}"' in seen[0]
 
 
+def test_echoing_the_supporter_is_a_repeat_and_the_regeneration_says_so():
+    # from the 1.5B model's seed-31 run: the seeker said the supporter's reply back (it passed every other check)
+    reply = (
+        "I understand that you feel confusion because you are unsure about the next action to take. It's "
+        "important to remember that managing anxiety and stress involves a combination of coping strategies."
+    )
+    echo = "I understand that you feel confusion because you are unsure about the next action to take."
+    fresh = "Honestly the clinic is the only place I still go, and even there I feel numb."
+    seen: list[str] = []
+
+    class Capturing(_Scripted):
+        async def complete(self, req):
+            seen.append(req.messages[-1][1])
+            return await super().complete(req)
+
+    history = [Turn(speaker="supporter", text=SUPPORTER), Turn(speaker="seeker", text="I feel flat."),
+               Turn(speaker="supporter", text=reply)]  # fmt: skip
+    seeker = Seeker(Capturing([echo, fresh]), MEGAN, Prompts(), seed=1)
+    turn = asyncio.run(seeker.speak(history, layer=1, goodbye=False, turn_index=3))
+    assert turn.text == fresh and [(r.check, r.reason) for r in turn.rejected] == [("repeat", "echo:16")]
+    assert "copied the supporter's own words" in seen[1] and "copied the supporter's own words" not in seen[0]
+
+
+def test_real_seekers_do_not_echo_the_supporter():
+    """ESConv valid's seeker turns after a supporter turn (a speaker's consecutive utterances joined, cut to two
+    sentences): none shares `ECHO_RUN` words in a row with the supporter turn it answers."""
+    from socialsim.agents.common import clean_utterance
+    from socialsim.agents.seeker import echoes
+    from socialsim.recognize.strategy_build import split_dialogs
+
+    path = ESCONV_DIR / "splits" / "valid.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path}: ESConv's splits are not here")
+    flagged, n = [], 0
+    for dialog in split_dialogs(path):
+        turns: list[list[str]] = []
+        for sp, text, _ in dialog:
+            if turns and turns[-1][0] == sp:
+                turns[-1][1] += " " + text
+            else:
+                turns.append([sp, text])
+        for k, (sp, text) in enumerate(turns):
+            if sp != "supporter" and k:
+                n += 1
+                if echoes(clean_utterance(text, max_sentences=2), turns[k - 1][1]) is not None:
+                    flagged.append(text)
+    assert n > 2000 and flagged == []
+
+
 def test_every_attempt_failing_keeps_the_least_supporter_like_one_not_the_card():
     turn = speak([SYMPATHY, REFLECTION, OFFER])
     assert turn.slip == "role" and not turn.role_fallback
