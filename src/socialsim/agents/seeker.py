@@ -75,28 +75,11 @@ def supporter_voice(text: str, before: str | None = None) -> str | None:
     return voice_judgement(text, before)[0]
 
 
-SELF_VOICE_THRESHOLD = 0.95
-"""The learned score at which a line about the speaker themself (`self_focused`) is judged supporter-like. The
-recognizer's own threshold (0.815) was set on real seekers, whose lines it rejects 2.6 % of (ESConv valid, a
-turn cut to two sentences); but it also learned the embedded models' style from their supporter replies, and
-scores their honest first-person seeker lines as high as 0.86-0.94 ("Hi, thank you for listening. I am still
-dealing with the loss of a loved one from my family."). Asking more of such lines rejects 1.7 % of ESConv
-valid's seeker turns (2.8 % -> 1.8 % of its seeker utterances) and still catches 81.7 % of the 1.5B model's
-supporter replies to valid seeker turns (85.0 % before; SmolLM2's 84.7 %, was 88.7 %): the rules judge first,
-and a line that is mostly about the other person keeps the recognizer's threshold."""
-
-
-def self_focused(text: str) -> bool:
-    """True when a line says more first-person words ("I", "my") than second-person ones ("you", "your")."""
-    n = _PERSON.count(text)
-    return n["first"] > n["second"]
-
-
 def voice_judgement(text: str, before: str | None = None) -> tuple[str | None, float]:
     """The role check's verdict on a seeker line (as `supporter_voice`: ``rule:<name>``, ``voice:<score>`` or
     None) together with its learned supporter-voice score (0..1), which ranks failed attempts. The rules of
-    `socialsim.recognize.voice` judge first; then the learned score at the recognizer's threshold, or at
-    `SELF_VOICE_THRESHOLD` for a line about the speaker themself (`self_focused`)."""
+    `socialsim.recognize.voice` judge first; then the learned score at the recognizer's threshold (as
+    `VoiceRecognizer.check`: the one role check, whose two rates `tests/test_recognize.py` measures)."""
     from socialsim.recognize.voice import default_voice
 
     voice = default_voice()
@@ -104,7 +87,7 @@ def voice_judgement(text: str, before: str | None = None) -> tuple[str | None, f
     rule = voice.rules.first(text)  # the same order of judgement as VoiceRecognizer.check_many
     if rule is not None:
         return f"rule:{rule}", score
-    if score >= voice.threshold and (score >= SELF_VOICE_THRESHOLD or not self_focused(text)):
+    if score >= voice.threshold:
         return f"voice:{score:.2f}", score
     return None, score
 
