@@ -261,7 +261,11 @@ def test_a_scripted_advising_supporter_is_dismissed():
                                       config=DialogueConfig(max_turns=8),
                                       supporter=ScriptedSupporter(ADVISING_REPLIES)))  # fmt: skip
     assert d.end_reason == "seeker_dismissed" and d.max_disclosure == 0
-    assert [t.text for t in d.turns if t.speaker == "supporter"] == [r for r, _ in ADVISING_REPLIES[:DISMISSED_AFTER]]
+    said = [t.text for t in d.turns if t.speaker == "supporter"]
+    # DISMISSED_AFTER poor replies in a row: whether an advising reply is poor depends also on how well it answered
+    # the seeker's line (the load target's canned lines here), so one may pass before the streak
+    assert DISMISSED_AFTER <= len(said) <= DISMISSED_AFTER + 2
+    assert said == [r for r, _ in ADVISING_REPLIES[: len(said)]]
 
 
 def test_scripted_supporter_says_its_list_in_order():
