@@ -190,15 +190,17 @@ def test_every_attempt_failing_keeps_the_least_supporter_like_one_not_the_card()
     assert turn.text not in (MEGAN.disclosure.surface, MEGAN.situation)
 
 
-def test_a_line_that_passes_the_role_check_is_kept_before_a_supporter_like_one():
-    # the repeat has a low voice score and is kept over the sympathy line, flagged as a repeat
+def test_a_line_said_again_is_kept_only_when_every_attempt_repeats():
+    # the repeats pass the role check, but a line said again adds nothing: the sympathy line is kept, flagged
     said = "I guess work at the clinic has been wearing me down."
     history = [Turn(speaker="supporter", text=SUPPORTER), Turn(speaker="seeker", text=said),
                Turn(speaker="supporter", text="Tell me more about that?")]  # fmt: skip
     turn = speak([SYMPATHY, said, said + "!"], history=history)
     assert [r.check for r in turn.rejected] == ["role", "repeat", "repeat"]
-    assert turn.slip == "repeat" and turn.text.startswith("I guess work")
+    assert turn.slip == "role" and turn.text == SYMPATHY
     assert turn.rejected[1].reason == "repeat:1.00"
+    again = speak([said, said + "!", said], history=history)
+    assert again.slip == "repeat" and again.text.startswith("I guess work")
 
 
 def test_a_repeat_is_regenerated():
@@ -226,16 +228,24 @@ def test_only_empty_attempts_give_the_fixed_line_never_the_card():
     assert bye.role_fallback and "bye" in bye.text.lower()
 
 
-def test_least_supporter_like_ranks_role_hits_last():
+def test_least_supporter_like_ranks_repeats_then_role_hits_last():
     rs = [
         Rejection(check="role", reason="rule:offer", text="a", voice_score=0.1),
         Rejection(check="off_topic", reason="x", text="b", voice_score=0.4),
         Rejection(check="repeat", reason="repeat:1.00", text="c", voice_score=0.2),
         Rejection(check="empty", reason="empty", text="", voice_score=None),
     ]
-    assert least_supporter_like(rs).text == "c"
+    assert least_supporter_like(rs).text == "b"
+    assert least_supporter_like([rs[0], rs[2]]).text == "a"  # a role hit before a line said again
     assert least_supporter_like(rs[:1]).text == "a"
     assert least_supporter_like(rs[3:]) is None
+    # a role hit that repeats an earlier seeker line goes after one that says something new (seen on the 1.5B model:
+    # the same kept line three turns in a row)
+    said = "I'm still processing what happened, and it's normal to feel shocked and numb."
+    again = Rejection(check="role", reason="voice:0.83", text=said, voice_score=0.83)
+    new = Rejection(check="role", reason="voice:0.90", text="I'm sorry, it's been hard on you lately.", voice_score=0.9)
+    assert least_supporter_like([again, new], earlier=[said]).text == new.text
+    assert least_supporter_like([again, new]).text == said
 
 
 # -- dialogues: marking, summary counts, filter, SFT export ------------------------------------------------
