@@ -88,7 +88,7 @@ def test_real_seeker_turns_are_rejected_no_more_than_before():
     seeker line is): the role check as the seeker applies it rejects at most 2.5 % of them, and none that the
     recognizer's own check (`VoiceRecognizer.check`, the plain threshold) accepts."""
     from socialsim.agents.common import clean_utterance
-    from socialsim.recognize.strategy_build import split_dialogs
+    from socialsim.recognize.strategy_build import speaker_turns, split_dialogs
     from socialsim.recognize.voice import default_voice
 
     path = ESCONV_DIR / "splits" / "valid.jsonl"
@@ -96,12 +96,7 @@ def test_real_seeker_turns_are_rejected_no_more_than_before():
         pytest.skip(f"{path}: ESConv's splits are not here")
     lines: list[tuple[str, str | None]] = []
     for dialog in split_dialogs(path):
-        turns: list[list[str]] = []
-        for sp, text, _ in dialog:
-            if turns and turns[-1][0] == sp:
-                turns[-1][1] += " " + text
-            else:
-                turns.append([sp, text])
+        turns = speaker_turns(dialog)
         lines += [(clean_utterance(t, max_sentences=2), turns[k - 1][1] if k else None)
                   for k, (sp, t) in enumerate(turns) if sp != "supporter"]  # fmt: skip
         if len(lines) >= 400:
@@ -159,19 +154,14 @@ def test_real_seekers_do_not_echo_the_supporter():
     sentences): none shares `ECHO_RUN` words in a row with the supporter turn it answers."""
     from socialsim.agents.common import clean_utterance
     from socialsim.agents.seeker import echoes
-    from socialsim.recognize.strategy_build import split_dialogs
+    from socialsim.recognize.strategy_build import speaker_turns, split_dialogs
 
     path = ESCONV_DIR / "splits" / "valid.jsonl"
     if not path.is_file():
         pytest.skip(f"{path}: ESConv's splits are not here")
     flagged, n = [], 0
     for dialog in split_dialogs(path):
-        turns: list[list[str]] = []
-        for sp, text, _ in dialog:
-            if turns and turns[-1][0] == sp:
-                turns[-1][1] += " " + text
-            else:
-                turns.append([sp, text])
+        turns = speaker_turns(dialog)
         for k, (sp, text) in enumerate(turns):
             if sp != "supporter" and k:
                 n += 1

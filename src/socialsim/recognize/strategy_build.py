@@ -77,6 +77,18 @@ def split_dialogs(path: Path) -> list[list[tuple[str, str, str | None]]]:
     return out
 
 
+def speaker_turns(dialog: list[tuple[str, str, str | None]]) -> list[tuple[str, str]]:
+    """A dialogue of `split_dialogs` as turns: each speaker's consecutive utterances joined into one ``(speaker,
+    text)``, as one simulated turn is."""
+    turns: list[tuple[str, str]] = []
+    for speaker, text, _ in dialog:
+        if turns and turns[-1][0] == speaker:
+            turns[-1] = (speaker, f"{turns[-1][1]} {text}")
+        else:
+            turns.append((speaker, text))
+    return turns
+
+
 def load_examples(path: Path, limit: int | None = None) -> list[Example]:
     """Every supporter utterance of an ESConv split file with its context and label index."""
     index = {s: i for i, s in enumerate(LABELS)}

@@ -98,18 +98,13 @@ def words_per(texts: Sequence[str]) -> dict[str, float]:
 def esconv_words(dialogs: Sequence[Sequence[tuple[str, str, str | None]]]) -> dict[str, dict[str, Any]]:
     """Words per utterance and per turn (consecutive utterances of one speaker joined: one simulated turn), by
     role, in ESConv dialogues given as ``(speaker, text, strategy)``."""
+    from socialsim.recognize.strategy_build import speaker_turns
+
+    joined = [speaker_turns(list(d)) for d in dialogs]
     out: dict[str, dict[str, Any]] = {}
     for role in ("supporter", "seeker"):
         utterances = [t for d in dialogs for sp, t, _ in d if sp == role]
-        turns: list[str] = []
-        for d in dialogs:
-            prev = None
-            for sp, t, _ in d:
-                if sp == role and prev == role:
-                    turns[-1] += " " + t
-                elif sp == role:
-                    turns.append(t)
-                prev = sp
+        turns = [t for d in joined for sp, t in d if sp == role]
         out[role] = {"utterance": words_per(utterances), "turn": words_per(turns)}
     return out
 
