@@ -276,8 +276,8 @@ async def simulate_dialogue(
                 latest = screened(await rewrite(latest, d.turns, turn_index=i, number=k, realized=pred.strategy.value))
                 emit("generating", "realized")
                 pred = await recognize_reply(latest.text, context)
-            p = check.declared_probability(declared, pred.as_json())
-            ok = check.passes(declared, pred.as_json())
+            probs = pred.as_json()
+            p, ok = check.declared_probability(declared, probs), check.passes(declared, probs)
             attempts.append(StrategyAttempt(text=latest.text, realized_strategy=pred.strategy,
                                             declared_prob=round(p, 4), passed=ok))  # fmt: skip
             if ok or p > best[1].probs[declared]:
