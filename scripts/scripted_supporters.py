@@ -29,6 +29,7 @@ from socialsim.llm.factory import build_llm
 from socialsim.personas.bank import default_personas, sample_personas
 from socialsim.schema import BackendConfig, Dialogue, ExecutionConfig, Persona, SimulationConfig
 from socialsim.simulate.dialogue import DialogueConfig, simulate_dialogue
+from socialsim.simulate.engine import role_slipped
 
 DEFAULT_POLICY = SimulationConfig.model_fields["disclosure"].default
 
@@ -45,14 +46,23 @@ def core_reply(d: Dialogue) -> int | None:
 
 
 async def play(
-    llm: Any, personas: list[Persona], *, max_turns: int, disclosure: str, seed: int, quiet: bool
+    llm: Any,
+    personas: list[Persona],
+    *,
+    max_turns: int,
+    disclosure: str,
+    seed: int,
+    quiet: bool,
+    scripts: tuple[str, ...] = tuple(SCRIPTS),
+    seeker_format: str = "transcript",
 ) -> dict[str, list[dict[str, Any]]]:
     """Each script against each persona, one dialogue after the other (persona by persona, so a run cut short
     has both scripts on the same seekers); per script, one record per dialogue."""
-    cfg = DialogueConfig(max_turns=max_turns, disclosure=disclosure)
-    out: dict[str, list[dict[str, Any]]] = {name: [] for name in SCRIPTS}
+    cfg = DialogueConfig(max_turns=max_turns, disclosure=disclosure, seeker_format=seeker_format)
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in scripts}
     for k, p in enumerate(personas):
-        for name, replies in SCRIPTS.items():
+        for name in scripts:
+            replies = SCRIPTS[name]
             rows = out[name]
             t0 = time.monotonic()
             d = await simulate_dialogue(
@@ -65,12 +75,15 @@ async def play(
                 "realized": [t.realized_strategy.value if t.realized_strategy else None
                              for t in d.turns if t.speaker == "supporter"],
                 "seeker": [t.text for t in d.turns if t.speaker == "seeker"],
+                "slips": [role_slipped(t) for t in d.turns if t.speaker == "seeker"],
+                "rejected": [[f"{r.check}: {r.text}" for r in t.rejected] for t in d.turns if t.speaker == "seeker"],
                 "seconds": round(time.monotonic() - t0, 1),
             }  # fmt: skip
             rows.append(row)
             if not quiet:
                 print(f"{name:9s} {k + 1:2d}/{len(personas)} {p.id:24s} layers {row['layers']} core at "
-                      f"{row['core_at']} end {row['end_reason']} ({row['seconds']} s)", file=sys.stderr, flush=True)
+                      f"{row['core_at']} end {row['end_reason']} slips {sum(row['slips'])}/{len(row['slips'])} "
+                      f"({row['seconds']} s)", file=sys.stderr, flush=True)
     return out
 
 
@@ -86,6 +99,8 @@ def summary(rows: list[dict[str, Any]], by: int) -> dict[str, Any]:
         "core_at": at,
         "end_reasons": ends,
         "failed": sum(r["status"] != "ok" for r in rows),
+        "role_slips": sum(sum(r["slips"]) for r in rows),
+        "seeker_turns": sum(len(r["slips"]) for r in rows),
     }
 
 
@@ -97,6 +112,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--by", type=int, default=6, help="count dialogues reaching the core by this reply (default 6)")
     ap.add_argument("--seed", type=int, default=31)
     ap.add_argument("--disclosure", default=DEFAULT_POLICY, help=f"disclosure policy (default {DEFAULT_POLICY})")
+    names = ",".join(SCRIPTS)
+    ap.add_argument("--scripts", default=names, help=f"which supporters, comma-separated (default {names})")
+    ap.add_argument("--seeker-format", default="transcript", choices=["transcript", "chat"],
+                    help="how the seeker's prompt holds the chat (default transcript)")
     ap.add_argument("--no-cache", action="store_true", help="do not answer calls from the per-call cache")
     ap.add_argument("--json", type=Path, help="write the summary and every dialogue's record here")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
@@ -107,7 +126,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     async def go() -> dict[str, list[dict[str, Any]]]:
         try:
             return await play(llm, personas, max_turns=args.max_turns, disclosure=args.disclosure, seed=args.seed,
-                              quiet=args.quiet)  # fmt: skip
+                              quiet=args.quiet, scripts=tuple(args.scripts.split(",")),
+                              seeker_format=args.seeker_format)  # fmt: skip
         finally:
             await llm.aclose()
 
@@ -119,7 +139,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name, s in result["summary"].items():
         failed = f"; failed {s['failed']}" if s["failed"] else ""
         print(f"{name}: core by reply {args.by} in {s[f'core_by_reply_{args.by}']} of {s['dialogues']} dialogues; "
-              f"core at reply {s['core_at']}; ends {s['end_reasons']}{failed}")
+              f"core at reply {s['core_at']}; ends {s['end_reasons']}; role slips {s['role_slips']}/{s['seeker_turns']}"
+              f"{failed}")
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=1))
     return result

@@ -253,8 +253,9 @@ LABEL_FAILURES: tuple[LabelFailure, ...] = get_args(LabelFailure)
 
 RejectionCheck = Literal["role", "repeat", "narrates", "off_topic", "recites", "leak", "empty"]
 """Why a seeker attempt was rejected (`socialsim.agents.seeker.Seeker.judge`): ``role`` sounds like the supporter
-(the role check), ``repeat`` repeats an earlier seeker line, ``narrates`` names the persona, ``off_topic`` shares no
-word with the persona's story, ``recites`` copies a run of the persona card's words, ``leak`` says a layer not yet
+(the role check), ``repeat`` repeats an earlier seeker line, ``narrates`` names the persona, ``off_topic`` (runs made
+before 2026-12-06 only: the check rejected most real seekers, `scripts/off_topic_esconv.py`) shared no word with the
+persona's story, ``recites`` copies a run of the persona card's words, ``leak`` says a layer not yet
 opened (`socialsim.agents.fidelity`), ``empty`` nothing usable. ``role`` and ``repeat`` are role slips."""
 ROLE_SLIP_CHECKS: tuple[RejectionCheck, ...] = ("role", "repeat")
 """The checks whose rejection is a role slip: the seeker spoke as the supporter, or said again what it had said."""

@@ -106,23 +106,6 @@ def content_words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
-def allowed_words(persona: Persona, layer: int) -> set[str]:
-    """The content words of the persona's story the off-topic check accepts by ``layer``: its occupation, life
-    stage and situation (the topic, also before the situation is opened: saying too much is the leak check's
-    business, not this one's), and every field of the layers opened so far (`layer_fields`)."""
-    parts = [persona.occupation, persona.life_stage or "", persona.situation]
-    parts += [text for i in range(layer + 1) for _, text in layer_fields(persona, i)]
-    return content_words(" ".join(parts))
-
-
-def off_topic(text: str, persona: Persona, layer: int, allowed: set[str] | None = None) -> bool:
-    """True when a seeker utterance shares no content word with what the persona may say so far
-    (situation and opened layers): the model has wandered off the persona's story. ``allowed``:
-    `allowed_words` of the same persona and layer, when the caller keeps them."""
-    words = content_words(text)
-    return bool(words) and not (words & (allowed if allowed is not None else allowed_words(persona, layer)))
-
-
 def narrates(text: str, persona: Persona) -> bool:
     """True when the seeker names itself other than in an introduction ("I'm Maya"): the model is
     narrating about the persona or addressing it, not speaking as it."""
@@ -386,17 +369,18 @@ class Seeker:
         temperature: float = 0.8,
         max_tokens: int = 80,
         fidelity: Any = None,
+        chat_format: bool = False,
     ) -> None:
         """``fidelity``: a `socialsim.agents.fidelity.FidelityCheck` (leaked lines are then regenerated like
         role slips, and each turn records its figures), or None."""
         self.llm, self.persona, self.prompts = llm, persona, prompts
         self.fidelity = fidelity
+        self.chat_format = chat_format
         self.seed = seed
         self.max_regenerations = max_regenerations
         self.temperature = temperature
         self.max_tokens = max_tokens
         self._system: str | None = None
-        self._allowed: dict[int, set[str]] = {}  # layer -> allowed_words (the persona does not change)
 
     def system_prompt(self) -> str:
         """Who the persona is and how it talks (`voice_lines`), and the rules of the role: the same on every
@@ -404,12 +388,6 @@ class Seeker:
         if self._system is None:
             self._system = self.prompts.render("seeker_system.j2", p=self.persona, voice=voice_lines(self.persona))
         return self._system
-
-    def _allowed_at(self, layer: int) -> set[str]:
-        words = self._allowed.get(layer)
-        if words is None:
-            words = self._allowed[layer] = allowed_words(self.persona, layer)
-        return words
 
     def appraisal_messages(self, history: list[Turn]) -> list[dict[str, str]]:
         """The persona's system prompt and the transcript as in the seeker's turn (llama.cpp reuses that
@@ -463,7 +441,17 @@ class Seeker:
             goodbye="dismissed" if dismissed else goodbye,
             facts=known_facts(p, layer),
             retry=retry,
+            chat=self.chat_format,
         )
+        if self.chat_format:  # the supporter's messages as user turns, the seeker's own as the model's
+            said = [{"role": "user", "content": self.prompts.render("seeker_opening.txt")}]
+            for t in history:
+                role = "assistant" if t.speaker == "seeker" else "user"
+                if said[-1]["role"] == role:  # two lines of one speaker in a row: one message
+                    said[-1] = {"role": role, "content": said[-1]["content"] + "\n" + t.text}
+                else:
+                    said.append({"role": role, "content": t.text})
+            return [{"role": "system", "content": self.system_prompt()}, *said, {"role": "system", "content": user}]
         return [
             {"role": "system", "content": self.system_prompt()},
             {"role": "user", "content": user},
@@ -488,7 +476,7 @@ class Seeker:
         """Why a candidate seeker line is rejected, as (check, reason), else None; and its voice score (None
         when empty). In order: empty, the role check (the rule or score that judged it supporter-like), a
         repeat of one of the ``earlier`` seeker lines or an echo of the supporter's message ``before`` (`echoes`),
-        narration about the persona, off-topic, a recitation of the persona card. The leak check (`FidelityCheck`,
+        narration about the persona, a recitation of the persona card. The leak check (`FidelityCheck`,
         when on) runs after these in `speak`."""
         if len(candidate) < 2:
             return ("empty", "empty"), None
@@ -504,8 +492,6 @@ class Seeker:
             return ("repeat", f"echo:{echo}"), score
         if narrates(candidate, self.persona):
             return ("narrates", "names the persona"), score
-        if not goodbye and off_topic(candidate, self.persona, layer, self._allowed_at(layer)):
-            return ("off_topic", "no content word of the persona's story"), score
         copied = recites(candidate, self.persona)
         if copied is not None:
             return ("recites", f"card:{copied[0]}:{copied[1]}"), score

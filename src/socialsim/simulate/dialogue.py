@@ -121,6 +121,7 @@ class DialogueConfig:
     strategy_check: int = _SIM["strategy_check"].default
     """Regenerate a reply whose declared strategy the recognizer finds improbable, at most this many times (0: off;
     `socialsim.recognize.strategy_check`). Needs ``realized_strategy`` 'recognizer'."""
+    seeker_format: str = "transcript"
     safety: bool = _SIM["safety"].default
     """Label seeker turns with the crisis safety layer (``Turn.safety_tier``, ``Turn.risk``): a protocol-tier
     seeker turn gets the fixed protocol reply, a check_in-tier one a normal reply with the check-in question,
@@ -189,6 +190,7 @@ async def simulate_dialogue(
         temperature=cfg.seeker_temperature,
         max_regenerations=cfg.max_regenerations,
         fidelity=FidelityCheck(persona) if cfg.fidelity else None,
+        chat_format=cfg.seeker_format == "chat",
     )
     supporter = supporter or Supporter(
         sup_llm,
