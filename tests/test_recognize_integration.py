@@ -132,8 +132,9 @@ def test_old_run_configs_keep_their_hash_and_their_labeller():
     new = SimulationConfig(personas="default", personas_sha256="x", n=1)
     assert new.realized_strategy == "recognizer"
     for legacy, mode in ((True, "llm"), (False, "off")):
-        # an old manifest: no strategy_check (added later; 0 is hashed as if absent)
-        fields = {k: v for k, v in new.model_dump(mode="json").items() if k != "strategy_check"}
+        # an old manifest: no strategy_check, no seeker_format (added later; 0 and 'transcript' hashed as if absent)
+        later = ("strategy_check", "seeker_format")
+        fields = {k: v for k, v in new.model_dump(mode="json").items() if k not in later}
         old = {**fields, "realized_strategy": legacy}
         old_hash = hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
         back = SimulationConfig.model_validate(old)

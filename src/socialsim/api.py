@@ -373,6 +373,7 @@ def simulate(
     safety: bool | None = None,
     fidelity: bool | None = None,
     strategy_check: int | None = None,
+    seeker_format: str | None = None,
     roles: dict[str, Backend] | None = None,
     max_cost: float | None = None,
     max_tokens: int | None = None,
@@ -387,7 +388,7 @@ def simulate(
     ``backend`` plays both roles (default: the embedded default model); ``roles`` may give the
     'seeker', 'supporter' or 'classifier' a backend of its own. The corpus options (``seed``,
     ``max_turns``, ``sampling``, ``disclosure``, ``realized_strategy``, ``safety``, ``fidelity``,
-    ``strategy_check``) take
+    ``strategy_check``, ``seeker_format``) take
     the defaults of ``socialsim simulate`` when None. A run stopped by a budget, an interruption or a
     failing server is saved: continue it with `resume` (or ``socialsim simulate --resume OUT``).
     Inside a running event loop (a notebook cell) the run goes to a worker thread; see `asimulate`."""
@@ -406,7 +407,7 @@ def simulate(
         role_cfgs = {role: b.configs()[0] for role, b in roles.items()}
     options = {"n": n, "seed": seed, "max_turns": max_turns, "sampling": sampling, "disclosure": disclosure,
                "realized_strategy": realized_strategy, "safety": safety, "fidelity": fidelity,
-               "strategy_check": strategy_check}
+               "strategy_check": strategy_check, "seeker_format": seeker_format}
 
     def go() -> Run:
         result = start_run(cfg, ex, out=out, personas=bank, options=options, roles=role_cfgs, shard=shard,

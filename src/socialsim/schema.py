@@ -549,6 +549,13 @@ class SimulationConfig(BaseModel):
         "(below the threshold calibrated on ESConv's human replies, `socialsim.recognize.strategy_check`), at most "
         "this many times; 0 = off. Needs realized_strategy 'recognizer'.",
     )
+    seeker_format: Literal["chat", "transcript"] = Field(
+        default="transcript",
+        description="How the seeker's prompt holds the conversation: 'transcript' (one user message with the chat "
+        "written out) or 'chat' (the supporter's messages as user turns, the seeker's own earlier lines as the "
+        "model's turns, the persona in a second-person system prompt and the turn's notes in a closing system "
+        "message; on the 1.5B model more of its lines slipped into the supporter's voice, docs/method/fidelity.md).",
+    )
     templates_digest: str = ""
 
     @field_validator("realized_strategy", mode="before")
@@ -558,14 +565,16 @@ class SimulationConfig(BaseModel):
 
     def config_hash(self) -> str:
         """The hash of the config's JSON. ``realized_strategy`` 'llm' and 'off' are hashed as the true and false
-        that runs wrote before the recognizer existed, and ``strategy_check`` 0 is left out, so those runs keep their
-        hash (their dialogue ids derive from it) and resume unchanged."""
+        that runs wrote before the recognizer existed, and ``strategy_check`` 0 and ``seeker_format`` 'transcript'
+        are left out, so those runs keep their hash (their dialogue ids derive from it) and resume unchanged."""
         import hashlib
 
         data = self.model_dump(mode="json")
         data["realized_strategy"] = LEGACY_REALIZED.get(self.realized_strategy, self.realized_strategy)
         if not data.get("strategy_check"):  # off: hashed as runs made before the check existed
             data.pop("strategy_check", None)
+        if data.get("seeker_format") == "transcript":  # as runs made before the option existed
+            data.pop("seeker_format", None)
         blob = json.dumps(data, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -13,6 +13,7 @@ from socialsim.templating import PromptSet
 
 TEMPLATE_NAMES = (
     "seeker_system.j2",
+    "seeker_chat_system.j2",
     "seeker_turn.j2",
     "seeker_opening.txt",
     "seeker_appraisal.j2",

@@ -336,6 +336,7 @@ def repeats(text: str, earlier: list[str]) -> float | None:
 
 
 FALLBACK_LINE = "Sorry, I'm not sure how to put it."
+
 """The seeker's line when every attempt came back empty (``role_fallback``); never the persona card's text."""
 
 
@@ -386,7 +387,8 @@ class Seeker:
         """Who the persona is and how it talks (`voice_lines`), and the rules of the role: the same on every
         turn (llama.cpp reuses it as the prompt's prefix)."""
         if self._system is None:
-            self._system = self.prompts.render("seeker_system.j2", p=self.persona, voice=voice_lines(self.persona))
+            name = "seeker_chat_system.j2" if self.chat_format else "seeker_system.j2"
+            self._system = self.prompts.render(name, p=self.persona, voice=voice_lines(self.persona))
         return self._system
 
     def appraisal_messages(self, history: list[Turn]) -> list[dict[str, str]]:
@@ -514,7 +516,6 @@ class Seeker:
         (`least_supporter_like`), flagged in ``Turn.slip``; only when every attempt was empty is it a fixed line
         (``role_fallback``). The persona card's text is never said for the model."""
         goodbye = goodbye or dismissed
-        msgs = self.messages(history, layer, goodbye, dismissed)
         completions: list[Completion] = []
         text: str | None = None
         figures: dict[str, Any] | None = None
@@ -523,10 +524,11 @@ class Seeker:
         before = next((t.text for t in reversed(history) if t.speaker == "supporter"), None)
         earlier = [t.text for t in history if t.speaker == "seeker"]
         for attempt in range(self.max_regenerations + 1):
+            retry = None
             if rejected and rejected[-1].check != "empty":  # say what was wrong with the last attempt
                 last = rejected[-1]
                 retry = "echo" if last.reason.startswith("echo:") else last.check
-                msgs = self.messages(history, layer, goodbye, dismissed, retry=retry)
+            msgs = self.messages(history, layer, goodbye, dismissed, retry=retry)
             req = ChatRequest.of(
                 msgs,
                 temperature=min(1.0, self.temperature + 0.1 * attempt),

@@ -267,6 +267,15 @@ def simulate(
             "Default 0 (off; demo: 2). Needs --realized-strategy recognizer.",
         ),
     ] = None,
+    seeker_format: Annotated[
+        str | None,
+        typer.Option(
+            help="How the seeker's prompt holds the conversation. 'transcript' (default): the chat written out in one "
+            "user message. 'chat': the supporter's messages are the user's turns and the seeker's earlier lines the "
+            "model's own, under a second-person persona prompt (for chat models that hold a role better that way; "
+            "on the 1.5B model more of its lines slipped into the supporter's voice: docs/method/fidelity.md).",
+        ),
+    ] = None,
     no_realized_strategy: Annotated[
         bool,
         typer.Option(
@@ -350,7 +359,7 @@ def simulate(
         options={
             "n": n, "seed": seed, "sampling": sampling, "max_turns": max_turns, "safety": safety,
             "disclosure": disclosure, "realized_strategy": realized_strategy, "fidelity": fidelity,
-            "strategy_check": strategy_check,
+            "strategy_check": strategy_check, "seeker_format": seeker_format,
         },  # fmt: skip
         personas=personas,
         out=out,

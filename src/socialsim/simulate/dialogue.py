@@ -121,7 +121,9 @@ class DialogueConfig:
     strategy_check: int = _SIM["strategy_check"].default
     """Regenerate a reply whose declared strategy the recognizer finds improbable, at most this many times (0: off;
     `socialsim.recognize.strategy_check`). Needs ``realized_strategy`` 'recognizer'."""
-    seeker_format: str = "transcript"
+    seeker_format: str = _SIM["seeker_format"].default
+    """How the seeker's prompt holds the chat: 'chat' (the supporter as the user, the seeker as the model) or
+    'transcript' (the chat written out in one user message)."""
     safety: bool = _SIM["safety"].default
     """Label seeker turns with the crisis safety layer (``Turn.safety_tier``, ``Turn.risk``): a protocol-tier
     seeker turn gets the fixed protocol reply, a check_in-tier one a normal reply with the check-in question,

@@ -224,6 +224,7 @@ def resume_run(
 #: `SimulationConfig` default, a resumed run keeps its own value.
 RUN_OPTIONS: tuple[str, ...] = (
     "n", "seed", "sampling", "max_turns", "safety", "disclosure", "realized_strategy", "fidelity", "strategy_check",
+    "seeker_format",
 )  # fmt: skip
 
 
