@@ -68,6 +68,9 @@ def test_simulate_with_fidelity_records_every_seeker_turn(tmp_path, persona_file
         runs[name] = (seeker, json.loads((out / "summary.json").read_text()))
     seeker_on, summary_on = runs["on"]
     assert seeker_on and all(isinstance(t["fidelity"], dict) and "drift" in t["fidelity"] for t in seeker_on)
-    assert summary_on["seeker_turns"] == len(seeker_on)
-    seeker_off, _ = runs["off"]
+    assert summary_on["seeker_turns"] == summary_on["seeker_fidelity_checked"] == len(seeker_on)
+    assert isinstance(summary_on["leak_rate"], float) and isinstance(summary_on["drift_rate"], float)
+    seeker_off, summary_off = runs["off"]
     assert seeker_off and all(t.get("fidelity") is None for t in seeker_off)
+    # nothing was measured: no rate of 0 that reads as "no leaks"
+    assert summary_off["seeker_fidelity_checked"] == 0 and summary_off["leak_rate"] is summary_off["drift_rate"] is None

@@ -223,6 +223,7 @@ def turn_quality(d: Dialogue) -> dict[str, int]:
         # a leak counts when it was seen, also when a regeneration then replaced it
         "seeker_leaks": sum(1 for t in seeker if _leaked(t)),
         "seeker_drift": sum(1 for t in seeker if t.fidelity and t.fidelity.get("drift")),
+        "seeker_fidelity_checked": sum(1 for t in seeker if t.fidelity),
         "seeker_turns": len(seeker),
         **{f"label_failures_{k}": sum(1 for t in d.turns if k in t.label_failures) for k in LABEL_FAILURES},
     }
@@ -274,6 +275,7 @@ QUALITY_KEYS = (
     "appraisals",
     "seeker_leaks",
     "seeker_drift",
+    "seeker_fidelity_checked",
     "seeker_turns",
     *(f"label_failures_{k}" for k in LABEL_FAILURES),
 )
@@ -509,6 +511,8 @@ def write_summary(
         }
         for k, name in rates.items():
             summary[name] = round(summary.get(k, 0) / summary["seeker_turns"], 4)
+        if not summary.get("seeker_fidelity_checked"):  # a run without --fidelity measured no leak or drift
+            summary["leak_rate"] = summary["drift_rate"] = None
     store.set_meta("summary", summary)
     atomic_write_text(store.root / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
