@@ -72,7 +72,8 @@ def figures(run: Path, *, fidelity: bool = False) -> dict[str, Any]:
     core = [core_reply(d) for d in dialogues]
     reached = [c for c in core if c is not None]
     words = summary.get("words_per_turn") or {}
-    after = kept_line_fidelity(dialogues) if fidelity and summary.get("leak_rate") is None else None
+    measured = any(t.fidelity for _, t in seeker)  # made with --fidelity: the run's own rates
+    after = kept_line_fidelity(dialogues) if fidelity and not measured else None
     return {
         "run": str(run),
         "dialogues_ok": len(dialogues),
