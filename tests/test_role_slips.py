@@ -236,6 +236,14 @@ def test_least_supporter_like_ranks_repeats_then_role_hits_last():
     new = Rejection(check="role", reason="voice:0.90", text="I'm sorry, it's been hard on you lately.", voice_score=0.9)
     assert least_supporter_like([again, new], earlier=[said]).text == new.text
     assert least_supporter_like([again, new]).text == said
+    # nor is the supporter's own message kept as the seeker's (the clean-clone demo of 2026-12-06 kept it word for
+    # word: "I'm sorry to hear that you've been feeling flat lately. It's important to remember ...")
+    reply = ("I'm sorry to hear that you've been feeling flat lately. It's important to remember that everyone goes "
+             "through periods of low energy or depression.")  # fmt: skip
+    echo = Rejection(check="role", reason="voice:0.80", text=reply, voice_score=0.8)
+    own = Rejection(check="role", reason="voice:0.95", text="I'm sorry, I just feel flat at work.", voice_score=0.95)
+    assert least_supporter_like([echo, own], before=reply).text == own.text
+    assert least_supporter_like([echo, own]).text == reply
 
 
 # -- dialogues: marking, summary counts, filter, SFT export ------------------------------------------------

@@ -340,17 +340,21 @@ FALLBACK_LINE = "Sorry, I'm not sure how to put it."
 """The seeker's line when every attempt came back empty (``role_fallback``); never the persona card's text."""
 
 
-def least_supporter_like(rejected: list[Rejection], earlier: Sequence[str] = ()) -> Rejection | None:
+def least_supporter_like(
+    rejected: list[Rejection], earlier: Sequence[str] = (), before: str | None = None
+) -> Rejection | None:
     """The attempt to keep when every one failed: one that says something new (attempts that repeat one of the
-    seeker's ``earlier`` lines, or that the repeat check rejected, last: a line said again adds nothing to a
-    corpus), then the one the role check found least supporter-like (those it rejected last, then by the lowest
-    voice score); None when every attempt was empty."""
+    seeker's ``earlier`` lines or copy the supporter's message ``before`` (`echoes`), or that the repeat check
+    rejected, last: a line said again adds nothing to a corpus), then the one the role check found least
+    supporter-like (those it rejected last, then by the lowest voice score); None when every attempt was empty."""
     usable = [r for r in rejected if r.check != "empty"]
     if not usable:
         return None
 
     def said_before(r: Rejection) -> bool:
-        return r.check == "repeat" or (bool(earlier) and repeats(r.text, list(earlier)) is not None)
+        if r.check == "repeat" or echoes(r.text, before) is not None:
+            return True
+        return bool(earlier) and repeats(r.text, list(earlier)) is not None
 
     return min(usable, key=lambda r: (said_before(r), r.check == "role",
                                       1.0 if r.voice_score is None else r.voice_score))  # fmt: skip
@@ -552,7 +556,7 @@ class Seeker:
         slip: RejectionCheck | None = None
         fallback = False
         if text is None:
-            kept = least_supporter_like(rejected, earlier)
+            kept = least_supporter_like(rejected, earlier, before)
             if kept is None:
                 text, fallback = self.fallback(layer, goodbye, dismissed), True
             else:
