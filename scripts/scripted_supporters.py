@@ -45,6 +45,22 @@ def core_reply(d: Dialogue) -> int | None:
     return None
 
 
+def core_similarity(d: Dialogue) -> float | None:
+    """How close the seeker came to saying its core worry: the highest all-MiniLM-L6-v2 cosine between the
+    persona's ``core`` field and a seeker line spoken from the core layer (goodbyes aside); None when no line was.
+    (The leak check calls a line at 0.6 or more a saying of that field; a quote of the core's first clause scores
+    0.87 median, `socialsim.agents.fidelity`.)"""
+    from socialsim.embeddings import embed
+
+    lines = [t.text for t in d.turns if t.speaker == "seeker" and t.disclosure_layer == 2]
+    if str(d.end_reason) in ("seeker_goodbye", "seeker_dismissed"):
+        lines = lines[:-1]
+    if not lines or not d.persona.disclosure.core:
+        return None
+    v = embed([d.persona.disclosure.core, *lines])
+    return round(float(max(v[1:] @ v[0])), 3)
+
+
 async def play(
     llm: Any,
     personas: list[Persona],
@@ -76,13 +92,15 @@ async def play(
                              for t in d.turns if t.speaker == "supporter"],
                 "seeker": [t.text for t in d.turns if t.speaker == "seeker"],
                 "slips": [role_slipped(t) for t in d.turns if t.speaker == "seeker"],
+                "core_sim": core_similarity(d),
                 "rejected": [[f"{r.check}: {r.text}" for r in t.rejected] for t in d.turns if t.speaker == "seeker"],
                 "seconds": round(time.monotonic() - t0, 1),
             }  # fmt: skip
             rows.append(row)
             if not quiet:
                 print(f"{name:9s} {k + 1:2d}/{len(personas)} {p.id:24s} layers {row['layers']} core at "
-                      f"{row['core_at']} end {row['end_reason']} slips {sum(row['slips'])}/{len(row['slips'])} "
+                      f"{row['core_at']} (core said: sim {row['core_sim']}) end {row['end_reason']} "
+                      f"slips {sum(row['slips'])}/{len(row['slips'])} "
                       f"({row['seconds']} s)", file=sys.stderr, flush=True)
     return out
 
@@ -100,6 +118,7 @@ def summary(rows: list[dict[str, Any]], by: int) -> dict[str, Any]:
         "end_reasons": ends,
         "failed": sum(r["status"] != "ok" for r in rows),
         "role_slips": sum(sum(r["slips"]) for r in rows),
+        "core_said_sim": [r["core_sim"] for r in rows],
         "seeker_turns": sum(len(r["slips"]) for r in rows),
     }
 

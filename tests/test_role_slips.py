@@ -244,6 +244,12 @@ def test_least_supporter_like_ranks_repeats_then_role_hits_last():
     own = Rejection(check="role", reason="voice:0.95", text="I'm sorry, I just feel flat at work.", voice_score=0.95)
     assert least_supporter_like([echo, own], before=reply).text == own.text
     assert least_supporter_like([echo, own]).text == reply
+    # nor a line that copies the persona card (the 1.5B run of 2026-12-06 kept two, both rejected first as a
+    # recitation or as naming the persona)
+    card = MEGAN.disclosure.context
+    copied = Rejection(check="narrates", reason="names the persona", text=card, voice_score=0.1)
+    assert least_supporter_like([copied, own], persona=MEGAN).text == own.text
+    assert least_supporter_like([copied, own]).text == card
 
 
 # -- dialogues: marking, summary counts, filter, SFT export ------------------------------------------------

@@ -341,18 +341,24 @@ FALLBACK_LINE = "Sorry, I'm not sure how to put it."
 
 
 def least_supporter_like(
-    rejected: list[Rejection], earlier: Sequence[str] = (), before: str | None = None
+    rejected: list[Rejection],
+    earlier: Sequence[str] = (),
+    before: str | None = None,
+    persona: Persona | None = None,
 ) -> Rejection | None:
     """The attempt to keep when every one failed: one that says something new (attempts that repeat one of the
-    seeker's ``earlier`` lines or copy the supporter's message ``before`` (`echoes`), or that the repeat check
-    rejected, last: a line said again adds nothing to a corpus), then the one the role check found least
+    seeker's ``earlier`` lines, copy the supporter's message ``before`` (`echoes`) or copy the ``persona``'s card
+    (`recites`), or that the repeat or recitation check rejected, last: a line said again adds nothing to a
+    corpus, and a card line must not reach it), then the one the role check found least
     supporter-like (those it rejected last, then by the lowest voice score); None when every attempt was empty."""
     usable = [r for r in rejected if r.check != "empty"]
     if not usable:
         return None
 
     def said_before(r: Rejection) -> bool:
-        if r.check == "repeat" or echoes(r.text, before) is not None:
+        if r.check in ("repeat", "recites") or echoes(r.text, before) is not None:
+            return True
+        if persona is not None and recites(r.text, persona) is not None:
             return True
         return bool(earlier) and repeats(r.text, list(earlier)) is not None
 
@@ -556,7 +562,7 @@ class Seeker:
         slip: RejectionCheck | None = None
         fallback = False
         if text is None:
-            kept = least_supporter_like(rejected, earlier, before)
+            kept = least_supporter_like(rejected, earlier, before, self.persona)
             if kept is None:
                 text, fallback = self.fallback(layer, goodbye, dismissed), True
             else:
