@@ -1,0 +1,71 @@
+"""How often a reply copies the line it answers: supporter replies that say 8 or more words in a row of the
+seeker line just before them (the seeker's echo check's run, `socialsim.agents.seeker.ECHO_RUN`), in a run folder
+and among ESConv valid's human supporters.
+
+    python scripts/echo_figures.py RUN [--valid PATH]
+
+On the 1.5B model the two roles copy each other (the seeker's echoes are rejected and regenerated; the
+supporter's are not checked): this counts the supporter's side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from socialsim.agents.seeker import ECHO_RUN, longest_run, words
+from socialsim.schema import read_dialogues
+
+VALID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "esconv" / "splits" / "valid.jsonl"
+
+
+def copied(pairs: Iterable[tuple[str, str]], run: int = ECHO_RUN) -> tuple[int, int]:
+    """(replies copying ``run`` or more words in a row of the line before, replies) over (line, reply) pairs."""
+    n = hits = 0
+    for line, reply in pairs:
+        n += 1
+        hits += longest_run(words(reply), words(line)) >= run
+    return hits, n
+
+
+def run_pairs(run: Path) -> list[tuple[str, str]]:
+    """(seeker line, supporter reply) of every model reply in a run (crisis-protocol replies left out)."""
+    out = []
+    for d in read_dialogues(run / "dialogues.jsonl"):
+        for a, b in zip(d.turns, d.turns[1:], strict=False):
+            if a.speaker == "seeker" and b.speaker == "supporter" and not (b.risk_reason or "").startswith("protocol"):
+                out.append((a.text, b.text))
+    return out
+
+
+def esconv_pairs(path: Path) -> list[tuple[str, str]]:
+    """(seeker turn, supporter turn) of ESConv dialogues, a speaker's consecutive utterances joined."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        turns: list[tuple[str, str]] = []
+        for u in json.loads(line)["dialog"]:
+            who = "seeker" if u["speaker"] == "usr" else "supporter"
+            if turns and turns[-1][0] == who:
+                turns[-1] = (who, f"{turns[-1][1]} {u['text']}")
+            else:
+                turns.append((who, u["text"]))
+        out += [(a[1], b[1]) for a, b in zip(turns, turns[1:], strict=False) if (a[0], b[0]) == ("seeker", "supporter")]
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("run", type=Path, help="a run folder (dialogues.jsonl)")
+    ap.add_argument("--valid", type=Path, default=VALID, help=f"ESConv split (default {VALID})")
+    args = ap.parse_args(argv)
+    for name, pairs in (("run", run_pairs(args.run)), ("ESConv valid (human)", esconv_pairs(args.valid))):
+        hits, n = copied(pairs)
+        six, _ = copied(pairs, 6)
+        print(f"{name}: {hits} of {n} supporter replies copy {ECHO_RUN}+ words in a row of the seeker line before "
+              f"({six} copy 6+)")
+
+
+if __name__ == "__main__":
+    main()
