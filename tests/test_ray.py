@@ -69,7 +69,9 @@ def test_ray_run_with_an_actor_killed_equals_the_single_process_run(tmp_path, pe
     ref_summary = json.loads((ref / "summary.json").read_text())
     assert result.summary["calls"] >= ref_summary["calls"] > 0
     assert result.summary["thoughts"] == ref_summary["thoughts"] > 0
-    assert 0 < calls_seen[len(calls_seen) // 2] < calls_seen[-1]
+    # (some update between the first call and the last: on a loaded machine the actors start late, so the
+    # middle update may still see 0, as in a clean-clone CI of 2026-12-06 sharing 2 cores with a 1.5B run)
+    assert any(0 < c < calls_seen[-1] for c in calls_seen)
 
 
 @pytest.mark.slow
