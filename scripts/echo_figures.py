@@ -11,23 +11,19 @@ supporter's are not checked): this counts the supporter's side.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
 from socialsim.agents.seeker import ECHO_RUN, longest_run, words
+from socialsim.recognize.strategy_build import speaker_turns, split_dialogs
 from socialsim.schema import read_dialogues
 
 VALID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "esconv" / "splits" / "valid.jsonl"
 
 
-def copied(pairs: Iterable[tuple[str, str]], run: int = ECHO_RUN) -> tuple[int, int]:
-    """(replies copying ``run`` or more words in a row of the line before, replies) over (line, reply) pairs."""
-    n = hits = 0
-    for line, reply in pairs:
-        n += 1
-        hits += longest_run(words(reply), words(line)) >= run
-    return hits, n
+def copied_runs(pairs: Iterable[tuple[str, str]]) -> list[int]:
+    """For each (line, reply) pair, the most words in a row the reply copies from the line."""
+    return [longest_run(words(reply), words(line)) for line, reply in pairs]
 
 
 def run_pairs(run: Path) -> list[tuple[str, str]]:
@@ -43,14 +39,8 @@ def run_pairs(run: Path) -> list[tuple[str, str]]:
 def esconv_pairs(path: Path) -> list[tuple[str, str]]:
     """(seeker turn, supporter turn) of ESConv dialogues, a speaker's consecutive utterances joined."""
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        turns: list[tuple[str, str]] = []
-        for u in json.loads(line)["dialog"]:
-            who = "seeker" if u["speaker"] == "usr" else "supporter"
-            if turns and turns[-1][0] == who:
-                turns[-1] = (who, f"{turns[-1][1]} {u['text']}")
-            else:
-                turns.append((who, u["text"]))
+    for dialog in split_dialogs(path):
+        turns = speaker_turns(dialog)
         out += [(a[1], b[1]) for a, b in zip(turns, turns[1:], strict=False) if (a[0], b[0]) == ("seeker", "supporter")]
     return out
 
@@ -61,8 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--valid", type=Path, default=VALID, help=f"ESConv split (default {VALID})")
     args = ap.parse_args(argv)
     for name, pairs in (("run", run_pairs(args.run)), ("ESConv valid (human)", esconv_pairs(args.valid))):
-        hits, n = copied(pairs)
-        six, _ = copied(pairs, 6)
+        runs = copied_runs(pairs)
+        hits, six, n = sum(r >= ECHO_RUN for r in runs), sum(r >= 6 for r in runs), len(runs)
         print(f"{name}: {hits} of {n} supporter replies copy {ECHO_RUN}+ words in a row of the seeker line before "
               f"({six} copy 6+)")
 

@@ -336,7 +336,6 @@ def repeats(text: str, earlier: list[str]) -> float | None:
 
 
 FALLBACK_LINE = "Sorry, I'm not sure how to put it."
-
 """The seeker's line when every attempt came back empty (``role_fallback``); never the persona card's text."""
 
 
@@ -526,6 +525,7 @@ class Seeker:
         (`least_supporter_like`), flagged in ``Turn.slip``; only when every attempt was empty is it a fixed line
         (``role_fallback``). The persona card's text is never said for the model."""
         goodbye = goodbye or dismissed
+        msgs = self.messages(history, layer, goodbye, dismissed)
         completions: list[Completion] = []
         text: str | None = None
         figures: dict[str, Any] | None = None
@@ -534,11 +534,10 @@ class Seeker:
         before = next((t.text for t in reversed(history) if t.speaker == "supporter"), None)
         earlier = [t.text for t in history if t.speaker == "seeker"]
         for attempt in range(self.max_regenerations + 1):
-            retry = None
             if rejected and rejected[-1].check != "empty":  # say what was wrong with the last attempt
                 last = rejected[-1]
                 retry = "echo" if last.reason.startswith("echo:") else last.check
-            msgs = self.messages(history, layer, goodbye, dismissed, retry=retry)
+                msgs = self.messages(history, layer, goodbye, dismissed, retry=retry)
             req = ChatRequest.of(
                 msgs,
                 temperature=min(1.0, self.temperature + 0.1 * attempt),
