@@ -1,13 +1,17 @@
 """Generates the model-written supporter replies the role check is measured (and partly trained) on.
 
     python scripts/make_voice_sets.py --model smollm2-135m --split train --n 400 --seed 7 --out train_smollm2-135m.jsonl
+    python scripts/make_voice_sets.py --model smollm2-135m --split train --n 300 --seed 11 \
+        --out train_smollm2-135m_2.jsonl
+    python scripts/make_voice_sets.py --model qwen2.5-1.5b --split train --n 300 --seed 10 --max-tokens 60 \
+        --out train_qwen2.5-1.5b.jsonl
     python scripts/make_voice_sets.py --model smollm2-135m --split valid --n 250 --seed 8 --limit 150 \
         --out test_smollm2-135m.jsonl
     python scripts/make_voice_sets.py --model qwen2.5-1.5b --split valid --n 250 --seed 9 --limit 60 \
         --max-tokens 60 --out test_qwen2.5-1.5b.jsonl
 
-(the shipped sets; a session had the time for these sizes). Resumable: a run appends after the lines
-already in the file.
+(the shipped sets; a session had the time for these sizes; the second and third were made on 2026-12-06,
+in 9 and 33 minutes on 2 shared cores). Resumable: a run appends after the lines already in the file.
 
 Each reply answers a real seeker turn of an ESConv split (sampled with ``--seed``) under one of a few
 supporter system prompts, with the embedded model in process (llama.cpp). A seeker model that slips

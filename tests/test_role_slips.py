@@ -127,12 +127,11 @@ def test_a_regeneration_is_told_what_was_wrong_with_the_last_attempt():
 
 
 def test_echoing_the_supporter_is_a_repeat_and_the_regeneration_says_so():
-    # from the 1.5B model's seed-31 run: the seeker said the supporter's reply back (it passed every other check)
-    reply = (
-        "I understand that you feel confusion because you are unsure about the next action to take. It's "
-        "important to remember that managing anxiety and stress involves a combination of coping strategies."
-    )
-    echo = "I understand that you feel confusion because you are unsure about the next action to take."
+    # the 1.5B model's seed-31 run had the seeker say the supporter's reply back ("I understand that you feel
+    # confusion because you are unsure about the next action to take."), which passed every other check then;
+    # the role check now catches that one as supporter voice, so the echo here is one in the seeker's voice
+    reply = "It sounds like the night shifts at the clinic have left you numb and tired all the time."
+    echo = "The night shifts at the clinic have left me numb and tired all the time."
     fresh = "Honestly the clinic is the only place I still go, and even there I feel numb."
     seen: list[str] = []
 
@@ -145,7 +144,7 @@ def test_echoing_the_supporter_is_a_repeat_and_the_regeneration_says_so():
                Turn(speaker="supporter", text=reply)]  # fmt: skip
     seeker = Seeker(Capturing([echo, fresh]), MEGAN, Prompts(), seed=1)
     turn = asyncio.run(seeker.speak(history, layer=1, goodbye=False, turn_index=3))
-    assert turn.text == fresh and [(r.check, r.reason) for r in turn.rejected] == [("repeat", "echo:16")]
+    assert turn.text == fresh and [(r.check, r.reason) for r in turn.rejected] == [("repeat", "echo:8")]
     assert "copied the supporter's own words" in seen[1] and "copied the supporter's own words" not in seen[0]
 
 

@@ -109,6 +109,11 @@ def voice_recognizer(
         float,
         typer.Option(help="Keep a supporter-voice rule only if it matches at most this share of train seeker turns."),
     ] = 0.001,
+    strategy_features: Annotated[
+        bool,
+        typer.Option(help="Also read the strategy recognizer's encoder output of each line (the default since "
+                     "2026-12-06; --no-strategy-features: the MiniLM embeddings alone, as before)."),
+    ] = True,
     measure_only: Annotated[
         bool,
         typer.Option(
@@ -128,7 +133,7 @@ def voice_recognizer(
         remeasure(path, valid)
         return
     build(path, train or default_split("train"), valid, target=target, model_weight=model_weight,
-          supporter_weight=supporter_weight, rule_max_rate=rule_max_rate)  # fmt: skip
+          supporter_weight=supporter_weight, rule_max_rate=rule_max_rate, with_strategy=strategy_features)  # fmt: skip
 
 
 @build_app.command("safety-model")

@@ -154,7 +154,9 @@ class StrategyRecognizer:
                             f"rebuild them with `{REBUILD}`") from None
         return cls(tok, enc, head, meta, d)
 
-    def logits(self, replies: Sequence[str], contexts: Sequence[Context]) -> Any:
+    def pooled(self, replies: Sequence[str], contexts: Sequence[Context]) -> Any:
+        """The fine-tuned encoder's mean-pooled output for each (reply, context) pair: what the head reads (the
+        role check also reads it, for lines with no context)."""
         import torch
 
         ctx = [context_text(c, self.context_turns) for c in contexts]
@@ -163,8 +165,25 @@ class StrategyRecognizer:
             max_length=self.max_length, padding=True, return_tensors="pt",
         )
         with self._lock, torch.inference_mode():
-            hidden = self.encoder(**batch).last_hidden_state
-            return self.head(mean_pool(hidden, batch["attention_mask"]))
+            return mean_pool(self.encoder(**batch).last_hidden_state, batch["attention_mask"])
+
+    def logits(self, replies: Sequence[str], contexts: Sequence[Context]) -> Any:
+        import torch
+
+        pooled = self.pooled(replies, contexts)
+        with self._lock, torch.inference_mode():
+            return self.head(pooled)
+
+    def pooled_many(self, replies: Sequence[str], *, batch_size: int = 64) -> Any:
+        """`pooled` of each reply without context, as a float32 numpy array (batches of similar length)."""
+        import numpy as np
+
+        out = np.zeros((len(replies), self.encoder.config.hidden_size), dtype=np.float32)
+        order = sorted(range(len(replies)), key=lambda i: len(replies[i]))
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            out[idx] = self.pooled([replies[i] for i in idx], [()] * len(idx)).numpy()
+        return out
 
     def predict(
         self, replies: Sequence[str], contexts: Sequence[Context] | None = None, *, batch_size: int = 32
@@ -233,6 +252,13 @@ def default_recognizer() -> StrategyRecognizer:
 
     with _LOAD_LOCK:
         return _load_cached(os.environ.get(MODEL_ENV) or None)
+
+
+def shipped_recognizer() -> StrategyRecognizer:
+    """The shipped recognizer whatever ``$SOCIALSIM_STRATEGY_MODEL`` says (the role check's features were
+    built on it), loaded once per process."""
+    with _LOAD_LOCK:
+        return _load_cached(None)
 
 
 @lru_cache(maxsize=2)

@@ -6,7 +6,8 @@ Two parts, either of which rejects a line, and the verdict names which one did:
   train split (the build keeps only those; ``meta`` in the model file lists them), e.g. "I'm so sorry to
   hear", "it sounds like you", "how can I help";
 - **the voice recognizer** (``voice:<score>``): a logistic regression on the all-MiniLM-L6-v2 embedding
-  of the line and of the line after the turn before it, trained on ESConv train utterances labelled by
+  of the line and of the line after the turn before it, and (models built since 2026-12-06) the strategy
+  recognizer's encoder output of the line, trained on ESConv train utterances labelled by
   speaker plus supporter replies written by the embedded models for train-split seeker turns; its
   threshold holds the out-of-fold rejection of real train seeker turns at the file's ``target``.
 
@@ -16,6 +17,7 @@ the model file is JSON (numbers only, no pickle) and inference is numpy plus the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -41,6 +43,25 @@ def feature_texts(text: str, before: str | None) -> tuple[str, str]:
     return line, f"{prev} || {line}" if prev else line
 
 
+def strategy_features(texts: list[str]) -> Any:
+    """The shipped strategy recognizer's pooled encoder output of each line alone (no context: the speaker
+    names of a context would give the speaker away). Its top layers were tuned to what supporters' replies do,
+    which separates a supporter's voice better than the base embedding alone (`scripts/voice_features.py`)."""
+    from socialsim.recognize.strategy import shipped_recognizer
+
+    return shipped_recognizer().pooled_many(texts)
+
+
+def strategy_weights_sha256() -> str:
+    """The sha256 of the shipped strategy recognizer's weights, which a voice model built on them records."""
+    from socialsim.recognize.strategy import default_model_dir
+
+    f = default_model_dir() / "model.safetensors"
+    if not f.is_file():
+        raise UserError(f"{f}: strategy recognizer file missing (the role check reads it); reinstall socialsim")
+    return hashlib.sha256(f.read_bytes()).hexdigest()
+
+
 @dataclass(frozen=True)
 class VoiceVerdict:
     """Why a seeker line was judged supporter-like: ``rule:<name>`` or ``voice:<score>``."""
@@ -64,8 +85,12 @@ class VoiceRecognizer:
             self.threshold = float(model["threshold"])
             self.rules = supporter_rules(list(model["rules"]))
             self.context = bool(model.get("context", True))
-        except (KeyError, TypeError, ValueError) as e:
+            self.strategy_sha256 = model.get("strategy_encoder", {}).get("weights_sha256")
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise UserError(f"{path}: not a voice model file ({e}); rebuild it with `{REBUILD}`") from None
+        if self.strategy_sha256 is not None and self.strategy_sha256 != strategy_weights_sha256():
+            raise UserError(f"{path}: built on another strategy recognizer than the one installed; rebuild it with "
+                            f"`{REBUILD}`")
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> VoiceRecognizer:
@@ -86,10 +111,12 @@ class VoiceRecognizer:
         from socialsim.embeddings import embed
 
         pairs = [feature_texts(t, b) for t, b in zip(texts, before, strict=True)]
-        line = embed([p[0] for p in pairs])
-        if not self.context:
-            return line
-        return np.hstack([line, embed([p[1] for p in pairs])])
+        parts = [embed([p[0] for p in pairs])]
+        if self.context:
+            parts.append(embed([p[1] for p in pairs]))
+        if self.strategy_sha256 is not None:
+            parts.append(strategy_features(list(texts)))
+        return np.hstack(parts)
 
     def scores(self, texts: Sequence[str], before: Sequence[str | None] | None = None) -> list[float]:
         """The learned supporter-voice score of each line (0..1)."""
