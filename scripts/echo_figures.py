@@ -1,11 +1,12 @@
 """How often a reply copies the line it answers: supporter replies that say 8 or more words in a row of the
-seeker line just before them (the seeker's echo check's run, `socialsim.agents.seeker.ECHO_RUN`), in a run folder
+seeker line just before them (the supporter's echo check, `socialsim.agents.supporter.ECHO_RUN`), in a run folder
 and among ESConv valid's human supporters.
 
     python scripts/echo_figures.py RUN [--valid PATH]
 
-On the 1.5B model the two roles copy each other (the seeker's echoes are rejected and regenerated; the
-supporter's are not checked): this counts the supporter's side.
+On the 1.5B model the two roles copy each other (the seeker's echoes are rejected and regenerated, and since
+2026-12-06 the supporter's too: `socialsim.agents.supporter.echoes_seeker`, same run): this counts the supporter's
+side, as kept in the run.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import argparse
 from collections.abc import Iterable
 from pathlib import Path
 
-from socialsim.agents.seeker import ECHO_RUN, longest_run, words
+from socialsim.agents.common import longest_run, words
+from socialsim.agents.supporter import ECHO_RUN
 from socialsim.recognize.strategy_build import speaker_turns, split_dialogs
 from socialsim.schema import read_dialogues
 

@@ -223,6 +223,35 @@ def test_supporter_regenerates_leaking_replies(replies, text, leaks):
     assert turn.text.startswith(text) and turn.leaks == leaks and turn.thought_attempts == 1
 
 
+SEEKER_LINE = "My exams start next week and I have not been able to sleep properly for days."
+
+
+@pytest.mark.parametrize(
+    "replies,text,echoes,leaks",
+    [
+        # from the 1.5B run's kind of echo: the seeker's line said back, then a reply of its own
+        (["I have not been able to sleep properly for days, and that is hard.", "What keeps you awake?"],
+         "What keeps you awake?", 1, 0),
+        # a few words in common are not an echo (7 in a row)
+        (["Not being able to sleep properly for days sounds exhausting."], "Not being able", 0, 0),
+        # every attempt fails: the echo that copies least is kept, never a leak's remainder
+        (["My exams start next week and I have not been able to sleep.", "Private notes: x",
+          "Exams next week and I have not been able to sleep, you say."], "Exams next week", 2, 1),
+    ],
+)
+def test_supporter_regenerates_replies_that_echo_the_seeker(replies, text, echoes, leaks):
+    import asyncio
+
+    from socialsim.agents.prompts import Prompts
+    from socialsim.agents.supporter import Supporter
+    from socialsim.llm import LLM
+    from socialsim.schema import Turn
+
+    sup = Supporter(LLM(_LeakyBackend(replies)), Prompts(), seed=1)
+    turn = asyncio.run(sup.respond([Turn(speaker="seeker", text=SEEKER_LINE)], turn_index=0))
+    assert turn.text.startswith(text) and (turn.echoes, turn.leaks) == (echoes, leaks)
+
+
 def test_supporter_reply_with_nothing_clean_fails_the_dialogue():
     import asyncio
 

@@ -327,6 +327,11 @@ class Turn(BaseModel):
         description="Supporter turns: replies regenerated because they leaked prompt text (template phrases, "
         "field names, role tags).",
     )
+    echoes: int = Field(
+        default=0,
+        description="Supporter turns: replies regenerated because they copied 8 or more words in a row of the "
+        "seeker line they answer (`socialsim.agents.supporter.echoes_seeker`).",
+    )
     cut_words: int = Field(
         default=0,
         description="Supporter turns: words cut from the end of the model's reply to keep it to ESConv's length "

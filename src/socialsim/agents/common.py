@@ -1,4 +1,4 @@
-"""Helpers the agents share: seeds, text clean-up, usage accounting."""
+"""Helpers the agents share: seeds, text clean-up, words copied in a row, usage accounting."""
 
 from __future__ import annotations
 
@@ -73,3 +73,24 @@ def total_usage(completions: Iterable[Completion]) -> tuple[Usage, float, int]:
         latency += c.latency_s
         n += 1
     return usage, latency, n
+
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words of ``text`` (apostrophes kept, curly ones straightened), punctuation dropped."""
+    return _TOKEN.findall(text.lower().replace("\u2019", "'"))
+
+
+def longest_run(a: list[str], b: list[str]) -> int:
+    """The length of the longest run of words ``a`` and ``b`` share in a row."""
+    best, prev = 0, [0] * (len(b) + 1)
+    for x in a:
+        cur = [0] * (len(b) + 1)
+        for j, y in enumerate(b, 1):
+            if x == y:
+                cur[j] = prev[j - 1] + 1
+                best = max(best, cur[j])
+        prev = cur
+    return best

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from socialsim.agents.common import CaselessPatterns, clean_utterance, derive_seed, total_usage
+from socialsim.agents.common import CaselessPatterns, clean_utterance, derive_seed, longest_run, total_usage, words
 from socialsim.agents.prompts import Prompts
 from socialsim.errors import StructuredOutputError
 from socialsim.llm.base import ChatRequest, Completion
@@ -248,7 +248,6 @@ def card_texts(p: Persona) -> list[tuple[str, str]]:
 
 # -- repeats and recitations ----------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 RECITE_RUN = 8
 """Words in a row shared with a card field that make a seeker line a recitation of the card."""
 RECITE_SHORT = 5
@@ -265,24 +264,6 @@ ECHO_RUN = 8
 I'm glad you've found ways to reduce stress."): a repeat. Real seekers: none of ESConv valid's 2,116 seeker turns
 after a supporter turn (cut to two sentences as a seeker line is) shares 8 words in a row with it, 4 of train's
 10,072 do; 7 words: 1 of valid's."""
-
-
-def words(text: str) -> list[str]:
-    """Lower-case words of ``text`` (apostrophes kept, curly ones straightened), punctuation dropped."""
-    return _TOKEN.findall(text.lower().replace("\u2019", "'"))
-
-
-def longest_run(a: list[str], b: list[str]) -> int:
-    """The length of the longest run of words ``a`` and ``b`` share in a row."""
-    best, prev = 0, [0] * (len(b) + 1)
-    for x in a:
-        cur = [0] * (len(b) + 1)
-        for j, y in enumerate(b, 1):
-            if x == y:
-                cur[j] = prev[j - 1] + 1
-                best = max(best, cur[j])
-        prev = cur
-    return best
 
 
 def recites(text: str, persona: Persona) -> tuple[str, int] | None:

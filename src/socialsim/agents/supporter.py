@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from socialsim.agents.common import CaselessPatterns, clean_utterance, derive_seed, total_usage
+from socialsim.agents.common import CaselessPatterns, clean_utterance, derive_seed, longest_run, total_usage, words
 from socialsim.agents.prompts import Prompts
 from socialsim.chat_format import chat_history
 from socialsim.errors import StructuredOutputError
@@ -69,6 +69,20 @@ def prompt_leak(text: str, phrases: Iterable[str] = ()) -> str | None:
         if phrase and phrase.lower() in low:
             return "template"
     return None
+
+
+ECHO_RUN = 8
+"""Words in a row of the seeker line a reply answers that make the reply an echo of it: regenerated, as a leak is.
+ESConv valid's human supporters never do it (0 of 2,156 replies copy 8 words in a row of the seeker turn before
+them; 3 copy 6 or more), the 1.5B model did in 9 of 43 replies of a 10-dialogue run (`scripts/echo_figures.py`)."""
+
+
+def echoes_seeker(reply: str, seeker_line: str | None) -> int | None:
+    """The words in a row ``reply`` copies from the seeker line it answers, when `ECHO_RUN` or more; else None."""
+    if not seeker_line:
+        return None
+    n = longest_run(words(reply), words(seeker_line))
+    return n if n >= ECHO_RUN else None
 
 
 def drop_leaking_sentences(text: str, phrases: Iterable[str] = ()) -> str:
@@ -205,15 +219,17 @@ class Supporter:
         turn_index: int,
         rewrite: int = 0,
         retry: dict[str, str] | None = None,
-    ) -> tuple[str, int, list[Completion], int]:
-        """A reply to ``thought``: (text, replies regenerated for leaking prompt text, completions, words cut), cut
-        to ``max_sentences`` (`shorten`). A reply that
-        leaks prompt text (see `prompt_leak`) is regenerated with a new seed, up to ``reply_attempts`` calls in
-        all; if every one leaks, the longest clean remainder (its sentences without a leak) is kept, and when no
-        attempt has one, `StructuredOutputError`. ``rewrite`` > 0: the strategy check's rewrite number (its own
-        seeds; ``retry`` its note)."""
+    ) -> tuple[str, int, int, list[Completion], int]:
+        """A reply to ``thought``: (text, replies regenerated for leaking prompt text, replies regenerated for
+        echoing the seeker, completions, words cut), cut to ``max_sentences`` (`shorten`). A reply that leaks
+        prompt text (see `prompt_leak`) or copies `ECHO_RUN` words in a row of the seeker line it answers
+        (`echoes_seeker`) is regenerated with a new seed, up to ``reply_attempts`` calls in all; if every one
+        fails, the echo that copies least is kept, else the longest clean remainder of a leak (its sentences
+        without a leak), and when no attempt has one, `StructuredOutputError`. ``rewrite`` > 0: the strategy
+        check's rewrite number (its own seeds; ``retry`` its note)."""
         completions: list[Completion] = []
-        text, leaks, leaked = "", 0, []
+        text, leaks, leaked, echoed = "", 0, [], []
+        seeker_line = next((t.text for t in reversed(history) if t.speaker == "seeker"), None)
         msgs = self.reply_messages(history, thought, retry=retry)  # rendered once: attempts differ only in the seed
         for attempt in range(self.reply_attempts):
             self._emit("generating", "reply")
@@ -225,11 +241,17 @@ class Supporter:
             candidate = clean_utterance(c.text, max_sentences=12)  # `shorten` cuts to length, by strategy
             if len(candidate) < 2:
                 continue
-            if reply_leak(c.text, candidate, self.leak_phrases) is None:
+            if reply_leak(c.text, candidate, self.leak_phrases) is not None:
+                leaks += 1
+                leaked.append(candidate)
+                continue
+            copied = echoes_seeker(candidate, seeker_line)
+            if copied is None:
                 text = candidate
                 break
-            leaks += 1
-            leaked.append(candidate)
+            echoed.append((copied, candidate))
+        if not text and echoed:
+            text = min(echoed, key=lambda e: e[0])[1]
         if not text and leaked:
             text = max((drop_leaking_sentences(c, self.leak_phrases) for c in leaked), key=len)
         if len(text) < 2:
@@ -241,7 +263,7 @@ class Supporter:
         if self.max_sentences is not None:
             short = shorten(text, thought.strategy, self.max_sentences)
             cut, text = len(text.split()) - len(short.split()), short
-        return text, leaks, completions, cut
+        return text, leaks, len(echoed), completions, cut
 
     async def respond(self, history: list[Turn], *, turn_index: int) -> Turn:
         """Thought, then reply (`write_reply`)."""
@@ -249,7 +271,7 @@ class Supporter:
         thought, completions = await self.think(history, turn_index=turn_index)
         thought_attempts = len(completions)
         self._emit("thought", thought)
-        text, leaks, done, cut = await self.write_reply(history, thought, turn_index=turn_index)
+        text, leaks, echoes, done, cut = await self.write_reply(history, thought, turn_index=turn_index)
         usage, latency, calls = total_usage(completions + done)
         return Turn(
             speaker="supporter",
@@ -261,16 +283,17 @@ class Supporter:
             calls=calls,
             thought_attempts=thought_attempts,
             leaks=leaks,
+            echoes=echoes,
             cut_words=cut,
         )
 
     async def rewrite(self, turn: Turn, history: list[Turn], *, turn_index: int, number: int, realized: str) -> Turn:
         """Another reply to ``turn``'s thought, for the strategy check: the note says the last draft read as
         ``realized`` (``number``: 1 for the first rewrite, seeds its calls). The returned turn carries the usage,
-        calls and leaks of ``turn`` plus this rewrite's."""
+        calls, leaks and echoes of ``turn`` plus this rewrite's."""
         if turn.thought is None:
             raise ValueError("rewrite needs a turn with a thought")
-        text, leaks, done, cut = await self.write_reply(
+        text, leaks, echoes, done, cut = await self.write_reply(
             history, turn.thought, turn_index=turn_index, rewrite=number, retry={"realized": realized}
         )
         usage, latency, calls = total_usage(done)
@@ -281,6 +304,7 @@ class Supporter:
                 "latency_s": round(turn.latency_s + latency, 4),
                 "calls": turn.calls + calls,
                 "leaks": turn.leaks + leaks,
+                "echoes": turn.echoes + echoes,
                 "cut_words": cut,
                 "risk_reason": None,  # a new reply: the safety layer has not touched it
             }

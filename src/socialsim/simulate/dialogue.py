@@ -290,7 +290,8 @@ async def simulate_dialogue(
                 break
         kept, pred = best
         kept = kept.model_copy(update={"usage": latest.usage, "latency_s": latest.latency_s, "calls": latest.calls,
-                                       "leaks": latest.leaks, "strategy_attempts": attempts})  # fmt: skip
+                                       "leaks": latest.leaks, "echoes": latest.echoes,
+                                       "strategy_attempts": attempts})  # fmt: skip
         kept.realized_strategy, kept.realized_probs = pred.strategy, pred.as_json()
         return kept
 

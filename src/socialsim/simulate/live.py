@@ -18,7 +18,7 @@ _LAYER = ["surface", "context", "core"]
 def turn_line(t: Any) -> str:
     """One turn as the transcripts print it (rich markup): the seeker with its layer and any flag (a fixed
     fallback line, a kept role slip), the supporter with its declared strategy, the realized one when it differs,
-    and how often it was regenerated (prompt leaks, the strategy check's rewrites)."""
+    and how often it was regenerated (prompt leaks, echoes of the seeker, the strategy check's rewrites)."""
     if t.speaker == "seeker":
         flag = " [red](role fallback)[/]" if t.role_fallback else ""
         if t.slip is not None:
@@ -30,6 +30,8 @@ def turn_line(t: Any) -> str:
         notes.append(f"reads as {escape(t.realized_strategy.value)}")
     if t.leaks:
         notes.append(f"regenerated {t.leaks}x: prompt leak")
+    if t.echoes:
+        notes.append(f"regenerated {t.echoes}x: echoed the seeker")
     if len(t.strategy_attempts) > 1:
         first = t.strategy_attempts[0].realized_strategy.value
         notes.append(f"rewritten {len(t.strategy_attempts) - 1}x by the strategy check: first read as {escape(first)}")
