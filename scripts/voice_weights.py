@@ -16,10 +16,10 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from socialsim.agents.seeker import SUPPORTER_VOICE_RULES, supporter_rules
+from socialsim.agents.seeker import supporter_rules
 from socialsim.recognize.strategy_build import default_split
 from socialsim.recognize.voice import feature_texts
-from socialsim.recognize.voice_build import _embed, _threshold, esconv_utterances, model_replies
+from socialsim.recognize.voice_build import _embed, _threshold, esconv_utterances, kept_rules, model_replies
 
 
 def main() -> None:
@@ -37,12 +37,7 @@ def main() -> None:
     is_gen = np.array([False] * len(tr) + [True] * len(gen))
     is_seeker = y == 0
     seekers = [r[0] for r in tr if r[2] == 0]
-    every = supporter_rules([n for n, _ in SUPPORTER_VOICE_RULES])
-    hits = {n: 0 for n, _ in SUPPORTER_VOICE_RULES}
-    for t in seekers:
-        for n, c in every.count(t).items():
-            hits[n] += c > 0
-    rules = supporter_rules([n for n, _ in SUPPORTER_VOICE_RULES if hits[n] <= 0.001 * len(seekers)])
+    rules = supporter_rules(kept_rules(seekers, 0.001)[0])
     rule_hit = np.array([rules.first(r[0]) is not None for r in rows])
     mlp = "--mlp" in sys.argv
     grid = [(50.0, 0.3)] if mlp else [(g, s) for g in (5.0, 20.0, 50.0) for s in (1.0, 0.3)]

@@ -65,38 +65,45 @@ def model_replies(pattern: str, split_path: Path) -> dict[str, list[tuple[str, s
     return out
 
 
-def _embed(texts: list[str]) -> Any:
-    """Embeddings of ``texts``, kept in socialsim's cache folder by a hash of the list (a rebuild with other
-    weights or a new generated set then embeds only what changed)."""
+def _cached(name: str, key_text: str, compute: Any) -> Any:
+    """``compute()``, kept in socialsim's cache folder as ``voice_build/<name><hash of key_text>.npy`` (a rebuild
+    with other weights or a new generated set then computes only what changed)."""
     import numpy as np
 
-    from socialsim.embeddings import embed
     from socialsim.io import cache_dir
 
-    key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:20]
-    path = cache_dir() / "voice_build" / f"{key}.npy"
+    path = cache_dir() / "voice_build" / f"{name}{hashlib.sha256(key_text.encode()).hexdigest()[:20]}.npy"
     if path.exists():
         return np.load(path)
-    x = embed(texts)
+    x = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, x)
     return x
+
+
+def _embed(texts: list[str]) -> Any:
+    """MiniLM embeddings of ``texts`` (`_cached` by the list)."""
+    from socialsim.embeddings import embed
+
+    return _cached("", "\x00".join(texts), lambda: embed(texts))
 
 
 def _strategy(texts: list[str]) -> Any:
-    """`voice.strategy_features` of ``texts``, cached as `_embed` is (keyed by the strategy weights too)."""
-    import numpy as np
+    """`voice.strategy_features` of ``texts`` (`_cached` by the list and the strategy weights)."""
+    return _cached("strategy_", "\x00".join(texts) + strategy_weights_sha256(), lambda: strategy_features(texts))
 
-    from socialsim.io import cache_dir
 
-    key = hashlib.sha256(("\x00".join(texts) + strategy_weights_sha256()).encode()).hexdigest()[:20]
-    path = cache_dir() / "voice_build" / f"strategy_{key}.npy"
-    if path.exists():
-        return np.load(path)
-    x = strategy_features(texts)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, x)
-    return x
+def kept_rules(seeker_texts: list[str], max_rate: float) -> tuple[list[str], dict[str, int]]:
+    """The supporter-voice rules matching at most ``max_rate`` of ``seeker_texts`` (in their order), and how many
+    of those texts each rule matches."""
+    from socialsim.agents.seeker import SUPPORTER_VOICE_RULES, supporter_rules
+
+    every = supporter_rules([n for n, _ in SUPPORTER_VOICE_RULES])
+    hits: dict[str, int] = {n: 0 for n, _ in SUPPORTER_VOICE_RULES}
+    for text in seeker_texts:
+        for name, n in every.count(text).items():
+            hits[name] += n > 0
+    return [n for n, _ in SUPPORTER_VOICE_RULES if hits[n] <= max_rate * len(seeker_texts)], hits
 
 
 def _rate(flags: list[bool]) -> dict[str, Any]:
@@ -120,7 +127,7 @@ def build(out: Path, train: Path, valid: Path, *, target: float = 0.025, model_w
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
-    from socialsim.agents.seeker import SUPPORTER_VOICE_RULES, legacy_supporter_voice, supporter_rules
+    from socialsim.agents.seeker import legacy_supporter_voice, supporter_rules
 
     t0 = time.time()
     tr = esconv_utterances(train)
@@ -130,12 +137,7 @@ def build(out: Path, train: Path, valid: Path, *, target: float = 0.025, model_w
     y = np.array([r[2] for r in rows])
     w = np.array([supporter_weight if r[2] else 1.0 for r in tr] + [model_weight] * len(gen_rows))
     seeker_train = [r[0] for r in tr if r[2] == 0]
-    every = supporter_rules([n for n, _ in SUPPORTER_VOICE_RULES])
-    hits: dict[str, int] = {n: 0 for n, _ in SUPPORTER_VOICE_RULES}
-    for text in seeker_train:
-        for name, n in every.count(text).items():
-            hits[name] += n > 0
-    rules = [n for n, _ in SUPPORTER_VOICE_RULES if hits[n] <= rule_max_rate * len(seeker_train)]
+    rules, hits = kept_rules(seeker_train, rule_max_rate)
     log(f"rules kept (at most {rule_max_rate:.2%} of {len(seeker_train)} train seeker turns): {rules}; hits: "
         f"{ {n: c for n, c in hits.items() if c} }")
     rule_check = supporter_rules(rules)
