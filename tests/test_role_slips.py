@@ -378,3 +378,14 @@ def test_filter_command_drops_slipped_dialogues(tmp_path):
     r = run_cli("filter", src, "--out", out, "--drop-seeker-slipped", "--no-cache")
     assert r.returncode == 0, r.stderr
     assert [d.id for d in read_dialogues(out)] == ["d0"]
+
+
+def test_the_first_line_saying_the_opening_back_is_an_echo(tmp_path):
+    # an opening in words a seeker could say, so that only the echo check can catch the copy
+    opening = "Some days the night shifts at the clinic leave people numb and tired all the time."
+    (tmp_path / "seeker_opening.txt").write_text(opening + "\n")
+    echo = "The night shifts at the clinic leave people numb and tired all the time."
+    fresh = "I just don't enjoy the dogs anymore, and I used to love them."
+    seeker = Seeker(_Scripted([echo, fresh]), MEGAN, Prompts(tmp_path), seed=1)
+    turn = asyncio.run(seeker.speak([], layer=0, goodbye=False, turn_index=0))
+    assert turn.text == fresh and [r.reason for r in turn.rejected] == ["echo:14"]

@@ -33,6 +33,11 @@ def clean_utterance(text: str, *, max_sentences: int = 4) -> str:
     return " ".join(parts[:max_sentences]).strip()
 
 
+def split_sentences(text: str) -> list[str]:
+    """The sentences of a cleaned utterance, as `clean_utterance` counts them (split after . ! ?)."""
+    return [s.strip() for s in _SENTENCE.split(text.strip()) if s.strip()]
+
+
 _UPPER_LITERAL = re.compile(r"(?<!\\)[A-Z]")
 
 

@@ -504,7 +504,8 @@ class Seeker:
         reason and voice score, and the next attempt's prompt says what was wrong with it (`messages`'s
         ``retry``). When every attempt fails, the turn keeps the least supporter-like attempt
         (`least_supporter_like`), flagged in ``Turn.slip``; only when every attempt was empty is it a fixed line
-        (``role_fallback``). The persona card's text is never said for the model."""
+        (``role_fallback``). The persona card's text is never said for the model. On the first turn the line
+        answers the opening line (`seeker_opening.txt`), which the echo check then covers too."""
         goodbye = goodbye or dismissed
         msgs = self.messages(history, layer, goodbye, dismissed)
         completions: list[Completion] = []
@@ -512,7 +513,10 @@ class Seeker:
         figures: dict[str, Any] | None = None
         leaked = 0
         rejected: list[Rejection] = []
+        # the message the line answers: the supporter's last, or on the first turn the opening line the prompt shows
         before = next((t.text for t in reversed(history) if t.speaker == "supporter"), None)
+        if not history:
+            before = self.prompts.render("seeker_opening.txt").strip()
         earlier = [t.text for t in history if t.speaker == "seeker"]
         for attempt in range(self.max_regenerations + 1):
             if rejected and rejected[-1].check != "empty":  # say what was wrong with the last attempt
