@@ -151,6 +151,10 @@ def test_real_parts_are_located_without_import():
         # the 1.5B model's third reply in a clean-clone CI demo (2026-12-02), written as the seeker's letter
         ("Hi [Name], I hope this message finds you well. I wanted to share a bit about my feelings lately.", "letter"),
         ("I hope this message finds you well and that the week was kinder.", "letter"),
+        # the 1.5B model's replies to a seeker that refused (seed-31 run, 2026-12-06): the prompts' word for them
+        ("It sounds like The seeker might be feeling confused and upset.", "template"),
+        ("I'm sorry, but as an AI language model, I can't assist with that.", "refusal"),
+        ("I'm sorry, but I can't help you with that request.", "refusal"),
     ],
 )
 def test_prompt_leak_is_caught(reply, kind):
@@ -169,6 +173,7 @@ def test_prompt_leak_is_caught(reply, kind):
         "It makes sense that you feel anxious; you have put so much into this.",
         "Here, take a breath with me. What happened after the midterm?",
         "I hope you can find some time for yourself this week. What name would you give this feeling?",
+        "I can't help you with everything, but I can listen. What feels heaviest?",
     ],
 )
 def test_ordinary_replies_are_not_leaks(reply):

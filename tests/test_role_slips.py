@@ -389,3 +389,54 @@ def test_the_first_line_saying_the_opening_back_is_an_echo(tmp_path):
     seeker = Seeker(_Scripted([echo, fresh]), MEGAN, Prompts(tmp_path), seed=1)
     turn = asyncio.run(seeker.speak([], layer=0, goodbye=False, turn_index=0))
     assert turn.text == fresh and [r.reason for r in turn.rejected] == ["echo:14"]
+
+
+# the 1.5B model refused to play one seeker of the seed-31 run (2026-12-06) and the kept slips said so in the corpus
+REFUSALS = [
+    "I'm sorry, but as an AI language model, I am unable to assist with that.",
+    "I'm sorry, but I can't assist with that.",
+    "I understand, but as an AI language model, I cannot assist with that.",
+]
+
+
+def test_a_refusal_is_never_kept_and_the_regeneration_says_so():
+    seen: list[str] = []
+
+    class Capturing(_Scripted):
+        async def complete(self, req):
+            seen.append(req.messages[-1][1])
+            return await super().complete(req)
+
+    fresh = "I just don't enjoy the dogs anymore, and I used to love them."
+    seeker = Seeker(Capturing([REFUSALS[1], fresh]), MEGAN, Prompts(), seed=1)
+    turn = asyncio.run(seeker.speak([Turn(speaker="supporter", text=SUPPORTER)], layer=0, goodbye=False, turn_index=1))
+    assert turn.text == fresh and [r.check for r in turn.rejected] == ["refusal"]
+    assert "refused or spoke as an AI" in seen[1] and "refused or spoke as an AI" not in seen[0]
+    # every attempt a refusal: the fixed line, never the refusal
+    turn = speak(REFUSALS)
+    assert turn.role_fallback and turn.text == FALLBACK_LINE and [r.check for r in turn.rejected] == ["refusal"] * 3
+    # a refusal and two supporter-like lines: the least supporter-like of those is kept, not the refusal
+    turn = speak([REFUSALS[0], SYMPATHY, REFLECTION])
+    assert turn.slip == "role" and turn.text in (SYMPATHY, REFLECTION)
+    d = Dialogue(id="d", persona_id=MEGAN.id, persona=MEGAN, backend="t", model="t", seed=1, turns=[turn])
+    assert turn_quality(d)["seeker_rejected_refusal"] == 1 and turn_quality(d)["role_slips"] == 1
+
+
+def test_no_esconv_turn_reads_as_a_refusal():
+    from pathlib import Path
+
+    from socialsim.agents.common import refuses
+    from socialsim.recognize.strategy_build import speaker_turns, split_dialogs
+
+    n, hits = 0, []
+    for split in ("train", "valid"):
+        path = Path(ESCONV_DIR) / "splits" / f"{split}.jsonl"
+        if not path.is_file():
+            pytest.skip(f"{path}: ESConv's splits are not here")
+        for dialog in split_dialogs(path):
+            for _, text in speaker_turns(dialog):
+                n += 1
+                if refuses(text):
+                    hits.append(text)
+    assert n > 25000 and hits == []
+    assert all(refuses(r) for r in REFUSALS)

@@ -251,14 +251,17 @@ LABEL_FAILURES: tuple[LabelFailure, ...] = get_args(LabelFailure)
 """Kinds of label a turn may lack because making it failed (`Turn.label_failures`; counted in a run's summary)."""
 
 
-RejectionCheck = Literal["role", "repeat", "narrates", "off_topic", "recites", "leak", "empty"]
+RejectionCheck = Literal["role", "repeat", "narrates", "off_topic", "recites", "leak", "refusal", "empty"]
 """Why a seeker attempt was rejected (`socialsim.agents.seeker.Seeker.judge`): ``role`` sounds like the supporter
 (the role check), ``repeat`` repeats an earlier seeker line, ``narrates`` names the persona, ``off_topic`` (runs made
 before 2026-12-06 only: the check rejected most real seekers, `scripts/off_topic_esconv.py`) shared no word with the
 persona's story, ``recites`` copies a run of the persona card's words, ``leak`` says a layer not yet
-opened (`socialsim.agents.fidelity`), ``empty`` nothing usable. ``role`` and ``repeat`` are role slips."""
-ROLE_SLIP_CHECKS: tuple[RejectionCheck, ...] = ("role", "repeat")
-"""The checks whose rejection is a role slip: the seeker spoke as the supporter, or said again what it had said."""
+opened (`socialsim.agents.fidelity`), ``refusal`` the model refused or spoke as an AI ("I'm sorry, but I can't
+assist with that", `socialsim.agents.common.refuses`: never kept), ``empty`` nothing usable. ``role``, ``repeat``
+and ``refusal`` are role slips."""
+ROLE_SLIP_CHECKS: tuple[RejectionCheck, ...] = ("role", "repeat", "refusal")
+"""The checks whose rejection is a role slip: the seeker spoke as the supporter, said again what it had said, or the
+model refused to play it."""
 
 
 class Rejection(BaseModel):
@@ -303,7 +306,7 @@ class Turn(BaseModel):
     role_fallback: bool = Field(
         default=False,
         description="Seeker turns: the text is a fixed fallback line, not the model's: every attempt came back "
-        "empty. (Runs made before #26 wrote the persona card's layer text here after a role drift.)",
+        "empty or was a refusal. (Runs made before #26 wrote the persona card's layer text here after a role drift.)",
     )
     slip: RejectionCheck | None = Field(
         default=None,

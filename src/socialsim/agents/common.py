@@ -80,6 +80,23 @@ def total_usage(completions: Iterable[Completion]) -> tuple[Usage, float, int]:
     return usage, latency, n
 
 
+REFUSAL_PATTERN = (
+    r"\bi (?:can'?t|cannot|am unable to|'m unable to|am not able to|'m not able to) "
+    r"(?:help|assist|provide|fulfill|comply)(?: you)? with (?:that|this)\b|"
+    r"\bas an ai\b|\bai (?:language )?model\b|\blanguage model\b|\bi'?m (?:just |only )?an ai\b"
+)
+"""A model refusing or speaking as an AI (lower case, matched case-insensitively): `refuses`, and a supporter reply's
+``refusal`` leak (`socialsim.agents.supporter.prompt_leak`)."""
+_REFUSAL = re.compile(REFUSAL_PATTERN, re.I)
+
+
+def refuses(text: str) -> bool:
+    """True when a line is the model refusing or speaking as an AI ("I'm sorry, but I can't assist with that", "as an
+    AI language model"): never a line of either side of a support chat. No seeker or supporter turn of ESConv's
+    train and valid splits matches (`tests/test_role_slips.py`)."""
+    return bool(_REFUSAL.search(text))
+
+
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 

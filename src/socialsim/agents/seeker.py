@@ -7,7 +7,15 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from socialsim.agents.common import CaselessPatterns, clean_utterance, derive_seed, longest_run, total_usage, words
+from socialsim.agents.common import (
+    CaselessPatterns,
+    clean_utterance,
+    derive_seed,
+    longest_run,
+    refuses,
+    total_usage,
+    words,
+)
 from socialsim.agents.prompts import Prompts
 from socialsim.errors import StructuredOutputError
 from socialsim.llm.base import ChatRequest, Completion
@@ -317,7 +325,8 @@ def repeats(text: str, earlier: list[str]) -> float | None:
 
 
 FALLBACK_LINE = "Sorry, I'm not sure how to put it."
-"""The seeker's line when every attempt came back empty (``role_fallback``); never the persona card's text."""
+"""The seeker's line when every attempt came back empty or was a refusal (``role_fallback``); never the persona card's
+text."""
 
 
 def least_supporter_like(
@@ -330,8 +339,9 @@ def least_supporter_like(
     seeker's ``earlier`` lines, copy the supporter's message ``before`` (`echoes`) or copy the ``persona``'s card
     (`recites`), or that the repeat or recitation check rejected, last: a line said again adds nothing to a
     corpus, and a card line must not reach it), then the one the role check found least
-    supporter-like (those it rejected last, then by the lowest voice score); None when every attempt was empty."""
-    usable = [r for r in rejected if r.check != "empty"]
+    supporter-like (those it rejected last, then by the lowest voice score); None when every attempt was empty or a
+    refusal (the model refusing to play the seeker: never a line to keep)."""
+    usable = [r for r in rejected if r.check not in ("empty", "refusal")]
     if not usable:
         return None
 
@@ -450,7 +460,7 @@ class Seeker:
         ]
 
     def fallback(self, layer: int, goodbye: bool, dismissed: bool = False) -> str:
-        """The fixed line of a turn whose every attempt came back empty (never the persona card's text)."""
+        """The fixed line of a turn whose every attempt came back empty or refused (never the persona card's text)."""
         if dismissed:
             return "I don't think this is helping me right now. I'll leave it here, bye."
         if goodbye:
@@ -466,12 +476,15 @@ class Seeker:
         earlier: list[str] | None = None,
     ) -> tuple[tuple[RejectionCheck, str] | None, float | None]:
         """Why a candidate seeker line is rejected, as (check, reason), else None; and its voice score (None
-        when empty). In order: empty, the role check (the rule or score that judged it supporter-like), a
+        when empty or a refusal). In order: empty, a refusal (`refuses`: "I can't assist with that", "as an AI"), the
+        role check (the rule or score that judged it supporter-like), a
         repeat of one of the ``earlier`` seeker lines or an echo of the supporter's message ``before`` (`echoes`),
         narration about the persona, a recitation of the persona card. The leak check (`FidelityCheck`,
         when on) runs after these in `speak`."""
         if len(candidate) < 2:
             return ("empty", "empty"), None
+        if refuses(candidate):
+            return ("refusal", "refusal"), None
         voice, score = voice_judgement(candidate, before)
         score = round(score, 4)
         if voice is not None:
@@ -503,9 +516,9 @@ class Seeker:
         Up to ``max_regenerations`` + 1 attempts; each one a check rejects is kept in ``Turn.rejected`` with its
         reason and voice score, and the next attempt's prompt says what was wrong with it (`messages`'s
         ``retry``). When every attempt fails, the turn keeps the least supporter-like attempt
-        (`least_supporter_like`), flagged in ``Turn.slip``; only when every attempt was empty is it a fixed line
-        (``role_fallback``). The persona card's text is never said for the model. On the first turn the line
-        answers the opening line (`seeker_opening.txt`), which the echo check then covers too."""
+        (`least_supporter_like`), flagged in ``Turn.slip``; only when every attempt was empty or a refusal is it a
+        fixed line (``role_fallback``). The persona card's text is never said for the model. On the first turn the
+        line answers the opening line (`seeker_opening.txt`), which the echo check then covers too."""
         goodbye = goodbye or dismissed
         msgs = self.messages(history, layer, goodbye, dismissed)
         completions: list[Completion] = []

@@ -7,7 +7,15 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from socialsim.agents.common import CaselessPatterns, clean_utterance, derive_seed, longest_run, total_usage, words
+from socialsim.agents.common import (
+    REFUSAL_PATTERN,
+    CaselessPatterns,
+    clean_utterance,
+    derive_seed,
+    longest_run,
+    total_usage,
+    words,
+)
 from socialsim.agents.prompts import Prompts
 from socialsim.chat_format import chat_history
 from socialsim.errors import StructuredOutputError
@@ -29,10 +37,11 @@ _LEAKS = CaselessPatterns(
             "template",
             r"\bstrategy for (this|the|your) (reply|response)\b|\bnow write your reply\b|\(intensity \d|"
             r"\bintensity:? \d ?/ ?5\b|\bthey need:|\bconversation so far\b|\bjson analysis\b|\bstrategy guide\b|"
-            r"\bthe seeker'?s? (last )?message\b|\bemotional supporter\b",
+            r"\bthe seeker\b|\bemotional supporter\b",
         ),
         ("field-name", rf'"{_FIELDS}"\s*:|^\s*[-*]?\s*\**{_FIELDS}\**\s*:|\b{_FIELDS}:\s'),
         ("json", r"[{}]|```"),
+        ("refusal", REFUSAL_PATTERN),
         (
             "here-is-a",
             r"^\W*here(?:'s| is) (?:a|an|my|the)\b|\bhere(?:'s| is) (?:a|an|my|the) (?:\w+ )?"
@@ -58,7 +67,8 @@ _LEAKS = CaselessPatterns(
 
 def prompt_leak(text: str, phrases: Iterable[str] = ()) -> str | None:
     """The name of the first kind of prompt leakage in a supporter reply, else ``None``: template phrases
-    (also any of ``phrases``, e.g. the strategy definitions), "Private Notes", thought field names, JSON,
+    (also any of ``phrases``, e.g. the strategy definitions; "the seeker", the prompts' word for the person the reply
+    speaks to), "Private Notes", thought field names, JSON, a refusal (`socialsim.agents.common.refuses`),
     "Here is a ...", role tags, strategy tags, or a letter's placeholders and opener ("[Name]", "I hope this
     message finds you well")."""
     name = _LEAKS.first(text)
