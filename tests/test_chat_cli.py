@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -110,15 +111,23 @@ def test_chat_ctrl_c_saves_history(load_target, tmp_path):
         text=True,
         env=dict(os.environ),
     )
+    said: list[str] = []  # stdout as it comes: the test waits for the prompt, not for a guessed time
+    reader = threading.Thread(target=lambda: said.extend(iter(lambda: proc.stdout.read(1), "")), daemon=True)
+    reader.start()
     proc.stdin.write("I feel lonely since I moved.\n")
     proc.stdin.flush()
     deadline = time.time() + 60
-    while time.time() < deadline and not (hist.exists() and len(_history(hist)) == 2):
-        time.sleep(0.1)
-    assert len(_history(hist)) == 2
-    time.sleep(0.3)  # back at the prompt, waiting for input
+    def back_at_the_prompt() -> bool:
+        return hist.exists() and len(_history(hist)) == 2 and "".join(said).count("you>") >= 2
+
+    while time.time() < deadline and not back_at_the_prompt():
+        time.sleep(0.05)
+    assert len(_history(hist)) == 2, "".join(said)
+    time.sleep(0.2)  # the prompt is printed just before input() blocks
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    proc.wait(timeout=30)
+    reader.join(timeout=10)
+    out, err = "".join(said), proc.stderr.read()
     assert proc.returncode == 3, (out, err)  # stopped but resumable: the history is saved
     assert "history saved to" in out and "Traceback" not in err
     assert [m["role"] for m in _history(hist)] == ["user", "assistant"]
