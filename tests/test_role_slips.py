@@ -440,3 +440,41 @@ def test_no_esconv_turn_reads_as_a_refusal():
                     hits.append(text)
     assert n > 25000 and hits == []
     assert all(refuses(r) for r in REFUSALS)
+
+
+def test_a_line_copying_a_run_of_an_earlier_one_is_a_repeat():
+    # the 1.5B model's demo seeker in the clean-clone CI of 2026-12-06: its second and fourth lines (the fourth passed
+    # every check then, the third was kept as a role slip)
+    said = ("I know how it feels to be flat, especially since I've been getting through my shifts at the animal clinic "
+            "and lying on the couch most nights. Even though I have some dogs that work with me and make me feel good "
+            "about life, this lack of motivation is starting to affect me.")
+    again = ("I know I've been kind of flat lately, and it's important to feel alive and energized in my life. Even "
+             "though I have some dogs that work with me and make me feel good about life, this lack of motivation is "
+             "starting to affect me.")
+    fresh = "I just don't enjoy the dogs anymore, and I used to love them."
+    history = [Turn(speaker="supporter", text=SUPPORTER), Turn(speaker="seeker", text=said),
+               Turn(speaker="supporter", text="Tell me more about that?")]  # fmt: skip
+    turn = speak([again, fresh], history=history)
+    assert turn.text == fresh and [r.reason for r in turn.rejected] == ["self:26"]
+
+
+def test_real_seekers_do_not_repeat_a_run_of_their_own_earlier_lines():
+    """ESConv valid's seeker turns (a speaker's consecutive utterances joined, cut to two sentences): none shares
+    `SELF_RUN` words in a row with an earlier seeker turn of its dialogue."""
+    from socialsim.agents.common import clean_utterance
+    from socialsim.agents.seeker import self_echo
+    from socialsim.recognize.strategy_build import speaker_turns, split_dialogs
+
+    path = ESCONV_DIR / "splits" / "valid.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path}: ESConv's splits are not here")
+    flagged, n = [], 0
+    for dialog in split_dialogs(path):
+        earlier: list[str] = []
+        for sp, text in speaker_turns(dialog):
+            if sp == "seeker":
+                n += 1
+                if self_echo(clean_utterance(text, max_sentences=2), earlier) is not None:
+                    flagged.append(text)
+                earlier.append(text)
+    assert n > 2000 and flagged == []

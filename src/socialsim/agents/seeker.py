@@ -274,6 +274,22 @@ after a supporter turn (cut to two sentences as a seeker line is) shares 8 words
 10,072 do; 7 words: 1 of valid's."""
 
 
+SELF_RUN = 8
+"""Words in a row shared with one of the seeker's own earlier lines that make a line a repeat, also when the rest is
+new (the 1.5B model's demo seeker said "Even though I have some dogs that work with me and make me feel good about
+life, this lack of motivation is starting to affect me." on three turns in a row). Real seekers: none of ESConv
+valid's 2,210 seeker turns (a speaker's consecutive utterances joined, cut to two sentences) shares 8 words in a row
+with an earlier seeker turn of its dialogue, 5 of train's 10,494 do."""
+
+
+def self_echo(text: str, earlier: list[str]) -> int | None:
+    """The most words in a row a seeker line shares with one of its ``earlier`` lines, when they are `SELF_RUN` or
+    more; else None."""
+    line = words(text)
+    best = max((longest_run(line, words(e)) for e in earlier), default=0)
+    return best if best >= SELF_RUN else None
+
+
 def recites(text: str, persona: Persona) -> tuple[str, int] | None:
     """(field, words copied in a row) when a seeker line copies the persona card: a run of `RECITE_RUN` words
     of one field, or a line of `RECITE_SHORT` words or more copied whole but for one word; else None."""
@@ -350,7 +366,8 @@ def least_supporter_like(
             return True
         if persona is not None and recites(r.text, persona) is not None:
             return True
-        return bool(earlier) and repeats(r.text, list(earlier)) is not None
+        said = list(earlier)
+        return bool(said) and (repeats(r.text, said) is not None or self_echo(r.text, said) is not None)
 
     return min(usable, key=lambda r: (said_before(r), r.check == "role",
                                       1.0 if r.voice_score is None else r.voice_score))  # fmt: skip
@@ -478,7 +495,8 @@ class Seeker:
         """Why a candidate seeker line is rejected, as (check, reason), else None; and its voice score (None
         when empty or a refusal). In order: empty, a refusal (`refuses`: "I can't assist with that", "as an AI"), the
         role check (the rule or score that judged it supporter-like), a
-        repeat of one of the ``earlier`` seeker lines or an echo of the supporter's message ``before`` (`echoes`),
+        repeat of one of the ``earlier`` seeker lines (whole, `repeats`, or `SELF_RUN` words of one in a row,
+        `self_echo`) or an echo of the supporter's message ``before`` (`echoes`),
         narration about the persona, a recitation of the persona card. The leak check (`FidelityCheck`,
         when on) runs after these in `speak`."""
         if len(candidate) < 2:
@@ -492,6 +510,9 @@ class Seeker:
         again = repeats(candidate, earlier or [])
         if again is not None:
             return ("repeat", f"repeat:{again:.2f}"), score
+        run = self_echo(candidate, earlier or [])
+        if run is not None:
+            return ("repeat", f"self:{run}"), score
         echo = echoes(candidate, before)
         if echo is not None:
             return ("repeat", f"echo:{echo}"), score
