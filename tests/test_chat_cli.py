@@ -110,6 +110,9 @@ def test_chat_ctrl_c_saves_history(load_target, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ),
+        # Ctrl-C as in a terminal: a suite started in the background by a shell without job control (`cmd &`)
+        # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler (the chat saw EOF, exit 0)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     said: list[str] = []  # stdout as it comes: the test waits for the prompt, not for a guessed time
     reader = threading.Thread(target=lambda: said.extend(iter(lambda: proc.stdout.read(1), "")), daemon=True)
