@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             turns += 1
             before = next((x.text for x in reversed(history[:i]) if x.speaker == "supporter"), None)
             if i == 0:  # the first line answers the opening line, as in `Seeker.speak`
-                before = Prompts().render("seeker_opening.txt").strip()
+                before = seeker.opening_line().strip()
             earlier = [x.text for x in history[:i] if x.speaker == "seeker"]
             layer = t.disclosure_layer or 0
             for k, r in enumerate(t.rejected):

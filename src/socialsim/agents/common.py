@@ -29,8 +29,7 @@ def clean_utterance(text: str, *, max_sentences: int = 4) -> str:
     text = re.split(r"\n\s*(?:seeker|supporter|user|assistant)\s*:", text, flags=re.I)[0]
     text = _PREFIX.sub("", text, count=1)
     text = " ".join(text.split()).strip().strip('"').strip()
-    parts = _SENTENCE.split(text)
-    return " ".join(parts[:max_sentences]).strip()
+    return " ".join(split_sentences(text)[:max_sentences]).strip()
 
 
 def split_sentences(text: str) -> list[str]:

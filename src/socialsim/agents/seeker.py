@@ -340,6 +340,20 @@ def repeats(text: str, earlier: list[str]) -> float | None:
     return best
 
 
+def repetition(text: str, earlier: list[str], before: str | None) -> str | None:
+    """Why a seeker line says again what was said, as a `Rejection` reason, else None: one of its ``earlier`` lines
+    (``repeat:<ratio>``, `repeats`; ``self:<words>``, `self_echo`) or the message it answers (``echo:<words>``,
+    `echoes`). The repeat check of `Seeker.judge`, and what `least_supporter_like` ranks last."""
+    again = repeats(text, earlier)
+    if again is not None:
+        return f"repeat:{again:.2f}"
+    run = self_echo(text, earlier)
+    if run is not None:
+        return f"self:{run}"
+    echo = echoes(text, before)
+    return f"echo:{echo}" if echo is not None else None
+
+
 FALLBACK_LINE = "Sorry, I'm not sure how to put it."
 """The seeker's line when every attempt came back empty or was a refusal (``role_fallback``); never the persona card's
 text."""
@@ -361,13 +375,12 @@ def least_supporter_like(
     if not usable:
         return None
 
+    said = list(earlier)
+
     def said_before(r: Rejection) -> bool:
-        if r.check in ("repeat", "recites") or echoes(r.text, before) is not None:
+        if r.check in ("repeat", "recites") or repetition(r.text, said, before) is not None:
             return True
-        if persona is not None and recites(r.text, persona) is not None:
-            return True
-        said = list(earlier)
-        return bool(said) and (repeats(r.text, said) is not None or self_echo(r.text, said) is not None)
+        return persona is not None and recites(r.text, persona) is not None
 
     return min(usable, key=lambda r: (said_before(r), r.check == "role",
                                       1.0 if r.voice_score is None else r.voice_score))  # fmt: skip
@@ -399,6 +412,11 @@ class Seeker:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self._system: str | None = None
+
+    def opening_line(self) -> str:
+        """The supporter's opening line (`seeker_opening.txt`) the first turn answers: in the prompt, and what the
+        first line's checks judge it against."""
+        return self.prompts.render("seeker_opening.txt")
 
     def system_prompt(self) -> str:
         """Who the persona is and how it talks (`voice_lines`), and the rules of the role: the same on every
@@ -450,7 +468,7 @@ class Seeker:
         if history and history[-1].speaker == "supporter":
             earlier, last = history[:-1], history[-1].text
         elif not history:
-            last = self.prompts.render("seeker_opening.txt")
+            last = self.opening_line()
         user = self.prompts.render(
             "seeker_turn.j2",
             p=p,
@@ -463,7 +481,7 @@ class Seeker:
             chat=self.chat_format,
         )
         if self.chat_format:  # the supporter's messages as user turns, the seeker's own as the model's
-            said = [{"role": "user", "content": self.prompts.render("seeker_opening.txt")}]
+            said = [{"role": "user", "content": self.opening_line()}]
             for t in history:
                 role = "assistant" if t.speaker == "seeker" else "user"
                 if said[-1]["role"] == role:  # two lines of one speaker in a row: one message
@@ -494,11 +512,9 @@ class Seeker:
     ) -> tuple[tuple[RejectionCheck, str] | None, float | None]:
         """Why a candidate seeker line is rejected, as (check, reason), else None; and its voice score (None
         when empty or a refusal). In order: empty, a refusal (`refuses`: "I can't assist with that", "as an AI"), the
-        role check (the rule or score that judged it supporter-like), a
-        repeat of one of the ``earlier`` seeker lines (whole, `repeats`, or `SELF_RUN` words of one in a row,
-        `self_echo`) or an echo of the supporter's message ``before`` (`echoes`),
-        narration about the persona, a recitation of the persona card. The leak check (`FidelityCheck`,
-        when on) runs after these in `speak`."""
+        role check (the rule or score that judged it supporter-like), a repetition of one of the ``earlier`` seeker
+        lines or of the message ``before`` (`repetition`), narration about the persona, a recitation of the persona
+        card. The leak check (`FidelityCheck`, when on) runs after these in `speak`."""
         if len(candidate) < 2:
             return ("empty", "empty"), None
         if refuses(candidate):
@@ -507,15 +523,9 @@ class Seeker:
         score = round(score, 4)
         if voice is not None:
             return ("role", voice), score
-        again = repeats(candidate, earlier or [])
+        again = repetition(candidate, earlier or [], before)
         if again is not None:
-            return ("repeat", f"repeat:{again:.2f}"), score
-        run = self_echo(candidate, earlier or [])
-        if run is not None:
-            return ("repeat", f"self:{run}"), score
-        echo = echoes(candidate, before)
-        if echo is not None:
-            return ("repeat", f"echo:{echo}"), score
+            return ("repeat", again), score
         if narrates(candidate, self.persona):
             return ("narrates", "names the persona"), score
         copied = recites(candidate, self.persona)
@@ -550,7 +560,7 @@ class Seeker:
         # the message the line answers: the supporter's last, or on the first turn the opening line the prompt shows
         before = next((t.text for t in reversed(history) if t.speaker == "supporter"), None)
         if not history:
-            before = self.prompts.render("seeker_opening.txt").strip()
+            before = self.opening_line().strip()
         earlier = [t.text for t in history if t.speaker == "seeker"]
         for attempt in range(self.max_regenerations + 1):
             if rejected and rejected[-1].check != "empty":  # say what was wrong with the last attempt
