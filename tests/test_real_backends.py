@@ -112,3 +112,44 @@ def test_cli_simulate_through_server_writes_run(tmp_path, persona_file, llama_se
     assert env["software"]["socialsim"] == __version__ and env["software"]["python"]
     assert env["software"]["llama-cpp-python"] == version("llama-cpp-python")
     assert env["server_model"]["entry"]["id"] == "smollm2", env["server_model"]
+
+
+def _text_request(seed: int = 5) -> ChatRequest:
+    prompt = "Transcript of a chat.\n\nSupporter: Hi, what is on your mind today?\nAlex:"
+    return ChatRequest.text(prompt, temperature=0.0, max_tokens=24, seed=seed, stop=("\n",))
+
+
+def test_text_completion_on_the_embedded_model(local_backend):
+    """A plain-text request continues the prompt as written (llama.cpp's create_completion, no chat template):
+    the same text, streamed or not, stopped at the end of the line."""
+    llm = LLM(local_backend, concurrency=1)
+
+    async def go():
+        whole = await llm.complete(_text_request())
+        pieces = [p async for p in local_backend.stream(_text_request())]
+        return whole, "".join(pieces)
+
+    whole, streamed = asyncio.run(go())
+    assert whole.text.strip() and "\n" not in whole.text and whole.usage.completion_tokens > 0
+    assert streamed == whole.text
+    chat = asyncio.run(llm.complete(ChatRequest.of([{"role": "user", "content": _text_request().prompt}],
+                                                   temperature=0.0, max_tokens=24, seed=5)))
+    assert chat.text != whole.text  # the chat template made a different prompt
+
+
+@pytest.mark.parametrize("client", ["openai", "aiohttp"])
+def test_text_completion_through_llama_cpp_server(llama_server, local_backend, client):
+    """Through a real server, a text request goes to /v1/completions on either transport and gives the text the
+    embedded model gives for the same prompt and seed (greedy)."""
+    llm = LLM(make_backend("openai", base_url=llama_server, model="smollm2", http_client=client), concurrency=1)
+
+    async def go():
+        try:
+            return await llm.complete(_text_request())
+        finally:
+            await llm.aclose()
+
+    out = asyncio.run(go())
+    embedded = asyncio.run(LLM(local_backend, concurrency=1).complete(_text_request()))
+    assert out.text.strip() and out.usage.completion_tokens > 0
+    assert out.text.strip() == embedded.text.strip()

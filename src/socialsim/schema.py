@@ -481,6 +481,9 @@ class BackendConfig(BaseModel):
     structured: Literal["auto", "json_schema", "json_object", "off"] = "auto"
 
 
+SeekerFormat = Literal["text", "transcript", "chat"]
+"""How the seeker's prompt holds the conversation (`SimulationConfig.seeker_format`)."""
+
 RealizedMode = Literal["recognizer", "llm", "off"]
 REALIZED_MODES: tuple[RealizedMode, ...] = get_args(RealizedMode)
 """Who labels a supporter reply's realized strategy (`SimulationConfig.realized_strategy`)."""
@@ -557,12 +560,15 @@ class SimulationConfig(BaseModel):
         "(below the threshold calibrated on ESConv's human replies, `socialsim.recognize.strategy_check`), at most "
         "this many times; 0 = off. Needs realized_strategy 'recognizer'.",
     )
-    seeker_format: Literal["chat", "transcript"] = Field(
+    seeker_format: SeekerFormat = Field(
         default="transcript",
-        description="How the seeker's prompt holds the conversation: 'transcript' (one user message with the chat "
-        "written out) or 'chat' (the supporter's messages as user turns, the seeker's own earlier lines as the "
-        "model's turns, the persona in a second-person system prompt and the turn's notes in a closing system "
-        "message; on the 1.5B model more of its lines slipped into the supporter's voice, docs/method/fidelity.md).",
+        description="How the seeker's prompt holds the conversation: 'text' (a written transcript of the chat that "
+        "the model continues after the seeker's name, as a plain-text completion without a chat template; a new run "
+        "on an embedded model takes it), 'transcript' (a chat request: one user message with the chat written out; "
+        "a new run on a server takes it, and runs made before the option existed used it) or 'chat' (the "
+        "supporter's messages as user turns, the seeker's own earlier lines as the model's turns, the persona in a "
+        "second-person system prompt and the turn's notes in a closing system message). On the 1.5B model, 'text' "
+        "slipped into the supporter's voice least (docs/method/fidelity.md).",
     )
     templates_digest: str = ""
 

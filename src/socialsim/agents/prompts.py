@@ -15,6 +15,7 @@ TEMPLATE_NAMES = (
     "seeker_system.j2",
     "seeker_chat_system.j2",
     "seeker_turn.j2",
+    "seeker_text.j2",
     "seeker_opening.txt",
     "seeker_appraisal.j2",
     "strategy_classifier.j2",

@@ -21,7 +21,7 @@ from socialsim.errors import StructuredOutputError
 from socialsim.llm.base import ChatRequest, Completion
 from socialsim.llm.client import LLM
 from socialsim.llm.structured import generate_structured
-from socialsim.schema import Persona, Rejection, RejectionCheck, SeekerAppraisal, Turn
+from socialsim.schema import Persona, Rejection, RejectionCheck, SeekerAppraisal, SeekerFormat, Turn
 
 #: Supporter-like phrasings, named. The role check (`socialsim.recognize.voice`) keeps only those that
 #: match no real seeker turn of ESConv's train split; `legacy_supporter_voice` used them all.
@@ -400,13 +400,15 @@ class Seeker:
         temperature: float = 0.8,
         max_tokens: int = 80,
         fidelity: Any = None,
-        chat_format: bool = False,
+        prompt_format: SeekerFormat = "transcript",
     ) -> None:
         """``fidelity``: a `socialsim.agents.fidelity.FidelityCheck` (leaked lines are then regenerated like
-        role slips, and each turn records its figures), or None."""
+        role slips, and each turn records its figures), or None. ``prompt_format``: how the prompt holds the
+        conversation (`SimulationConfig.seeker_format`: 'text', 'transcript' or 'chat')."""
         self.llm, self.persona, self.prompts = llm, persona, prompts
         self.fidelity = fidelity
-        self.chat_format = chat_format
+        self.prompt_format = prompt_format
+        self.chat_format = prompt_format == "chat"
         self.seed = seed
         self.max_regenerations = max_regenerations
         self.temperature = temperature
@@ -494,6 +496,45 @@ class Seeker:
             {"role": "user", "content": user},
         ]
 
+    def text_prompt(
+        self, history: list[Turn], layer: int, goodbye: bool, dismissed: bool = False, retry: str | None = None
+    ) -> str:
+        """The ``text`` format's prompt (`seeker_text.j2`): a written transcript of the chat, from the opening line
+        on, under a short header (who the persona is, the notes opened by ``layer``, a line on what was wrong
+        with the last attempt), ending in the persona's first name and a colon for the model to continue."""
+        p = self.persona
+        return self.prompts.render(
+            "seeker_text.j2",
+            p=p,
+            voice=voice_lines(p),
+            facts=known_facts(p, layer) if not goodbye else [],
+            layer=layer,
+            goodbye="dismissed" if dismissed else goodbye,
+            retry=retry,
+            opening=self.opening_line().strip(),
+            history=history,
+        )
+
+    def request(
+        self,
+        history: list[Turn],
+        layer: int,
+        goodbye: bool,
+        dismissed: bool,
+        retry: str | None,
+        *,
+        temperature: float,
+        seed: int,
+    ) -> ChatRequest:
+        """One attempt's request: a text completion of `text_prompt` that stops at the end of the line (``text``
+        format), else a chat request of `messages`."""
+        if self.prompt_format == "text":
+            prompt = self.text_prompt(history, layer, goodbye, dismissed, retry)
+            kw = {"temperature": temperature, "max_tokens": self.max_tokens, "seed": seed}
+            return ChatRequest.text(prompt, stop=("\n",), **kw)
+        msgs = self.messages(history, layer, goodbye, dismissed, retry=retry)
+        return ChatRequest.of(msgs, temperature=temperature, max_tokens=self.max_tokens, seed=seed)
+
     def fallback(self, layer: int, goodbye: bool, dismissed: bool = False) -> str:
         """The fixed line of a turn whose every attempt came back empty or refused (never the persona card's text)."""
         if dismissed:
@@ -551,7 +592,6 @@ class Seeker:
         fixed line (``role_fallback``). The persona card's text is never said for the model. On the first turn the
         line answers the opening line (`seeker_opening.txt`), which the echo check then covers too."""
         goodbye = goodbye or dismissed
-        msgs = self.messages(history, layer, goodbye, dismissed)
         completions: list[Completion] = []
         text: str | None = None
         figures: dict[str, Any] | None = None
@@ -562,15 +602,18 @@ class Seeker:
         if not history:
             before = self.opening_line().strip()
         earlier = [t.text for t in history if t.speaker == "seeker"]
+        retry: str | None = None
         for attempt in range(self.max_regenerations + 1):
             if rejected and rejected[-1].check != "empty":  # say what was wrong with the last attempt
                 last = rejected[-1]
                 retry = "echo" if last.reason.startswith("echo:") else last.check
-                msgs = self.messages(history, layer, goodbye, dismissed, retry=retry)
-            req = ChatRequest.of(
-                msgs,
+            req = self.request(
+                history,
+                layer,
+                goodbye,
+                dismissed,
+                retry,
                 temperature=min(1.0, self.temperature + 0.1 * attempt),
-                max_tokens=self.max_tokens,
                 seed=derive_seed(self.seed, "seeker", turn_index, attempt),
             )
             c = await self.llm.complete(req)

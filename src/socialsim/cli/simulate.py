@@ -271,10 +271,12 @@ def simulate(
     seeker_format: Annotated[
         str | None,
         typer.Option(
-            help="How the seeker's prompt holds the conversation. 'transcript' (default): the chat written out in one "
-            "user message. 'chat': the supporter's messages are the user's turns and the seeker's earlier lines the "
-            "model's own, under a second-person persona prompt (for chat models that hold a role better that way; "
-            "on the 1.5B model more of its lines slipped into the supporter's voice: docs/method/fidelity.md).",
+            help="How the seeker's prompt holds the conversation. 'text' (default on the embedded models): a written "
+            "transcript the model continues after the seeker's name, as plain text without a chat template (on the "
+            "1.5B model the fewest lines in the supporter's voice: docs/method/fidelity.md). 'transcript' (default "
+            "with --backend openai, as some servers have no /completions): the chat written out in one user "
+            "message of a chat request. 'chat': the supporter's messages are the user's turns and the seeker's "
+            "earlier lines the model's own, under a second-person persona prompt.",
         ),
     ] = None,
     no_realized_strategy: Annotated[

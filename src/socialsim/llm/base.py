@@ -20,7 +20,12 @@ while `complete` runs; the completion returned is the same. Called from the back
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One chat-completion call. Everything that can change the output is a field here."""
+    """One chat-completion call. Everything that can change the output is a field here.
+
+    With ``prompt`` set it is a plain-text completion instead: the model continues ``prompt`` as written, no
+    chat template (an OpenAI-compatible server's ``/completions``, llama.cpp's ``create_completion``), and
+    ``messages`` is empty. The seeker's ``text`` format uses it: a small instruct model continuing a written
+    transcript after the seeker's name slips out of the role less than when it answers as the chat assistant."""
 
     messages: tuple[tuple[str, str], ...]
     temperature: float = 0.7
@@ -30,10 +35,16 @@ class ChatRequest:
     repeat_penalty: float = 1.1
     json_schema: dict[str, Any] | None = None
     stop: tuple[str, ...] = ()
+    prompt: str | None = None
 
     @classmethod
     def of(cls, messages: list[Message], **kw: Any) -> ChatRequest:
         return cls(messages=tuple((m["role"], m["content"]) for m in messages), **kw)
+
+    @classmethod
+    def text(cls, prompt: str, **kw: Any) -> ChatRequest:
+        """A plain-text completion of ``prompt`` (see the class)."""
+        return cls(messages=(), prompt=prompt, **kw)
 
     def message_dicts(self) -> list[Message]:
         return [{"role": r, "content": c} for r, c in self.messages]
@@ -51,6 +62,8 @@ class ChatRequest:
             "json_schema": self.json_schema,
             "stop": self.stop,
         }
+        if self.prompt is not None:  # only then: chat requests keep the keys they had before the field existed
+            payload["prompt"] = self.prompt
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

@@ -159,7 +159,7 @@ def _fill(target: Completion, source: Completion) -> None:
 
 
 def _estimate_prompt_tokens(request: ChatRequest) -> int:
-    return sum(len(c) for _, c in request.messages) // 3 + 8
+    return (sum(len(c) for _, c in request.messages) + len(request.prompt or "")) // 3 + 8
 
 
 class LLM:

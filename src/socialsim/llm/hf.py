@@ -56,9 +56,12 @@ class HFBackend:
         with self._thread_lock:
             self._load()
             tok, lm = self._tok, self._lm
-            ids = tok.apply_chat_template(
-                request.message_dicts(), add_generation_prompt=True, return_tensors="pt", return_dict=True
-            )
+            if request.prompt is not None:  # a text completion: the prompt as written, no chat template
+                ids = tok(request.prompt, return_tensors="pt")
+            else:
+                ids = tok.apply_chat_template(
+                    request.message_dicts(), add_generation_prompt=True, return_tensors="pt", return_dict=True
+                )
             n_prompt = int(ids["input_ids"].shape[1])
             if request.seed is not None:
                 torch.manual_seed(request.seed)

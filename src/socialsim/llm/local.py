@@ -116,13 +116,16 @@ class LocalBackend:
     @staticmethod
     def _kwargs(request: ChatRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
-            "messages": request.message_dicts(),
             "temperature": request.temperature,
             "top_p": request.top_p,
             "max_tokens": request.max_tokens,
             "repeat_penalty": request.repeat_penalty,
             "stop": list(request.stop) or None,
         }
+        if request.prompt is not None:
+            kwargs["prompt"] = request.prompt
+        else:
+            kwargs["messages"] = request.message_dicts()
         if request.seed is not None:
             kwargs["seed"] = request.seed
         if request.json_schema is not None:
@@ -136,14 +139,17 @@ class LocalBackend:
             kwargs = self._kwargs(request)
             start = time.perf_counter()
             try:
-                out = llm.create_chat_completion(**kwargs)
+                if request.prompt is not None:
+                    out = llm.create_completion(**kwargs)
+                else:
+                    out = llm.create_chat_completion(**kwargs)
             except ValueError as e:  # e.g. prompt longer than the context
                 raise BackendError(f"local model refused the request: {e}") from None
             latency = time.perf_counter() - start
         choice = out["choices"][0]
         usage = out.get("usage") or {}
         return Completion(
-            text=choice["message"].get("content") or "",
+            text=(choice["text"] if request.prompt is not None else choice["message"].get("content")) or "",
             usage=Usage(
                 prompt_tokens=usage.get("prompt_tokens", 0),
                 completion_tokens=usage.get("completion_tokens", 0),
@@ -202,7 +208,8 @@ class LocalBackend:
                 pieces = 0
                 chunks = None
                 try:
-                    chunks = llm.create_chat_completion(**kwargs)
+                    text = request.prompt is not None
+                    chunks = llm.create_completion(**kwargs) if text else llm.create_chat_completion(**kwargs)
                     for chunk in chunks:
                         if stop.is_set():
                             info.finish_reason = "cancelled"
@@ -210,7 +217,7 @@ class LocalBackend:
                         choice = chunk["choices"][0]
                         if choice.get("finish_reason"):
                             info.finish_reason = choice["finish_reason"]
-                        piece = (choice.get("delta") or {}).get("content")
+                        piece = choice.get("text") if text else (choice.get("delta") or {}).get("content")
                         if piece:
                             pieces += 1
                             emit("text", piece)

@@ -98,13 +98,16 @@ class OpenAIBackend:
         """The request body, asking for structured output at ``level`` (default: the level known to work)."""
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": request.message_dicts(),
             "temperature": request.temperature,
             "top_p": request.top_p,
             "max_tokens": request.max_tokens,
             # llama.cpp-style servers read repeat_penalty; others ignore unknown body fields
             "repeat_penalty": request.repeat_penalty,
         }
+        if request.prompt is not None:  # a text completion: the transport posts it to /completions
+            body["prompt"] = request.prompt
+        else:
+            body["messages"] = request.message_dicts()
         if request.seed is not None:
             body["seed"] = request.seed
         if request.stop:
@@ -202,6 +205,8 @@ class OpenAIBackend:
         choice = choices[0]
         if choice.get("finish_reason"):
             info.finish_reason = choice["finish_reason"]
+        if isinstance(choice.get("text"), str):  # a text completion's chunk
+            return choice["text"] or None
         # a chunk's "delta"; a server that ignored "stream" sends one whole reply with a "message"
         delta = choice.get("delta") or choice.get("message") or {}
         piece = delta.get("content") if isinstance(delta, dict) else None
@@ -210,7 +215,8 @@ class OpenAIBackend:
     def _parse(self, data: Any, latency: float) -> Completion:
         try:
             choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
+            # a text completion's choice has "text", a chat completion's a "message"
+            text = choice["text"] if "text" in choice else choice["message"].get("content") or ""
             usage = data.get("usage") or {}
             return Completion(
                 text=text,

@@ -51,7 +51,8 @@ class Transport(Protocol):
     """The seam between the OpenAI-compatible protocol and the HTTP client that carries it."""
 
     async def post(self, body: dict[str, Any]) -> Any:
-        """POST ``body`` to ``/chat/completions``; the decoded JSON response."""
+        """POST ``body`` to ``/chat/completions`` (to ``/completions`` when it holds a text ``prompt``); the decoded
+        JSON response."""
         ...
 
     def stream(self, body: dict[str, Any]) -> AsyncGenerator[Any, None]:
@@ -80,6 +81,7 @@ class AiohttpTransport:
 
         self.base_url, self.timeout_s = base_url, timeout_s
         self._url = f"{base_url}/chat/completions"
+        self._text_url = f"{base_url}/completions"
         self._key = api_key
         self._failures = (TimeoutError, aiohttp.ClientError)
         self._session: Any = None
@@ -106,7 +108,8 @@ class AiohttpTransport:
     async def post(self, body: dict[str, Any]) -> Any:
         session = self._session or self._open()
         try:
-            async with session.post(self._url, data=to_json(body), headers=_JSON) as resp:
+            url = self._text_url if "prompt" in body else self._url
+            async with session.post(url, data=to_json(body), headers=_JSON) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
                     raise HTTPStatusError.of(resp.status, raw, resp.headers)
@@ -120,7 +123,8 @@ class AiohttpTransport:
     async def stream(self, body: dict[str, Any]) -> AsyncGenerator[Any, None]:
         session = self._session or self._open()
         try:
-            async with session.post(self._url, data=to_json(body), headers=_JSON) as resp:
+            url = self._text_url if "prompt" in body else self._url
+            async with session.post(url, data=to_json(body), headers=_JSON) as resp:
                 if resp.status >= 400:
                     raise HTTPStatusError.of(resp.status, await resp.read(), resp.headers)
                 if resp.content_type == "application/json":  # the server ignored "stream": one whole reply
@@ -189,7 +193,8 @@ class OpenAISDKTransport:
 
         client = self._client or self._open()
         try:
-            resp = await client.chat.completions.create(**self._args(body))
+            api = client.completions if "prompt" in body else client.chat.completions
+            resp = await api.create(**self._args(body))
         except (openai.APIStatusError, openai.APIConnectionError) as e:
             raise self._error(e) from None
         except (openai.APIResponseValidationError, ValueError) as e:
@@ -202,7 +207,8 @@ class OpenAISDKTransport:
         client = self._client or self._open()
         stream = None
         try:
-            stream = await client.chat.completions.create(**self._args(body))
+            api = client.completions if "prompt" in body else client.chat.completions
+            stream = await api.create(**self._args(body))
             async for chunk in stream:
                 yield chunk.model_dump()
         except (openai.APIStatusError, openai.APIConnectionError) as e:

@@ -192,7 +192,7 @@ async def simulate_dialogue(
         temperature=cfg.seeker_temperature,
         max_regenerations=cfg.max_regenerations,
         fidelity=FidelityCheck(persona) if cfg.fidelity else None,
-        chat_format=cfg.seeker_format == "chat",
+        prompt_format=cfg.seeker_format,
     )
     supporter = supporter or Supporter(
         sup_llm,

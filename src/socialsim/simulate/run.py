@@ -21,7 +21,14 @@ from pydantic import ValidationError
 from socialsim.errors import ParamError, UserError, validation_message
 from socialsim.llm.base import model_record
 from socialsim.llm.factory import build_llm
-from socialsim.schema import REALIZED_MODES, BackendConfig, ExecutionConfig, SimulationConfig, parse_realized_mode
+from socialsim.schema import (
+    REALIZED_MODES,
+    BackendConfig,
+    ExecutionConfig,
+    SeekerFormat,
+    SimulationConfig,
+    parse_realized_mode,
+)
 from socialsim.simulate.engine import (
     LLM,
     RunResult,
@@ -228,6 +235,13 @@ RUN_OPTIONS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+def default_seeker_format(backend: BackendConfig) -> SeekerFormat:
+    """The seeker's prompt format when none is given: ``text`` (a written transcript the model continues) on the
+    embedded models, where it measured fewer role slips than a chat prompt (docs/method/fidelity.md); ``transcript``
+    (chat) on a server, as some (OpenAI's chat models, DeepSeek) have no plain-text ``/completions``."""
+    return "text" if backend.kind in ("local", "hf") else "transcript"
+
+
 def simulation_config(personas: str, backend: BackendConfig, **fields: Any) -> SimulationConfig:
     """The config of a new run on the persona bank ``personas`` (a file, or 'default'): the bank is
     checked now (one clear line for a bad file, before anything is written) and its digest and the
@@ -237,6 +251,8 @@ def simulation_config(personas: str, backend: BackendConfig, **fields: Any) -> S
 
     path = personas_path(personas)
     load_personas(path)
+    if fields.get("seeker_format") is None:
+        fields["seeker_format"] = default_seeker_format(backend)
     try:
         return SimulationConfig(
             backend=backend,

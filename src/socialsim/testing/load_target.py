@@ -140,6 +140,9 @@ class Target:
             return web.json_response({"error": {"message": "internal error"}}, status=500)
         if fault == "malformed":
             return web.Response(text='{"id": "x", "choices": [', content_type="application/json")
+        text = "prompt" in body  # /v1/completions: answered as a chat whose one message is the prompt
+        if text:
+            body = {**body, "messages": [{"role": "system", "content": str(body["prompt"])}]}
         content = self._content(body)
         self.stats["late" if fault == "slow" else "served"] += 1
         prompt_tokens = sum(len(m.get("content", "")) for m in body.get("messages", [])) // 4
@@ -150,7 +153,9 @@ class Target:
                 "created": int(time.time()),
                 "model": body.get("model", "load-target"),
                 "choices": [
-                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                    {"index": 0, "finish_reason": "stop", "text": content}
+                    if text
+                    else {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
                 ],
                 "usage": {
                     "prompt_tokens": prompt_tokens,
@@ -169,6 +174,7 @@ class Target:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=8 << 20)
         app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_post("/v1/completions", self.chat)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/stats", self.get_stats)
         return app
@@ -195,7 +201,9 @@ class InstantBackend:
 
         if self.latency:
             await asyncio.sleep(self.latency)
-        body: dict[str, Any] = {"messages": req.message_dicts(), "seed": req.seed}
+        # a text completion (the seeker's 'text' format) is answered as a chat whose one message is its prompt
+        messages = req.message_dicts() if req.prompt is None else [{"role": "system", "content": req.prompt}]
+        body: dict[str, Any] = {"messages": messages, "seed": req.seed}
         if req.json_schema:
             body["response_format"] = {"type": "json_object", "schema": req.json_schema}
         return Completion(text=self._target._content(body), usage=Usage(prompt_tokens=100, completion_tokens=20))
