@@ -269,3 +269,22 @@ def test_supporter_reply_with_nothing_clean_fails_the_dialogue():
     sup = Supporter(LLM(_LeakyBackend(["{}", "Private notes: x", "[Question]"])), Prompts(), seed=1)
     with pytest.raises(StructuredOutputError, match="leaked prompt text in all 3 attempts"):
         asyncio.run(sup.respond([Turn(speaker="seeker", text="My exams scare me.")], turn_index=0))
+
+
+def test_supporter_regenerates_a_reply_that_repeats_its_own_earlier_one():
+    import asyncio
+
+    from socialsim.agents.prompts import Prompts
+    from socialsim.agents.supporter import Supporter, repeats_itself
+    from socialsim.llm import LLM
+    from socialsim.schema import Turn
+
+    # the 1.5B model's supporter in the seed-31 'text' run of 2026-12-06, two replies of one dialogue
+    said = "It's important to talk about it with someone who understands you, like a trusted friend."
+    again = "I understand how you feel scared. It's important to talk about it with someone who understands you."
+    assert repeats_itself(again, [said]) == 11 and repeats_itself("What scares you most?", [said]) is None
+    history = [Turn(speaker="seeker", text="I'm scared."), Turn(speaker="supporter", text=said),
+               Turn(speaker="seeker", text="I will try.")]  # fmt: skip
+    sup = Supporter(LLM(_LeakyBackend([again, "What feels most frightening right now?"])), Prompts(), seed=1)
+    turn = asyncio.run(sup.respond(history, turn_index=2))
+    assert turn.text.startswith("What feels most") and turn.echoes == 1

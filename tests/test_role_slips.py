@@ -207,6 +207,8 @@ def test_reciting_the_card_is_rejected_and_regenerated():
     assert turn.text == fresh
     assert [r.check for r in turn.rejected] == ["recites"]
     assert turn.rejected[0].reason.startswith("card:disclosure.context:")
+    every = speak([MEGAN.disclosure.context] * 3, layer=1)
+    assert every.role_fallback and every.text == FALLBACK_LINE and every.slip is None
 
 
 def test_only_empty_attempts_give_the_fixed_line_never_the_card():
@@ -248,6 +250,10 @@ def test_least_supporter_like_ranks_repeats_then_role_hits_last():
     card = MEGAN.disclosure.context
     copied = Rejection(check="narrates", reason="names the persona", text=card, voice_score=0.1)
     assert least_supporter_like([copied, own], persona=MEGAN).text == own.text
+    # and when every attempt copies the card, none is kept (the turn gets the fixed line): the 1.5B model's seeker in
+    # the 'text' format said its situation three times ("I was diagnosed with fibromyalgia last year, and ...")
+    recited = Rejection(check="recites", reason="card:situation:8", text="x y z", voice_score=0.2)
+    assert least_supporter_like([copied], persona=MEGAN) is None and least_supporter_like([recited]) is None
     assert least_supporter_like([copied, own]).text == card
 
 
@@ -478,3 +484,26 @@ def test_real_seekers_do_not_repeat_a_run_of_their_own_earlier_lines():
                     flagged.append(text)
                 earlier.append(text)
     assert n > 2000 and flagged == []
+
+
+def test_a_text_format_regeneration_begins_with_a_seekers_opener():
+    """In the 'text' format, the line after a role slip is written from a seeker's first words (`RETRY_OPENERS`),
+    which the prompt ends with and the kept line begins with; a first attempt is not."""
+    from socialsim.agents.seeker import RETRY_OPENERS
+
+    prompts: list[str] = []
+
+    class Capturing(_Scripted):
+        async def complete(self, req):
+            prompts.append(req.prompt)
+            return await super().complete(req)
+
+    seeker = Seeker(Capturing([SYMPATHY, " don't enjoy the dogs anymore."]), MEGAN, Prompts(), seed=1,
+                    prompt_format="text")  # fmt: skip
+    turn = asyncio.run(seeker.speak([Turn(speaker="supporter", text=SUPPORTER)], layer=0, goodbye=False, turn_index=1))
+    start = seeker.retry_start("role", 1, 1)
+    assert start in RETRY_OPENERS and turn.text == start + " don't enjoy the dogs anymore."
+    first = MEGAN.name.split()[0]
+    assert prompts[0].endswith(f"{first}:") and prompts[1].endswith(f"{first}: {start}")
+    assert "own feelings or life, in" in prompts[1] and "own feelings or life, in" not in prompts[0]
+    assert [r.check for r in turn.rejected] == ["role"]

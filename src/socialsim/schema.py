@@ -333,7 +333,8 @@ class Turn(BaseModel):
     echoes: int = Field(
         default=0,
         description="Supporter turns: replies regenerated because they copied 8 or more words in a row of the "
-        "seeker line they answer (`socialsim.agents.supporter.echoes_seeker`).",
+        "seeker line they answer (`socialsim.agents.supporter.echoes_seeker`) or of one of the supporter's own "
+        "earlier replies (`repeats_itself`).",
     )
     cut_words: int = Field(
         default=0,

@@ -366,24 +366,31 @@ def least_supporter_like(
     persona: Persona | None = None,
 ) -> Rejection | None:
     """The attempt to keep when every one failed: one that says something new (attempts that repeat one of the
-    seeker's ``earlier`` lines, copy the supporter's message ``before`` (`echoes`) or copy the ``persona``'s card
-    (`recites`), or that the repeat or recitation check rejected, last: a line said again adds nothing to a
-    corpus, and a card line must not reach it), then the one the role check found least
-    supporter-like (those it rejected last, then by the lowest voice score); None when every attempt was empty or a
-    refusal (the model refusing to play the seeker: never a line to keep)."""
-    usable = [r for r in rejected if r.check not in ("empty", "refusal")]
+    seeker's ``earlier`` lines or copy the supporter's message ``before`` (`echoes`), or that the repeat check
+    rejected, last: a line said again adds nothing to a corpus), then the one the role check found least
+    supporter-like (those it rejected last, then by the lowest voice score). None when every attempt was empty, a
+    refusal (the model refusing to play the seeker) or a copy of the ``persona``'s card (`recites`, or rejected as
+    one): never lines to keep, a card line must not reach the corpus."""
+
+    def copies_card(r: Rejection) -> bool:
+        return r.check == "recites" or (persona is not None and recites(r.text, persona) is not None)
+
+    usable = [r for r in rejected if r.check not in ("empty", "refusal") and not copies_card(r)]
     if not usable:
         return None
 
     said = list(earlier)
 
     def said_before(r: Rejection) -> bool:
-        if r.check in ("repeat", "recites") or repetition(r.text, said, before) is not None:
-            return True
-        return persona is not None and recites(r.text, persona) is not None
+        return r.check == "repeat" or repetition(r.text, said, before) is not None
 
     return min(usable, key=lambda r: (said_before(r), r.check == "role",
                                       1.0 if r.voice_score is None else r.voice_score))  # fmt: skip
+
+
+RETRY_OPENERS = ("I think", "I just", "I guess", "I feel", "I've been", "But I", "Well, I", "Maybe", "My")
+"""How a regenerated seeker line begins in the ``text`` format (`Seeker.retry_start`): openings common in ESConv's
+train seeker turns ("I think" begins 247 of them, "I just" 105, "I guess" 49, "My" 223 as a first word)."""
 
 
 class Seeker:
@@ -497,11 +504,18 @@ class Seeker:
         ]
 
     def text_prompt(
-        self, history: list[Turn], layer: int, goodbye: bool, dismissed: bool = False, retry: str | None = None
+        self,
+        history: list[Turn],
+        layer: int,
+        goodbye: bool,
+        dismissed: bool = False,
+        retry: str | None = None,
+        start: str = "",
     ) -> str:
         """The ``text`` format's prompt (`seeker_text.j2`): a written transcript of the chat, from the opening line
         on, under a short header (who the persona is, the notes opened by ``layer``, a line on what was wrong
-        with the last attempt), ending in the persona's first name and a colon for the model to continue."""
+        with the last attempt), ending in the persona's first name and a colon for the model to continue, and
+        ``start``, the first words of the line, when given."""
         p = self.persona
         return self.prompts.render(
             "seeker_text.j2",
@@ -513,6 +527,7 @@ class Seeker:
             retry=retry,
             opening=self.opening_line().strip(),
             history=history,
+            start=start,
         )
 
     def request(
@@ -525,18 +540,29 @@ class Seeker:
         *,
         temperature: float,
         seed: int,
+        start: str = "",
     ) -> ChatRequest:
-        """One attempt's request: a text completion of `text_prompt` that stops at the end of the line (``text``
-        format), else a chat request of `messages`."""
+        """One attempt's request: a text completion of `text_prompt` (from ``start``) that stops at the end of the
+        line (``text`` format), else a chat request of `messages`."""
         if self.prompt_format == "text":
-            prompt = self.text_prompt(history, layer, goodbye, dismissed, retry)
+            prompt = self.text_prompt(history, layer, goodbye, dismissed, retry, start)
             kw = {"temperature": temperature, "max_tokens": self.max_tokens, "seed": seed}
             return ChatRequest.text(prompt, stop=("\n",), **kw)
         msgs = self.messages(history, layer, goodbye, dismissed, retry=retry)
         return ChatRequest.of(msgs, temperature=temperature, max_tokens=self.max_tokens, seed=seed)
 
+    def retry_start(self, retry: str | None, turn_index: int, attempt: int) -> str:
+        """The first words of a regenerated line in the ``text`` format, after a role slip, a repeat, an echo or a
+        recitation: one of `RETRY_OPENERS` (by seed), so that the model cannot write the same line, the
+        supporter's or the card's, again.
+        '' on a first attempt, after other checks, and in the chat formats."""
+        if self.prompt_format != "text" or retry not in ("role", "repeat", "echo", "recites"):
+            return ""
+        return RETRY_OPENERS[derive_seed(self.seed, "opener", turn_index, attempt) % len(RETRY_OPENERS)]
+
     def fallback(self, layer: int, goodbye: bool, dismissed: bool = False) -> str:
-        """The fixed line of a turn whose every attempt came back empty or refused (never the persona card's text)."""
+        """The fixed line of a turn whose every attempt came back empty, refused or copied the card (never the persona
+    card's text)."""
         if dismissed:
             return "I don't think this is helping me right now. I'll leave it here, bye."
         if goodbye:
@@ -588,9 +614,9 @@ class Seeker:
         Up to ``max_regenerations`` + 1 attempts; each one a check rejects is kept in ``Turn.rejected`` with its
         reason and voice score, and the next attempt's prompt says what was wrong with it (`messages`'s
         ``retry``). When every attempt fails, the turn keeps the least supporter-like attempt
-        (`least_supporter_like`), flagged in ``Turn.slip``; only when every attempt was empty or a refusal is it a
-        fixed line (``role_fallback``). The persona card's text is never said for the model. On the first turn the
-        line answers the opening line (`seeker_opening.txt`), which the echo check then covers too."""
+        (`least_supporter_like`), flagged in ``Turn.slip``; only when every attempt was empty, a refusal or a copy of
+        the card is it a fixed line (``role_fallback``). The persona card's text is never said for the model. On the
+        first turn the line answers the opening line (`seeker_opening.txt`), which the echo check then covers too."""
         goodbye = goodbye or dismissed
         completions: list[Completion] = []
         text: str | None = None
@@ -607,6 +633,7 @@ class Seeker:
             if rejected and rejected[-1].check != "empty":  # say what was wrong with the last attempt
                 last = rejected[-1]
                 retry = "echo" if last.reason.startswith("echo:") else last.check
+            start = self.retry_start(retry, turn_index, attempt)
             req = self.request(
                 history,
                 layer,
@@ -615,10 +642,11 @@ class Seeker:
                 retry,
                 temperature=min(1.0, self.temperature + 0.1 * attempt),
                 seed=derive_seed(self.seed, "seeker", turn_index, attempt),
+                start=start,
             )
             c = await self.llm.complete(req)
             completions.append(c)
-            candidate = clean_utterance(c.text, max_sentences=2)
+            candidate = clean_utterance(start + c.text if start else c.text, max_sentences=2)
             # the role check embeds the line (tens of ms of CPU): off the event loop
             problem, score = await asyncio.to_thread(self.judge, candidate, before, layer, goodbye, earlier)
             if problem is None and self.fidelity is not None:
