@@ -70,7 +70,7 @@ async def play(
     seed: int,
     quiet: bool,
     scripts: tuple[str, ...] = tuple(SCRIPTS),
-    seeker_format: str = "transcript",
+    seeker_format: str = "text",
 ) -> dict[str, list[dict[str, Any]]]:
     """Each script against each persona, one dialogue after the other (persona by persona, so a run cut short
     has both scripts on the same seekers); per script, one record per dialogue."""
@@ -133,8 +133,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--disclosure", default=DEFAULT_POLICY, help=f"disclosure policy (default {DEFAULT_POLICY})")
     names = ",".join(SCRIPTS)
     ap.add_argument("--scripts", default=names, help=f"which supporters, comma-separated (default {names})")
-    ap.add_argument("--seeker-format", default="transcript", choices=["transcript", "chat"],
-                    help="how the seeker's prompt holds the chat (default transcript)")
+    ap.add_argument("--seeker-format", default="text", choices=["text", "transcript", "chat"],
+                    help="how the seeker's prompt holds the chat (default text, as a new run on an embedded model)")
     ap.add_argument("--no-cache", action="store_true", help="do not answer calls from the per-call cache")
     ap.add_argument("--json", type=Path, help="write the summary and every dialogue's record here")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")

@@ -72,6 +72,8 @@ def test_a_new_run_on_an_embedded_model_takes_the_text_format(tmp_path):
     served = BackendConfig(kind="openai", base_url="http://127.0.0.1:1/v1", model="m")
     assert simulation_config("default", served, n=1).seeker_format == "transcript"
     assert simulation_config("default", BackendConfig(), n=1, seeker_format="chat").seeker_format == "chat"
+    on_server = simulation_config("default", BackendConfig(kind="local"), n=1, roles={"seeker": served})
+    assert on_server.seeker_format == "transcript"  # the seeker's own backend decides
     base = dict(personas="default", personas_sha256="x", n=1)
     assert SimulationConfig(**base, seeker_format="text").config_hash() != SimulationConfig(**base).config_hash()
 

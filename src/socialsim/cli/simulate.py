@@ -156,8 +156,8 @@ def demo(
         f"[dim]model {model} · wall {result.wall_s:.1f}s · {s['calls']} calls ({s['cached_calls']} from the cache) · "
         f"{s['prompt_tokens']}+{s['completion_tokens']} tokens · thoughts valid on the first try: "
         f"{s.get('thoughts_first_try', 0)}/{s.get('thoughts', 0)}{f' ({rate:.0%})' if rate is not None else ''} · "
-        f"supporter replies regenerated for prompt leaks: {s.get('supporter_leaks', 0)}, for echoing the seeker: "
-        f"{s.get('supporter_echoes', 0)} · "
+        f"supporter replies regenerated for prompt leaks: {s.get('supporter_leaks', 0)}, for echoing the seeker or "
+        f"itself: {s.get('supporter_echoes', 0)} · "
         f"seeker role slips: {s.get('role_slips', 0)}/{s.get('seeker_turns', 0)} · "
         f"labels that failed: {failed or 'none'}[/]"
     )

@@ -31,7 +31,7 @@ def turn_line(t: Any) -> str:
     if t.leaks:
         notes.append(f"regenerated {t.leaks}x: prompt leak")
     if t.echoes:
-        notes.append(f"regenerated {t.echoes}x: echoed the seeker")
+        notes.append(f"regenerated {t.echoes}x: echoed the seeker or itself")
     if len(t.strategy_attempts) > 1:
         first = t.strategy_attempts[0].realized_strategy.value
         notes.append(f"rewritten {len(t.strategy_attempts) - 1}x by the strategy check: first read as {escape(first)}")

@@ -235,11 +235,13 @@ RUN_OPTIONS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def default_seeker_format(backend: BackendConfig) -> SeekerFormat:
-    """The seeker's prompt format when none is given: ``text`` (a written transcript the model continues) on the
-    embedded models, where it measured fewer role slips than a chat prompt (docs/method/fidelity.md); ``transcript``
-    (chat) on a server, as some (OpenAI's chat models, DeepSeek) have no plain-text ``/completions``."""
-    return "text" if backend.kind in ("local", "hf") else "transcript"
+def default_seeker_format(backend: BackendConfig, roles: dict[str, BackendConfig] | None = None) -> SeekerFormat:
+    """The seeker's prompt format when none is given, by the backend that plays the seeker (its own in ``roles``,
+    else ``backend``): ``text`` (a written transcript the model continues) on the embedded models, where it measured
+    fewer role slips than a chat prompt (docs/method/fidelity.md); ``transcript`` (chat) on a server, as some
+    (OpenAI's chat models, DeepSeek) have no plain-text ``/completions``."""
+    seeker = (roles or {}).get("seeker") or backend
+    return "text" if seeker.kind in ("local", "hf") else "transcript"
 
 
 def simulation_config(personas: str, backend: BackendConfig, **fields: Any) -> SimulationConfig:
@@ -252,7 +254,7 @@ def simulation_config(personas: str, backend: BackendConfig, **fields: Any) -> S
     path = personas_path(personas)
     load_personas(path)
     if fields.get("seeker_format") is None:
-        fields["seeker_format"] = default_seeker_format(backend)
+        fields["seeker_format"] = default_seeker_format(backend, fields.get("roles"))
     try:
         return SimulationConfig(
             backend=backend,
