@@ -554,15 +554,14 @@ class Seeker:
     def retry_start(self, retry: str | None, turn_index: int, attempt: int) -> str:
         """The first words of a regenerated line in the ``text`` format, after a role slip, a repeat, an echo or a
         recitation: one of `RETRY_OPENERS` (by seed), so that the model cannot write the same line, the
-        supporter's or the card's, again.
-        '' on a first attempt, after other checks, and in the chat formats."""
+        supporter's or the card's, again; '' on a first attempt, after other checks, and in the chat formats."""
         if self.prompt_format != "text" or retry not in ("role", "repeat", "echo", "recites"):
             return ""
         return RETRY_OPENERS[derive_seed(self.seed, "opener", turn_index, attempt) % len(RETRY_OPENERS)]
 
     def fallback(self, layer: int, goodbye: bool, dismissed: bool = False) -> str:
-        """The fixed line of a turn whose every attempt came back empty, refused or copied the card (never the persona
-    card's text)."""
+        """The fixed line of a turn whose every attempt came back empty, refused or copied the card (never the
+        persona card's text)."""
         if dismissed:
             return "I don't think this is helping me right now. I'll leave it here, bye."
         if goodbye:
