@@ -13,7 +13,9 @@ from socialsim.schema import Dialogue, Persona, Strategy
 from socialsim.simulate import DialogueConfig, simulate_dialogue
 
 
-def _persona(surface="I don't want to be alive anymore.", locale="en-GB"):
+# the seeker lines the load target is told to give are not on the persona's card: a line that copies the card is
+# rejected as a recitation and never kept (the turn would get the fixed line instead)
+def _persona(surface="Everything feels dark since the divorce.", locale="en-GB"):
     return Persona.model_validate(
         persona_dict(
             id="t-crisis",
@@ -81,7 +83,7 @@ def test_safety_off_leaves_turns_unlabelled(load_target):
 def test_check_in_tier_gets_a_normal_reply_with_the_question(load_target):
     """An ambiguous message, rules-only layer (so the tier does not depend on the learned model): the model's
     reply is kept and the check-in question, in the persona's language, follows it."""
-    persona = _persona(surface="Honestly I feel like a burden to everyone.", locale="de-DE")
+    persona = _persona(locale="de-DE")
     line = "Honestly I feel like a burden to everyone."
     d = _run(load_target("--latency", "0.01", "--seeker-line", line), persona=persona,
              layer=SafetyLayer(source="simulate"))

@@ -133,6 +133,10 @@ def simulate_with(
     """The contender supports one simulated seeker per persona (the seeker is the same for every
     contender: same LLM, same seeds)."""
     from socialsim.simulate.dialogue import DialogueConfig, simulate_dialogue
+    from socialsim.simulate.run import seeker_format_for
+
+    # the seeker's prompt format a new run would take on the seeker's backend
+    cfg = DialogueConfig(max_turns=max_turns, seeker_format=seeker_format_for(getattr(seeker_llm.backend, "kind", "")))
 
     bar, task = _progress(len(personas), f"dialogues with {contender.name}") if progress else (None, None)
 
@@ -146,7 +150,7 @@ def simulate_with(
                     p,
                     seed=s,
                     dialogue_id=f"{contender.name}-{i:04d}",
-                    config=DialogueConfig(max_turns=max_turns),
+                    config=cfg,
                     supporter=make_supporter(contender.llm, contender.mode, s),
                     supporter_llm=contender.llm,
                 )

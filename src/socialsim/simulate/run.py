@@ -240,8 +240,12 @@ def default_seeker_format(backend: BackendConfig, roles: dict[str, BackendConfig
     else ``backend``): ``text`` (a written transcript the model continues) on the embedded models, where it measured
     fewer role slips than a chat prompt (docs/method/fidelity.md); ``transcript`` (chat) on a server, as some
     (OpenAI's chat models, DeepSeek) have no plain-text ``/completions``."""
-    seeker = (roles or {}).get("seeker") or backend
-    return "text" if seeker.kind in ("local", "hf") else "transcript"
+    return seeker_format_for(((roles or {}).get("seeker") or backend).kind)
+
+
+def seeker_format_for(kind: str) -> SeekerFormat:
+    """`default_seeker_format` by the kind of the seeker's backend ('local', 'hf', 'openai')."""
+    return "text" if kind in ("local", "hf") else "transcript"
 
 
 def simulation_config(personas: str, backend: BackendConfig, **fields: Any) -> SimulationConfig:
