@@ -10,6 +10,7 @@ from typing import Any
 from socialsim.agents.common import (
     CaselessPatterns,
     clean_utterance,
+    copied_run,
     derive_seed,
     longest_run,
     refuses,
@@ -285,9 +286,7 @@ with an earlier seeker turn of its dialogue, 5 of train's 10,494 do."""
 def self_echo(text: str, earlier: list[str]) -> int | None:
     """The most words in a row a seeker line shares with one of its ``earlier`` lines, when they are `SELF_RUN` or
     more; else None."""
-    line = words(text)
-    best = max((longest_run(line, words(e)) for e in earlier), default=0)
-    return best if best >= SELF_RUN else None
+    return copied_run(text, earlier, SELF_RUN)
 
 
 def recites(text: str, persona: Persona) -> tuple[str, int] | None:
@@ -307,10 +306,7 @@ def recites(text: str, persona: Persona) -> tuple[str, int] | None:
 def echoes(text: str, before: str | None) -> int | None:
     """The words in a row a seeker line copies from the supporter's message it answers (``before``), when they
     are `ECHO_RUN` or more; else None."""
-    if not before:
-        return None
-    n = longest_run(words(text), words(before))
-    return n if n >= ECHO_RUN else None
+    return copied_run(text, [before], ECHO_RUN)
 
 
 def repeats(text: str, earlier: list[str]) -> float | None:

@@ -11,10 +11,9 @@ from socialsim.agents.common import (
     REFUSAL_PATTERN,
     CaselessPatterns,
     clean_utterance,
+    copied_run,
     derive_seed,
-    longest_run,
     total_usage,
-    words,
 )
 from socialsim.agents.prompts import Prompts
 from socialsim.chat_format import chat_history
@@ -89,10 +88,7 @@ them; 3 copy 6 or more), the 1.5B model did in 9 of 43 replies of a 10-dialogue 
 
 def echoes_seeker(reply: str, seeker_line: str | None) -> int | None:
     """The words in a row ``reply`` copies from the seeker line it answers, when `ECHO_RUN` or more; else None."""
-    if not seeker_line:
-        return None
-    n = longest_run(words(reply), words(seeker_line))
-    return n if n >= ECHO_RUN else None
+    return copied_run(reply, [seeker_line], ECHO_RUN)
 
 
 def repeats_itself(reply: str, earlier: Iterable[str]) -> int | None:
@@ -101,9 +97,7 @@ def repeats_itself(reply: str, earlier: Iterable[str]) -> int | None:
     with someone who understands you" in three replies of one dialogue, and its seeker answered each the same way.
     ESConv's human supporters do it in 3 of valid's 2,257 turns and 11 of train's 10,679 (a speaker's consecutive
     utterances joined)."""
-    line = words(reply)
-    n = max((longest_run(line, words(e)) for e in earlier), default=0)
-    return n if n >= ECHO_RUN else None
+    return copied_run(reply, earlier, ECHO_RUN)
 
 
 def drop_leaking_sentences(text: str, phrases: Iterable[str] = ()) -> str:
