@@ -411,12 +411,16 @@ class Seeker:
         self.llm, self.persona, self.prompts = llm, persona, prompts
         self.fidelity = fidelity
         self.prompt_format = prompt_format
-        self.chat_format = prompt_format == "chat"
         self.seed = seed
         self.max_regenerations = max_regenerations
         self.temperature = temperature
         self.max_tokens = max_tokens
         self._system: str | None = None
+
+    @property
+    def chat_format(self) -> bool:
+        """The ``chat`` format: the supporter's messages as user turns, the seeker's own as the model's."""
+        return self.prompt_format == "chat"
 
     def opening_line(self) -> str:
         """The supporter's opening line (`seeker_opening.txt`) the first turn answers: in the prompt, and what the

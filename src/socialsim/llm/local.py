@@ -133,16 +133,18 @@ class LocalBackend:
             kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
         return kwargs
 
+    @staticmethod
+    def _create(llm: Any, request: ChatRequest) -> Callable[..., Any]:
+        """llama.cpp's ``create_completion`` for a text request (``prompt``), else ``create_chat_completion``."""
+        return llm.create_completion if request.prompt is not None else llm.create_chat_completion
+
     def _run(self, request: ChatRequest) -> Completion:
         with self._thread_lock:
             llm = self._load()
             kwargs = self._kwargs(request)
             start = time.perf_counter()
             try:
-                if request.prompt is not None:
-                    out = llm.create_completion(**kwargs)
-                else:
-                    out = llm.create_chat_completion(**kwargs)
+                out = self._create(llm, request)(**kwargs)
             except ValueError as e:  # e.g. prompt longer than the context
                 raise BackendError(f"local model refused the request: {e}") from None
             latency = time.perf_counter() - start
@@ -209,7 +211,7 @@ class LocalBackend:
                 chunks = None
                 try:
                     text = request.prompt is not None
-                    chunks = llm.create_completion(**kwargs) if text else llm.create_chat_completion(**kwargs)
+                    chunks = self._create(llm, request)(**kwargs)
                     for chunk in chunks:
                         if stop.is_set():
                             info.finish_reason = "cancelled"

@@ -86,6 +86,10 @@ class AiohttpTransport:
         self._failures = (TimeoutError, aiohttp.ClientError)
         self._session: Any = None
 
+    def _url_for(self, body: dict[str, Any]) -> str:
+        """``/completions`` for a text ``prompt``, else ``/chat/completions``."""
+        return self._text_url if "prompt" in body else self._url
+
     def _open(self) -> Any:
         import aiohttp
 
@@ -108,8 +112,7 @@ class AiohttpTransport:
     async def post(self, body: dict[str, Any]) -> Any:
         session = self._session or self._open()
         try:
-            url = self._text_url if "prompt" in body else self._url
-            async with session.post(url, data=to_json(body), headers=_JSON) as resp:
+            async with session.post(self._url_for(body), data=to_json(body), headers=_JSON) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
                     raise HTTPStatusError.of(resp.status, raw, resp.headers)
@@ -123,8 +126,7 @@ class AiohttpTransport:
     async def stream(self, body: dict[str, Any]) -> AsyncGenerator[Any, None]:
         session = self._session or self._open()
         try:
-            url = self._text_url if "prompt" in body else self._url
-            async with session.post(url, data=to_json(body), headers=_JSON) as resp:
+            async with session.post(self._url_for(body), data=to_json(body), headers=_JSON) as resp:
                 if resp.status >= 400:
                     raise HTTPStatusError.of(resp.status, await resp.read(), resp.headers)
                 if resp.content_type == "application/json":  # the server ignored "stream": one whole reply
@@ -182,6 +184,11 @@ class OpenAISDKTransport:
         return _cannot_connect(self.base_url, e.__cause__ or e)
 
     @staticmethod
+    def _api(client: Any, body: dict[str, Any]) -> Any:
+        """The SDK's ``completions`` for a text ``prompt``, else its ``chat.completions``."""
+        return client.completions if "prompt" in body else client.chat.completions
+
+    @staticmethod
     def _args(body: dict[str, Any]) -> dict[str, Any]:
         """``body`` as the SDK's arguments: fields it does not know go in ``extra_body``."""
         args = {k: v for k, v in body.items() if k != "repeat_penalty"}
@@ -193,8 +200,7 @@ class OpenAISDKTransport:
 
         client = self._client or self._open()
         try:
-            api = client.completions if "prompt" in body else client.chat.completions
-            resp = await api.create(**self._args(body))
+            resp = await self._api(client, body).create(**self._args(body))
         except (openai.APIStatusError, openai.APIConnectionError) as e:
             raise self._error(e) from None
         except (openai.APIResponseValidationError, ValueError) as e:
@@ -207,8 +213,7 @@ class OpenAISDKTransport:
         client = self._client or self._open()
         stream = None
         try:
-            api = client.completions if "prompt" in body else client.chat.completions
-            stream = await api.create(**self._args(body))
+            stream = await self._api(client, body).create(**self._args(body))
             async for chunk in stream:
                 yield chunk.model_dump()
         except (openai.APIStatusError, openai.APIConnectionError) as e:
