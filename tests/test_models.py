@@ -282,7 +282,8 @@ def test_supporter_regenerates_a_reply_that_repeats_its_own_earlier_one():
     # the 1.5B model's supporter in the seed-31 'text' run of 2026-12-06, two replies of one dialogue
     said = "It's important to talk about it with someone who understands you, like a trusted friend."
     again = "I understand how you feel scared. It's important to talk about it with someone who understands you."
-    assert repeats_itself(again, [said]) == 11 and repeats_itself("What scares you most?", [said]) is None
+    # 12 words in a row: "it's" is compared as "it is" (`plain_words`)
+    assert repeats_itself(again, [said]) == 12 and repeats_itself("What scares you most?", [said]) is None
     history = [Turn(speaker="seeker", text="I'm scared."), Turn(speaker="supporter", text=said),
                Turn(speaker="seeker", text="I will try.")]  # fmt: skip
     sup = Supporter(LLM(_LeakyBackend([again, "What feels most frightening right now?"])), Prompts(), seed=1)

@@ -104,6 +104,22 @@ def words(text: str) -> list[str]:
     return _TOKEN.findall(text.lower().replace("\u2019", "'"))
 
 
+_CONTRACTION = [(re.compile(p), r) for p, r in (
+    (r"\bcan't\b", "can not"), (r"\bwon't\b", "will not"), (r"n't\b", " not"), (r"'m\b", " am"),
+    (r"'re\b", " are"), (r"'ve\b", " have"), (r"'ll\b", " will"), (r"'d\b", " would"),
+    (r"\b(it|that|what|there|he|she)'s\b", r"\1 is"),
+)]
+
+
+def plain_words(text: str) -> list[str]:
+    """`words`, with contractions written out ("it's" as "it is", "can't" as "can not"), so that a copy cannot hide
+    behind one: what the copy checks compare."""
+    out = " ".join(words(text))
+    for pattern, repl in _CONTRACTION:
+        out = pattern.sub(repl, out)
+    return out.split()
+
+
 def longest_run(a: list[str], b: list[str]) -> int:
     """The length of the longest run of words ``a`` and ``b`` share in a row."""
     best, prev = 0, [0] * (len(b) + 1)
@@ -118,8 +134,9 @@ def longest_run(a: list[str], b: list[str]) -> int:
 
 
 def copied_run(text: str, sources: Iterable[str | None], at_least: int) -> int | None:
-    """The most words in a row ``text`` shares with one of ``sources`` (`longest_run`; empty ones and None skipped),
+    """The most words in a row ``text`` shares with one of ``sources`` (`longest_run` of `plain_words`; empty ones and
+    None skipped),
     when they are ``at_least`` or more; else None. The echo and self-repeat checks of both agents."""
-    line = words(text)
-    best = max((longest_run(line, words(s)) for s in sources if s), default=0)
+    line = plain_words(text)
+    best = max((longest_run(line, plain_words(s)) for s in sources if s), default=0)
     return best if best >= at_least else None

@@ -13,6 +13,7 @@ from socialsim.agents.common import (
     copied_run,
     derive_seed,
     longest_run,
+    plain_words,
     refuses,
     total_usage,
     words,
@@ -280,7 +281,7 @@ SELF_RUN = 8
 new (the 1.5B model's demo seeker said "Even though I have some dogs that work with me and make me feel good about
 life, this lack of motivation is starting to affect me." on three turns in a row). Real seekers: none of ESConv
 valid's 2,210 seeker turns (a speaker's consecutive utterances joined, cut to two sentences) shares 8 words in a row
-with an earlier seeker turn of its dialogue, 5 of train's 10,494 do."""
+with an earlier seeker turn of its dialogue, 6 of train's 10,494 do (contractions written out, "it's" as "it is")."""
 
 
 def self_echo(text: str, earlier: list[str]) -> int | None:
@@ -317,12 +318,12 @@ def repeats(text: str, earlier: list[str]) -> float | None:
     seeker turns (a speaker's consecutive utterances joined) it flags none."""
     from difflib import SequenceMatcher
 
-    mine = " ".join(words(text))
-    if len(mine.split()) < REPEAT_MIN_WORDS:
+    mine = " ".join(plain_words(text))
+    if len(words(text)) < REPEAT_MIN_WORDS:
         return None
     best: float | None = None
     for other in earlier:
-        theirs = " ".join(words(other))
+        theirs = " ".join(plain_words(other))
         if not theirs:
             continue
         short, long_ = sorted((mine, theirs), key=len)
@@ -544,12 +545,22 @@ class Seeker:
     ) -> ChatRequest:
         """One attempt's request: a text completion of `text_prompt` (from ``start``) that stops at the end of the
         line (``text`` format), else a chat request of `messages`."""
+        before, earlier = self.said_before(history)
+        kw = {"temperature": temperature, "max_tokens": self.max_tokens, "seed": seed,
+              "avoid_copying": (*earlier, *([before] if before else []))}
         if self.prompt_format == "text":
             prompt = self.text_prompt(history, layer, goodbye, dismissed, retry, start)
-            kw = {"temperature": temperature, "max_tokens": self.max_tokens, "seed": seed}
             return ChatRequest.text(prompt, stop=("\n",), **kw)
-        msgs = self.messages(history, layer, goodbye, dismissed, retry=retry)
-        return ChatRequest.of(msgs, temperature=temperature, max_tokens=self.max_tokens, seed=seed)
+        return ChatRequest.of(self.messages(history, layer, goodbye, dismissed, retry=retry), **kw)
+
+    def said_before(self, history: list[Turn]) -> tuple[str | None, list[str]]:
+        """What a new line must not say again: the message it answers (the supporter's last, or on the first turn
+        the opening line the prompt shows) and the seeker's own earlier lines. The repeat checks read them, and a
+        request asks the model not to copy them (``ChatRequest.avoid_copying``: the embedded model then cannot)."""
+        before = next((t.text for t in reversed(history) if t.speaker == "supporter"), None)
+        if not history:
+            before = self.opening_line().strip()
+        return before, [t.text for t in history if t.speaker == "seeker"]
 
     def retry_start(self, retry: str | None, turn_index: int, attempt: int) -> str:
         """The first words of a regenerated line in the ``text`` format, after a role slip, a repeat, an echo or a
@@ -622,11 +633,7 @@ class Seeker:
         figures: dict[str, Any] | None = None
         leaked = 0
         rejected: list[Rejection] = []
-        # the message the line answers: the supporter's last, or on the first turn the opening line the prompt shows
-        before = next((t.text for t in reversed(history) if t.speaker == "supporter"), None)
-        if not history:
-            before = self.opening_line().strip()
-        earlier = [t.text for t in history if t.speaker == "seeker"]
+        before, earlier = self.said_before(history)
         retry: str | None = None
         for attempt in range(self.max_regenerations + 1):
             if rejected and rejected[-1].check != "empty":  # say what was wrong with the last attempt

@@ -25,7 +25,11 @@ class ChatRequest:
     With ``prompt`` set it is a plain-text completion instead: the model continues ``prompt`` as written, no
     chat template (an OpenAI-compatible server's ``/completions``, llama.cpp's ``create_completion``), and
     ``messages`` is empty. The seeker's ``text`` format uses it: a small instruct model continuing a written
-    transcript after the seeker's name slips out of the role less than when it answers as the chat assistant."""
+    transcript after the seeker's name slips out of the role less than when it answers as the chat assistant.
+
+    ``avoid_copying`` lists texts the completion should not copy (the seeker's earlier lines, the message it
+    answers): the embedded llama.cpp backend forbids the tokens that would (`socialsim.llm.nocopy`); other backends
+    ignore it, and the caller's own checks still catch a copy."""
 
     messages: tuple[tuple[str, str], ...]
     temperature: float = 0.7
@@ -36,6 +40,7 @@ class ChatRequest:
     json_schema: dict[str, Any] | None = None
     stop: tuple[str, ...] = ()
     prompt: str | None = None
+    avoid_copying: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, messages: list[Message], **kw: Any) -> ChatRequest:
@@ -64,6 +69,8 @@ class ChatRequest:
         }
         if self.prompt is not None:  # only then: chat requests keep the keys they had before the field existed
             payload["prompt"] = self.prompt
+        if self.avoid_copying:  # likewise
+            payload["avoid_copying"] = self.avoid_copying
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

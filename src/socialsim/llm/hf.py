@@ -66,6 +66,13 @@ class HFBackend:
             if request.seed is not None:
                 torch.manual_seed(request.seed)
             start = time.perf_counter()
+            extra: dict[str, Any] = {}
+            if request.avoid_copying:
+                from transformers import LogitsProcessorList
+
+                from socialsim.llm.nocopy import hf_processor
+
+                extra["logits_processor"] = LogitsProcessorList([hf_processor(tok, request.avoid_copying, n_prompt)])
             with torch.no_grad():
                 out = lm.generate(
                     **ids,
@@ -75,6 +82,7 @@ class HFBackend:
                     top_p=request.top_p,
                     repetition_penalty=request.repeat_penalty,
                     pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+                    **extra,
                 )
             new = out[0, n_prompt:]
             text = tok.decode(new, skip_special_tokens=True)

@@ -114,7 +114,9 @@ class LocalBackend:
         llm.chat_format = "chat_template.default"
 
     @staticmethod
-    def _kwargs(request: ChatRequest) -> dict[str, Any]:
+    def _kwargs(request: ChatRequest, llm: Any = None) -> dict[str, Any]:
+        """llama-cpp-python's arguments for ``request``; with the loaded model ``llm``, also the copy ban of
+        ``request.avoid_copying`` (`socialsim.llm.nocopy`), which needs its tokenizer."""
         kwargs: dict[str, Any] = {
             "temperature": request.temperature,
             "top_p": request.top_p,
@@ -131,6 +133,12 @@ class LocalBackend:
         if request.json_schema is not None:
             # llama-cpp-python's own form; the OpenAI json_schema form is ignored in-process.
             kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+        if request.avoid_copying and llm is not None:
+            from llama_cpp import LogitsProcessorList
+
+            from socialsim.llm.nocopy import llama_processor
+
+            kwargs["logits_processor"] = LogitsProcessorList([llama_processor(llm, request.avoid_copying)])
         return kwargs
 
     @staticmethod
@@ -141,7 +149,7 @@ class LocalBackend:
     def _run(self, request: ChatRequest) -> Completion:
         with self._thread_lock:
             llm = self._load()
-            kwargs = self._kwargs(request)
+            kwargs = self._kwargs(request, llm)
             start = time.perf_counter()
             try:
                 out = self._create(llm, request)(**kwargs)
@@ -204,7 +212,7 @@ class LocalBackend:
         try:
             with self._thread_lock:
                 llm = self._load()
-                kwargs = self._kwargs(request)
+                kwargs = self._kwargs(request, llm)
                 kwargs["stream"] = True
                 start = time.perf_counter()
                 pieces = 0

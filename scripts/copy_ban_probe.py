@@ -1,0 +1,81 @@
+"""Probe: does the copy ban (`ChatRequest.avoid_copying`, `socialsim.llm.nocopy`) keep the embedded model's first
+attempt at a seeker line from repeating one of its earlier lines or the supporter's, and at what cost?
+
+For every seeker turn of a finished run (not the goodbyes), the seeker's first-attempt request for the history
+before it (`Seeker.request`, what `simulate` sends, in the run's seeker format) is sent to the embedded model
+twice, the same seed: once as it is (with the ban) and once without it. Both lines go through the seeker's own
+checks (`Seeker.judge`). Prints how many first attempts each way a check rejected, and writes every line with its
+verdict to ``--out``.
+
+    python scripts/copy_ban_probe.py RUN [--limit 60] [--model qwen2.5-1.5b] [--out copy_ban_probe.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+from socialsim.agents.common import clean_utterance, derive_seed
+from socialsim.agents.prompts import Prompts
+from socialsim.agents.seeker import Seeker
+from socialsim.llm.local import LocalBackend
+from socialsim.schema import Dialogue
+
+SLIPS = ("role", "repeat", "refusal")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--limit", type=int, default=60)
+    ap.add_argument("--model", default="qwen2.5-1.5b")
+    ap.add_argument("--temperature", type=float, default=0.8)
+    ap.add_argument("--out", type=Path, default=Path("copy_ban_probe.json"))
+    args = ap.parse_args()
+    backend = LocalBackend(model_name=args.model, n_threads=2)
+    manifest = json.loads((args.run / "manifest.json").read_text())
+    fmt = (manifest.get("config") or {}).get("seeker_format") or "text"
+    prompts = Prompts()
+    rows = []
+    counts: dict[str, Counter[str]] = {"ban": Counter(), "no ban": Counter()}
+    t0 = time.time()
+    for line in (args.run / "dialogues.jsonl").read_text().splitlines():
+        d = Dialogue.model_validate_json(line)
+        seeker = Seeker(None, d.persona, prompts, seed=d.seed, prompt_format=fmt)  # type: ignore[arg-type]
+        for i, turn in enumerate(d.turns):
+            if turn.speaker != "seeker" or len(rows) >= args.limit:
+                continue
+            if i == len(d.turns) - 1 and d.end_reason == "goodbye":
+                continue
+            history, layer = d.turns[:i], turn.disclosure_layer or 0
+            before, earlier = seeker.said_before(history)
+            req = seeker.request(history, layer, False, False, None, temperature=args.temperature,
+                                 seed=derive_seed(d.seed, "probe", d.id, i))
+            row: dict = {"dialogue": d.id, "turn": i, "layer": layer, "before": before, "earlier": earlier}
+            for kind, r in (("ban", req), ("no ban", dataclasses.replace(req, avoid_copying=()))):
+                text = clean_utterance(backend.complete_sync(r).text, max_sentences=2)
+                problem, score = seeker.judge(text, before, layer, False, earlier)
+                verdict = "ok" if problem is None else problem[0]
+                counts[kind][verdict] += 1
+                row[kind] = {"text": text, "verdict": verdict, "reason": None if problem is None else problem[1],
+                             "voice": score, "words": len(text.split())}
+            rows.append(row)
+            print(f"[{len(rows)} {time.time() - t0:.0f}s] ban {row['ban']['verdict']:8} | no ban "
+                  f"{row['no ban']['verdict']:8} | {row['ban']['text'][:70]} | {row['no ban']['text'][:50]}",
+                  flush=True)
+    n = len(rows)
+    summary = {}
+    for kind, c in counts.items():
+        slips = sum(v for k, v in c.items() if k in SLIPS)
+        words = sum(r[kind]["words"] for r in rows) / max(n, 1)
+        summary[kind] = {"turns": n, "slips": slips, "verdicts": dict(c), "mean_words": round(words, 1)}
+        print(f"{kind:7} slips {slips}/{n} ({slips / max(n, 1):.0%}) verdicts {dict(c)} words {words:.1f}")
+    args.out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
