@@ -142,3 +142,18 @@ def test_the_hf_backend_processor_bans_the_same_tokens():
     out = process(head, scores.clone())
     assert out[0, line[COPY_PREFIX]] == float("-inf") and int(torch.isinf(out).sum()) == 1
     assert not torch.isinf(process(torch.tensor([prompt + line[: COPY_PREFIX - 1]]), scores.clone())).any()
+
+
+def test_the_supporter_asks_not_to_copy_the_seeker_or_its_own_replies():
+    from socialsim.agents.prompts import Prompts
+    from socialsim.agents.supporter import Supporter
+    from socialsim.schema import SupporterThought, Turn
+
+    history = [Turn(speaker="seeker", text="I lost my job."), Turn(speaker="supporter", text="That sounds hard."),
+               Turn(speaker="seeker", text="It is.")]  # fmt: skip
+    thought = SupporterThought.model_validate(
+        {"emotion": "sad", "intensity": 3, "cause": "job", "need": "comfort", "strategy": "Question",
+         "rationale": "ask what happened"}
+    )
+    req = Supporter(None, Prompts(), seed=1).reply_request(history, thought, turn_index=3)  # type: ignore[arg-type]
+    assert req.avoid_copying == ("It is.", "That sounds hard.")
