@@ -3,7 +3,9 @@
 For each ESConv seeker turn (a speaker's consecutive utterances joined, cut to two sentences as a seeker line is),
 tokenized by the embedded model's tokenizer: would `CopyBan` over its earlier seeker turns and the supporter turn
 it answers have forbidden one of its tokens? Printed for several (run, prefix) settings, on train (where the
-shipped `COPY_RUN` / `COPY_PREFIX` were chosen) and valid (reported).
+shipped `COPY_RUN` / `COPY_PREFIX` were chosen) and valid (reported). Then the same for the supporter's turns
+(whole, as a reply is), with the ban its reply requests carry: over the seeker turn it answers and its own earlier
+turns, at the shipped settings.
 
     python scripts/copy_ban_rates.py [--model qwen2.5-1.5b] [--split train valid]
 """
@@ -38,13 +40,19 @@ def main() -> None:
 
     for split in args.split:
         cases = []  # (tokens of the seeker turn, sources)
+        replies = []  # (tokens of the supporter turn, sources)
         for dialog in split_dialogs(args.esconv / f"{split}.jsonl"):
             earlier: list[list[int]] = []
+            own: list[list[int]] = []
             before: list[int] | None = None
+            seeker: list[int] | None = None
             for speaker, text in speaker_turns(dialog):
                 if speaker == "supporter":
                     before = tok(text)
+                    replies.append((before, [*([seeker] if seeker else []), *own]))
+                    own.append(before)
                     continue
+                seeker = tok(text)
                 line = tok(clean_utterance(text, max_sentences=2))
                 cases.append((line, [*earlier, *([before] if before else [])]))
                 earlier.append(tok(text))
@@ -52,6 +60,8 @@ def main() -> None:
         for run, prefix in SETTINGS:
             hit = sum(CopyBan(src, run, prefix).first_copy(line) is not None for line, src in cases)
             print(f"  run {run:>2} prefix {prefix:>2}: {hit:>4} turns would meet the ban ({hit / len(cases):.1%})")
+        hit = sum(CopyBan(src).first_copy(line) is not None for line, src in replies)
+        print(f"{split}: {len(replies)} supporter turns; {hit} would meet the ban ({hit / len(replies):.1%})")
 
 
 if __name__ == "__main__":
