@@ -218,8 +218,7 @@ class Supporter:
         answers or the supporter's own earlier replies (``ChatRequest.avoid_copying``: the embedded model then
         cannot; ESConv's human supporters would have met that ban in 73 of train's 10,679 turns, 22 of valid's
         2,257); `write_reply`'s echo checks still read every reply."""
-        seeker_line = next((t.text for t in reversed(history) if t.speaker == "seeker"), None)
-        own = [t.text for t in history if t.speaker == "supporter"]
+        seeker_line, own = self.said_before(history)
         return ChatRequest.of(
             messages if messages is not None else self.reply_messages(history, thought),
             temperature=self.temperature,
@@ -227,6 +226,12 @@ class Supporter:
             seed=derive_seed(self.seed, "reply", turn_index, attempt),
             avoid_copying=(*([seeker_line] if seeker_line else []), *own),
         )
+
+    @staticmethod
+    def said_before(history: list[Turn]) -> tuple[str | None, list[str]]:
+        """What a reply must not copy: the seeker line it answers and the supporter's own earlier replies."""
+        seeker_line = next((t.text for t in reversed(history) if t.speaker == "seeker"), None)
+        return seeker_line, [t.text for t in history if t.speaker == "supporter"]
 
     def _emit(self, kind: str, payload: Any) -> None:
         if self.on_event is not None:
@@ -251,8 +256,7 @@ class Supporter:
         check's rewrite number (its own seeds; ``retry`` its note)."""
         completions: list[Completion] = []
         text, leaks, leaked, echoed = "", 0, [], []
-        seeker_line = next((t.text for t in reversed(history) if t.speaker == "seeker"), None)
-        own = [t.text for t in history if t.speaker == "supporter"]
+        seeker_line, own = self.said_before(history)
         msgs = self.reply_messages(history, thought, retry=retry)  # rendered once: attempts differ only in the seed
         for attempt in range(self.reply_attempts):
             self._emit("generating", "reply")
