@@ -3,6 +3,7 @@ by hand, alone on the machine (under `flock /tmp/socialsim-heavy.lock` here).
 
     python bench/bench_local_model.py prefill    # llama.cpp CPU prefill options (~5 min on 2 cores)
     python bench/bench_local_model.py simulate   # simulate vs raw llama-cpp-python (~10 min on 2 cores)
+    python bench/bench_local_model.py nocopy     # the copy ban's cost per generated token (~3 min)
 
 prefill   One fixed thought prompt (~450 tokens) read from scratch by a fresh model per option set
           (batch sizes, flash attention, KV cache type), rounds interleaved; llama.cpp's own counters
@@ -12,6 +13,10 @@ simulate  One dialogue through `simulate_dialogue` (3 supporter turns) on `Local
           Same seeds, so both do the same work: the wall-time ratio is simulate's share of raw speed.
           Prompt reuse: the share of prompt tokens not re-read (served by the prompt cache / kept
           context), from llama.cpp's counters.
+nocopy    One seeker line (a `text` prompt after six seeker lines) generated with and without its copy ban
+          (`ChatRequest.avoid_copying`: a logits processor in Python on every token), same seeds, rounds
+          interleaved: wall ms per generated token either way (the prompt is cached after the first call, so
+          that is decoding and sampling; llama.cpp's own counters leave out the sampling).
 """
 
 from __future__ import annotations
@@ -165,8 +170,8 @@ def bench_simulate(max_turns: int = 3, rounds: int = 2) -> None:
         reset_perf(m)
         t0, prompt, out = time.perf_counter(), 0, 0
         for req in requests:
-            kw = LocalBackend._kwargs(req)  # the same request as the backend sends
-            u = m.create_chat_completion(**kw)["usage"]
+            kw = LocalBackend._kwargs(req, m)  # the same request as the backend sends, its copy ban included
+            u = LocalBackend._create(m, req)(**kw)["usage"]
             prompt += u["prompt_tokens"]
             out += u["completion_tokens"]
         wall = time.perf_counter() - t0
@@ -220,6 +225,35 @@ def bench_simulate(max_turns: int = 3, rounds: int = 2) -> None:
     )
 
 
+def bench_nocopy(rounds: int = 3, lines: int = 8) -> None:
+    from socialsim.llm.local import LocalBackend
+
+    said = [f"I keep thinking about my sister and the things we said to each other, number {i}." for i in range(6)]
+    chat = "".join(f"Supporter: Tell me more.\nAnna: {x}\n" for x in said)
+    prompt = f"A chat on an emotional-support website.\n\n{chat}Supporter: How does that feel?\nAnna:"
+    backend = LocalBackend(model_name=MODEL)
+    backend.load()
+    backend.complete_sync(WARM_UP)
+    ms: dict[str, list[float]] = {"ban": [], "no ban": []}
+    for r in range(rounds):
+        for kind in (["ban", "no ban"] if r % 2 == 0 else ["no ban", "ban"]):
+            avoid = (*said, "How does that feel?") if kind == "ban" else ()
+            wall, tokens = 0.0, 0
+            for i in range(lines):
+                req = ChatRequest.text(prompt, max_tokens=40, seed=i, temperature=0.8, avoid_copying=avoid)
+                t0 = time.perf_counter()
+                tokens += backend.complete_sync(req).usage.completion_tokens
+                wall += time.perf_counter() - t0
+            ms[kind].append(1000 * wall / tokens)
+            print(f"  {kind}: {ms[kind][-1]:.1f} ms a token over {tokens} tokens", file=sys.stderr, flush=True)
+    backend.unload()
+    for kind in ms:
+        row(f"{MODEL}: ms per generated token, {kind}", f"{statistics.median(ms[kind]):.1f}", "",
+            f"rounds: {', '.join(f'{x:.1f}' for x in ms[kind])}")
+    ratio = statistics.median(ms["ban"]) / statistics.median(ms["no ban"])
+    row(f"**{MODEL}: copy ban / no ban, ms per token**", f"{ratio:.3f}", "")
+
+
 def main(argv: list[str]) -> None:
     import os
 
@@ -228,7 +262,7 @@ def main(argv: list[str]) -> None:
     os.environ.setdefault("SOCIALSIM_MODELS_DIR", str(models_dir()))  # the assembled model, built once
     os.environ.setdefault("SOCIALSIM_CACHE_DIR", tempfile.mkdtemp())
     for name in argv or ["prefill", "simulate"]:
-        {"prefill": bench_prefill, "simulate": bench_simulate}[name]()
+        {"prefill": bench_prefill, "simulate": bench_simulate, "nocopy": bench_nocopy}[name]()
     print_table()
 
 
