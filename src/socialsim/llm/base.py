@@ -69,8 +69,10 @@ class ChatRequest:
         }
         if self.prompt is not None:  # only then: chat requests keep the keys they had before the field existed
             payload["prompt"] = self.prompt
-        if self.avoid_copying:  # likewise
-            payload["avoid_copying"] = self.avoid_copying
+        if self.avoid_copying:  # likewise; with the ban's own settings, which change what the model writes
+            from socialsim.llm.nocopy import BAN
+
+            payload["avoid_copying"] = [BAN, *self.avoid_copying]
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

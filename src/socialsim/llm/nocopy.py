@@ -24,6 +24,8 @@ COPY_RUN = 7
 """Tokens in a row the completion may not share with an avoided text (it may share `COPY_RUN` - 1)."""
 COPY_PREFIX = 4
 """Tokens a completion may begin with that an avoided text also begins with; the next must differ."""
+BAN = f"run{COPY_RUN}-prefix{COPY_PREFIX}-spellings"
+"""What the ban does, in a request's cache key: a cached line written under another ban is not reused."""
 
 
 class CopyBan:
