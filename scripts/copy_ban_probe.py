@@ -58,23 +58,34 @@ def main() -> None:
             row: dict = {"dialogue": d.id, "turn": i, "layer": layer, "before": before, "earlier": earlier}
             for kind, r in (("ban", req), ("no ban", dataclasses.replace(req, avoid_copying=()))):
                 text = clean_utterance(backend.complete_sync(r).text, max_sentences=2)
-                problem, score = seeker.judge(text, before, layer, False, earlier)
-                verdict = "ok" if problem is None else problem[0]
-                counts[kind][verdict] += 1
-                row[kind] = {"text": text, "verdict": verdict, "reason": None if problem is None else problem[1],
-                             "voice": score, "words": len(text.split())}
+                row[kind] = verdict(seeker, text, before, layer, earlier)
+                counts[kind][row[kind]["verdict"]] += 1
             rows.append(row)
             print(f"[{len(rows)} {time.time() - t0:.0f}s] ban {row['ban']['verdict']:8} | no ban "
                   f"{row['no ban']['verdict']:8} | {row['ban']['text'][:70]} | {row['no ban']['text'][:50]}",
                   flush=True)
+    summarize(rows, counts, args.out)
+
+
+def verdict(seeker: Seeker, text: str, before: str | None, layer: int, earlier: list[str]) -> dict:
+    """A first attempt through the seeker's checks: its text, verdict ('ok' or the check), reason, voice score and
+    words. Also `seeker_completion_probe.py`'s."""
+    problem, score = seeker.judge(text, before, layer, False, earlier)
+    return {"text": text, "verdict": "ok" if problem is None else problem[0],
+            "reason": None if problem is None else problem[1], "voice": score, "words": len(text.split())}
+
+
+def summarize(rows: list[dict], counts: dict[str, Counter[str]], out: Path) -> None:
+    """Print, per way of asking, how many first attempts a check rejected (role, repeat and refusal count as slips)
+    and the mean words a line; write the summary and every row to ``out``. Also `seeker_completion_probe.py`'s."""
     n = len(rows)
     summary = {}
     for kind, c in counts.items():
         slips = sum(v for k, v in c.items() if k in SLIPS)
         words = sum(r[kind]["words"] for r in rows) / max(n, 1)
         summary[kind] = {"turns": n, "slips": slips, "verdicts": dict(c), "mean_words": round(words, 1)}
-        print(f"{kind:7} slips {slips}/{n} ({slips / max(n, 1):.0%}) verdicts {dict(c)} words {words:.1f}")
-    args.out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
+        print(f"{kind:10} slips {slips}/{n} ({slips / max(n, 1):.0%}) verdicts {dict(c)} words {words:.1f}")
+    out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

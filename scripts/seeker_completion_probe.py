@@ -13,10 +13,11 @@ line with its verdict to ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections import Counter
 from pathlib import Path
+
+from copy_ban_probe import summarize, verdict
 
 from socialsim.agents.common import clean_utterance, derive_seed
 from socialsim.agents.prompts import Prompts
@@ -91,22 +92,12 @@ def main() -> None:
             tr_text = clean_utterance(raw["choices"][0]["text"], max_sentences=2)  # type: ignore[index]
             row = {"dialogue": d.id, "turn": i, "layer": layer, "before": before}
             for kind, text in (("chat", chat_text), ("transcript", tr_text)):
-                problem, score = seeker.judge(text, before, layer, False, earlier)
-                verdict = "ok" if problem is None else problem[0]
-                counts[kind][verdict] += 1
-                row[kind] = {"text": text, "verdict": verdict, "reason": None if problem is None else problem[1],
-                             "voice": score, "words": len(text.split())}
+                row[kind] = verdict(seeker, text, before, layer, earlier)
+                counts[kind][row[kind]["verdict"]] += 1
             rows.append(row)
             print(f"[{len(rows)} {time.time() - t0:.0f}s] chat {row['chat']['verdict']:8} | "
                   f"transcript {row['transcript']['verdict']:8} | {tr_text[:90]}", flush=True)
-    n = len(rows)
-    summary = {}
-    for kind, c in counts.items():
-        slips = sum(v for k, v in c.items() if k in ("role", "repeat", "refusal"))
-        words = sum(r[kind]["words"] for r in rows) / max(n, 1)
-        summary[kind] = {"turns": n, "slips": slips, "verdicts": dict(c), "mean_words": round(words, 1)}
-        print(f"{kind:10} slips {slips}/{n} ({slips / max(n, 1):.0%}) verdicts {dict(c)} words {words:.1f}")
-    args.out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
+    summarize(rows, counts, args.out)
 
 
 if __name__ == "__main__":
