@@ -233,7 +233,8 @@ def bench_nocopy(rounds: int = 3, lines: int = 8) -> None:
     prompt = f"A chat on an emotional-support website.\n\n{chat}Supporter: How does that feel?\nAnna:"
     backend = LocalBackend(model_name=MODEL)
     backend.load()
-    backend.complete_sync(WARM_UP)
+    # untimed: the prompt read once (later calls reuse it) and the ban's one-time vocabulary decoding
+    backend.complete_sync(ChatRequest.text(prompt, max_tokens=2, seed=0, avoid_copying=(*said,)))
     ms: dict[str, list[float]] = {"ban": [], "no ban": []}
     for r in range(rounds):
         for kind in (["ban", "no ban"] if r % 2 == 0 else ["no ban", "ban"]):
