@@ -281,8 +281,7 @@ def bench_local(n: int = 1, max_turns: int = 2, rounds: int = 3) -> None:
             m.set_cache(_lean_ram_cache(256 << 20))
         t0, out_toks = time.perf_counter(), 0
         for req in requests:
-            kw = LocalBackend._kwargs(req)  # the same request as the backend sends
-            out_toks += m.create_chat_completion(**kw)["usage"]["completion_tokens"]
+            out_toks += LocalBackend.call(m, req)["usage"]["completion_tokens"]  # as the backend sends it
         wall = time.perf_counter() - t0
         m.close()
         return wall, out_toks

@@ -166,12 +166,11 @@ def bench_simulate(max_turns: int = 3, rounds: int = 2) -> None:
             **settings.llama_options,
         )
         m.set_cache(_lean_ram_cache(settings.prompt_cache_mb << 20))
-        m.create_chat_completion(**LocalBackend._kwargs(WARM_UP))
+        LocalBackend.call(m, WARM_UP)
         reset_perf(m)
         t0, prompt, out = time.perf_counter(), 0, 0
         for req in requests:
-            kw = LocalBackend._kwargs(req, m)  # the same request as the backend sends, its copy ban included
-            u = LocalBackend._create(m, req)(**kw)["usage"]
+            u = LocalBackend.call(m, req)["usage"]  # as the backend sends it, its copy ban included
             prompt += u["prompt_tokens"]
             out += u["completion_tokens"]
         wall = time.perf_counter() - t0

@@ -135,8 +135,7 @@ def longest_run(a: list[str], b: list[str]) -> int:
 
 def copied_run(text: str, sources: Iterable[str | None], at_least: int) -> int | None:
     """The most words in a row ``text`` shares with one of ``sources`` (`longest_run` of `plain_words`; empty ones and
-    None skipped),
-    when they are ``at_least`` or more; else None. The echo and self-repeat checks of both agents."""
+    None skipped), when they are ``at_least`` or more; else None. The echo and self-repeat checks of both agents."""
     line = plain_words(text)
     best = max((longest_run(line, plain_words(s)) for s in sources if s), default=0)
     return best if best >= at_least else None

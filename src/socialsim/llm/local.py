@@ -114,9 +114,9 @@ class LocalBackend:
         llm.chat_format = "chat_template.default"
 
     @staticmethod
-    def _kwargs(request: ChatRequest, llm: Any = None) -> dict[str, Any]:
-        """llama-cpp-python's arguments for ``request``; with the loaded model ``llm``, also the copy ban of
-        ``request.avoid_copying`` (`socialsim.llm.nocopy`), which needs its tokenizer."""
+    def _kwargs(request: ChatRequest, llm: Any) -> dict[str, Any]:
+        """llama-cpp-python's arguments for ``request`` on the loaded model ``llm``, the copy ban of
+        ``request.avoid_copying`` included (`socialsim.llm.nocopy`: it needs the model's tokenizer)."""
         kwargs: dict[str, Any] = {
             "temperature": request.temperature,
             "top_p": request.top_p,
@@ -133,7 +133,7 @@ class LocalBackend:
         if request.json_schema is not None:
             # llama-cpp-python's own form; the OpenAI json_schema form is ignored in-process.
             kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
-        if request.avoid_copying and llm is not None:
+        if request.avoid_copying:
             from llama_cpp import LogitsProcessorList
 
             from socialsim.llm.nocopy import llama_processor
@@ -142,17 +142,19 @@ class LocalBackend:
         return kwargs
 
     @staticmethod
-    def _create(llm: Any, request: ChatRequest) -> Callable[..., Any]:
-        """llama.cpp's ``create_completion`` for a text request (``prompt``), else ``create_chat_completion``."""
-        return llm.create_completion if request.prompt is not None else llm.create_chat_completion
+    def call(llm: Any, request: ChatRequest, **extra: Any) -> Any:
+        """``request`` on a loaded ``llama_cpp.Llama``, as this backend sends it: ``create_completion`` for a text
+        request (``prompt``), else ``create_chat_completion``, with `_kwargs` and ``extra`` (``stream=True``). The
+        benches replay recorded requests on a raw model through it, so that both sides do the same work."""
+        create = llm.create_completion if request.prompt is not None else llm.create_chat_completion
+        return create(**LocalBackend._kwargs(request, llm), **extra)
 
     def _run(self, request: ChatRequest) -> Completion:
         with self._thread_lock:
             llm = self._load()
-            kwargs = self._kwargs(request, llm)
             start = time.perf_counter()
             try:
-                out = self._create(llm, request)(**kwargs)
+                out = self.call(llm, request)
             except ValueError as e:  # e.g. prompt longer than the context
                 raise BackendError(f"local model refused the request: {e}") from None
             latency = time.perf_counter() - start
@@ -212,14 +214,12 @@ class LocalBackend:
         try:
             with self._thread_lock:
                 llm = self._load()
-                kwargs = self._kwargs(request, llm)
-                kwargs["stream"] = True
                 start = time.perf_counter()
                 pieces = 0
                 chunks = None
                 try:
                     text = request.prompt is not None
-                    chunks = self._create(llm, request)(**kwargs)
+                    chunks = self.call(llm, request, stream=True)
                     for chunk in chunks:
                         if stop.is_set():
                             info.finish_reason = "cancelled"
