@@ -173,6 +173,17 @@ def test_every_rejection_names_its_rule_or_score(voice):
         assert voice.check(seeker_line, "How are you feeling today?") is None, seeker_line
 
 
+def test_normalising_rule_spares_a_seekers_doubt():
+    from socialsim.agents.seeker import supporter_rules
+
+    rule = supporter_rules(["normalising"])
+    assert rule.first("It's okay to feel this way, and it's normal to be upset.") is not None
+    # a line the 1.5B model wrote as the seeker (scripts/copy_ban_probe.py), rejected by the rule before 2026-12-06
+    doubt = "I don't know if it's a good idea to see a doctor or if it's okay to just ignore the pain."
+    assert rule.first(doubt) is None
+    assert rule.first("I wonder whether it's normal to cry every day.") is None
+
+
 def test_missing_or_corrupt_voice_model_is_one_clear_error(tmp_path):
     with pytest.raises(UserError, match="missing"):
         VoiceRecognizer.load(tmp_path / "none.json")

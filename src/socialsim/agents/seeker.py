@@ -34,7 +34,8 @@ SUPPORTER_VOICE_RULES: list[tuple[str, str]] = [
     ("presence", r"\bi('m| am) (always )?here (for you|to (help|listen|support))\b"),
     ("advice", r"\b(you (should|could|might) (try|consider|talk)|have you (tried|considered|thought about))\b"),
     ("validation", r"\b(your feelings are valid|that must be (so |really )?(hard|difficult|tough))\b"),
-    ("normalising", r"\bit'?s (completely |totally |perfectly )?(normal|okay|ok|understandable) (to|that you)\b"),
+    ("normalising",  # not "I don't know if it's okay to ...", a seeker's doubt
+     r"(?<!\bif )(?<!\bwhether )\bit'?s (completely |totally |perfectly )?(normal|okay|ok|understandable) (to|that you)\b"),
     ("ai", r"\bas an? (ai|language model|assistant|counse?llor|therapist|supporter)\b"),
     ("asks-feelings", r"\bhow (are|do) you (feel|feeling)\b"),
     ("role-label", r"^\s*(supporter|assistant|counse?llor)\s*:"),
@@ -226,7 +227,7 @@ def layer_fields(p: Persona, layer: int) -> list[tuple[str, str]]:
 
 
 _FACT_LABELS = {
-    "disclosure.surface": "how it feels on the surface",
+    "disclosure.surface": "how things feel lately",
     "situation": "what has been happening",
     "disclosure.context": "more of the story",
     "coping_tried": "what {name} has already tried",
