@@ -35,7 +35,8 @@ SUPPORTER_VOICE_RULES: list[tuple[str, str]] = [
     ("advice", r"\b(you (should|could|might) (try|consider|talk)|have you (tried|considered|thought about))\b"),
     ("validation", r"\b(your feelings are valid|that must be (so |really )?(hard|difficult|tough))\b"),
     ("normalising",  # not "I don't know if it's okay to ...", a seeker's doubt
-     r"(?<!\bif )(?<!\bwhether )\bit'?s (completely |totally |perfectly )?(normal|okay|ok|understandable) (to|that you)\b"),
+     r"(?<!\bif )(?<!\bwhether )"
+     r"\bit'?s (completely |totally |perfectly )?(normal|okay|ok|understandable) (to|that you)\b"),
     ("ai", r"\bas an? (ai|language model|assistant|counse?llor|therapist|supporter)\b"),
     ("asks-feelings", r"\bhow (are|do) you (feel|feeling)\b"),
     ("role-label", r"^\s*(supporter|assistant|counse?llor)\s*:"),
