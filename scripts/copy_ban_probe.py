@@ -10,7 +10,8 @@ verdict to ``--out``.
     python scripts/copy_ban_probe.py RUN [RUN ...] [--limit 60] [--model qwen2.5-1.5b] [--out copy_ban_probe.json]
 
 ``--vs temperature=T`` compares the request as it is with the same request at temperature T (both with the ban)
-instead of without the ban. ``--limit`` counts turns per run.
+instead of without the ban. ``--limit`` counts turns per run. A request already probed (the same history in an
+earlier run given, e.g. every first turn of runs with one seed) is probed once.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def probe_run(
     manifest = json.loads((run / "manifest.json").read_text())
     fmt = (manifest.get("config") or {}).get("seeker_format") or "text"
     first = len(rows)
+    probed = {(r["dialogue"], r["turn"], r["prompt"]) for r in rows}
     for line in (run / "dialogues.jsonl").read_text().splitlines():
         d = Dialogue.model_validate_json(line)
         seeker = Seeker(None, d.persona, prompts, seed=d.seed, prompt_format=fmt)  # type: ignore[arg-type]
@@ -86,7 +88,18 @@ def probe_run(
                 temperature=args.temperature,
                 seed=derive_seed(d.seed, "probe", d.id, i),
             )
-            row: dict = {"dialogue": d.id, "turn": i, "layer": layer, "before": before, "earlier": earlier}
+            prompt = req.prompt if req.prompt is not None else repr(req.messages)
+            if (d.id, i, prompt) in probed:
+                continue
+            probed.add((d.id, i, prompt))
+            row: dict = {
+                "dialogue": d.id,
+                "turn": i,
+                "layer": layer,
+                "before": before,
+                "earlier": earlier,
+                "prompt": prompt,
+            }
             if other == "no ban":
                 alt = dataclasses.replace(req, avoid_copying=())
             else:
