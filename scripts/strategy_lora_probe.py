@@ -24,28 +24,25 @@ from pathlib import Path
 import torch
 from peft import LoraConfig, inject_adapter_in_model
 
-from socialsim.recognize.strategy import LABELS, MAX_LENGTH, build_head, context_text, load_base, mean_pool
+from socialsim.recognize.strategy import LABELS, build_head, encode_pairs, load_base, mean_pool
 from socialsim.recognize.strategy_build import _scores, default_split, load_examples
 
 
 def batches(tok, examples, idx_lists):  # noqa: ANN001, ANN201 - a script
     for idx in idx_lists:
-        b = tok(
-            [" ".join(examples[i][0].split()) for i in idx],
-            [context_text(examples[i][1]) for i in idx],
-            truncation="longest_first",
-            max_length=MAX_LENGTH,
-            padding=True,
-            return_tensors="pt",
-        )
+        b = encode_pairs(tok, [examples[i][0] for i in idx], [examples[i][1] for i in idx],
+                         padding=True, return_tensors="pt")
         yield idx, b, torch.tensor([examples[i][2] for i in idx])
 
 
-def length_batches(tok, examples, bs: int, rng: random.Random | None) -> list[list[int]]:  # noqa: ANN001
-    """Batches of similar length (less padding); shuffled batch order when ``rng`` is given."""
-    lens = [len(tok(" ".join(e[0].split()), context_text(e[1]), truncation="longest_first",
-                    max_length=MAX_LENGTH)["input_ids"]) for e in examples]  # fmt: skip
-    order = sorted(range(len(examples)), key=lambda i: (lens[i], rng.random() if rng else 0))
+def token_lengths(tok, examples) -> list[int]:  # noqa: ANN001
+    """Each example's input length in tokens (`encode_pairs`, as trained on)."""
+    return [len(ids) for ids in encode_pairs(tok, [e[0] for e in examples], [e[1] for e in examples])["input_ids"]]
+
+
+def length_batches(lens: list[int], bs: int, rng: random.Random | None) -> list[list[int]]:
+    """Batches of examples of similar length ``lens`` (less padding); shuffled batch order when ``rng`` is given."""
+    order = sorted(range(len(lens)), key=lambda i: (lens[i], rng.random() if rng else 0))
     out = [order[s : s + bs] for s in range(0, len(order), bs)]
     if rng:
         rng.shuffle(out)
@@ -95,13 +92,14 @@ def main() -> None:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / max(1, steps - warm))
     )
-    valid_batches = length_batches(tok, va, 128, None)
+    train_lens = token_lengths(tok, tr)
+    valid_batches = length_batches(token_lengths(tok, va), 128, None)
     history = []
     for epoch in range(1, args.epochs + 1):
         enc.train()
         head.train()
         total, step = 0.0, 0
-        for _, b, y in batches(tok, tr, length_batches(tok, tr, bs, rng)):
+        for _, b, y in batches(tok, tr, length_batches(train_lens, bs, rng)):
             h = enc(**b).last_hidden_state
             loss = loss_fn(head(mean_pool(h, b["attention_mask"])), y)
             opt.zero_grad()

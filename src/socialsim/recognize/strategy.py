@@ -82,6 +82,17 @@ def minilm_path() -> Path:
     return found[0]
 
 
+def encode_pairs(
+    tokenizer: Any, replies: Sequence[str], contexts: Sequence[Context], *, max_length: int = MAX_LENGTH,
+    turns: int = CONTEXT_TURNS, **kw: Any,
+) -> Any:
+    """The recognizer's input, as the build trains on it and `StrategyRecognizer` reads it: each reply (whitespace
+    collapsed) and its `context_text` as a text pair, cut to ``max_length`` tokens (longest first); ``kw`` go to the
+    tokenizer (``padding``, ``return_tensors``)."""
+    return tokenizer([" ".join(r.split()) for r in replies], [context_text(c, turns) for c in contexts],
+                     truncation="longest_first", max_length=max_length, **kw)
+
+
 def mean_pool(hidden: Any, mask: Any) -> Any:
     """Mean of the token vectors under the attention mask."""
     m = mask.unsqueeze(-1).to(hidden.dtype)
@@ -159,11 +170,8 @@ class StrategyRecognizer:
         role check also reads it, for lines with no context)."""
         import torch
 
-        ctx = [context_text(c, self.context_turns) for c in contexts]
-        batch = self.tokenizer(
-            [" ".join(r.split()) for r in replies], ctx, truncation="longest_first",
-            max_length=self.max_length, padding=True, return_tensors="pt",
-        )
+        batch = encode_pairs(self.tokenizer, replies, contexts, max_length=self.max_length,
+                             turns=self.context_turns, padding=True, return_tensors="pt")
         with self._lock, torch.inference_mode():
             return mean_pool(self.encoder(**batch).last_hidden_state, batch["attention_mask"])
 

@@ -44,6 +44,7 @@ from socialsim.recognize.strategy import (
     StrategyRecognizer,
     build_head,
     context_text,
+    encode_pairs,
     load_base,
     mean_pool,
     trained_state,
@@ -130,8 +131,8 @@ class LowerCache:
         with torch.inference_mode():
             for s in range(0, len(order), batch):
                 idx = order[s : s + batch]
-                b = tok([" ".join(examples[i][0].split()) for i in idx], [context_text(examples[i][1]) for i in idx],
-                        truncation="longest_first", max_length=MAX_LENGTH, padding=True, return_tensors="pt")
+                b = encode_pairs(tok, [examples[i][0] for i in idx], [examples[i][1] for i in idx],
+                                 padding=True, return_tensors="pt")
                 h = enc.embeddings(input_ids=b["input_ids"], token_type_ids=b["token_type_ids"])
                 m4 = _mask4(b["attention_mask"], h.dtype)
                 for layer in enc.encoder.layer[:n_frozen]:
