@@ -6,7 +6,7 @@ Compares, at the build's weights (model-written replies 50, ESConv supporter tur
 (train seeker turns rejected by rules OR score at most 2.5 %), the share of model-written train replies caught
 out of fold with: the shipped features (MiniLM embeddings of the line and of ``before || line``); those plus the
 strategy recognizer's pooled encoder output of the line (`socialsim.recognize.voice.strategy_features`: its
-fine-tuned top layers, no context, as the build reads it). Reads no test data; reuses the build's caches.
+fine-tuned encoder, no context, as the build reads it). Reads no test data; reuses the build's caches.
 """
 
 from __future__ import annotations

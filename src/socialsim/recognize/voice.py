@@ -45,7 +45,7 @@ def feature_texts(text: str, before: str | None) -> tuple[str, str]:
 
 def strategy_features(texts: list[str]) -> Any:
     """The shipped strategy recognizer's pooled encoder output of each line alone (no context: the speaker
-    names of a context would give the speaker away). Its top layers were tuned to what supporters' replies do,
+    names of a context would give the speaker away). Its encoder was tuned to what supporters' replies do,
     which separates a supporter's voice better than the base embedding alone (`scripts/voice_features.py`)."""
     from socialsim.recognize.strategy import shipped_recognizer
 
