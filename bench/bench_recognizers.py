@@ -1,6 +1,8 @@
 """Cost of labelling a supporter reply and checking a seeker line, side by side in one run. Not a test.
 
     python bench/bench_recognizers.py              # 256 ESConv valid replies; 16 for the LLM classifier
+    python bench/bench_recognizers.py --vs DIR     # and another strategy recognizer directory, e.g. the previous
+                                                   # version (git show REV:src/socialsim/recognize/data/strategy/...)
 
 Rows (median ms per item; ratio to the strategy recognizer one at a time):
 - the strategy recognizer one reply at a time (`predict_one`), 32 replies per call, and all replies in
@@ -65,18 +67,26 @@ def llm_ms(replies: list[str]) -> float:
     return statistics.median(asyncio.run(run())) * 1000
 
 
-def main(n: int = 256, n_llm: int = 16) -> None:
+def recognizer_rows(rec: StrategyRecognizer, ex: list, name: str) -> list[tuple[str, float]]:  # type: ignore[type-arg]
+    rec.predict_one("warm up")
+    return [
+        (f"{name}, one at a time", median_ms(lambda e: rec.predict_one(e[0], e[1]), ex)),
+        (f"{name}, 32 at a time (ESConv order)",
+         batch_ms(lambda b: rec.predict([e[0] for e in b], [e[1] for e in b]), ex, 32)),
+        (f"{name}, all in one call (batches of 32)",
+         batch_ms(lambda b: rec.predict([e[0] for e in b], [e[1] for e in b]), ex, len(ex))),
+    ]
+
+
+def main(n: int = 256, n_llm: int = 16, vs: Path | None = None) -> None:
     ex = load_examples(default_split("valid"))[:n]
     rec, voice = StrategyRecognizer.load(), VoiceRecognizer.load()
-    rec.predict_one("warm up")
     voice.check("warm up")
-    one = median_ms(lambda e: rec.predict_one(e[0], e[1]), ex)
-    rows = [
-        ("strategy recognizer, one at a time", one),
-        ("strategy recognizer, 32 at a time (ESConv order)",
-         batch_ms(lambda b: rec.predict([e[0] for e in b], [e[1] for e in b]), ex, 32)),
-        ("strategy recognizer, all in one call (batches of 32)",
-         batch_ms(lambda b: rec.predict([e[0] for e in b], [e[1] for e in b]), ex, len(ex))),
+    rows = recognizer_rows(rec, ex, "strategy recognizer")
+    one = rows[0][1]
+    if vs is not None:
+        rows += recognizer_rows(StrategyRecognizer.load(vs), ex, f"--vs {vs.name}")
+    rows += [
         ("LLM strategy classifier (SmolLM2 in process)", llm_ms([e[0] for e in ex[:n_llm]])),
         ("role check, one at a time", median_ms(lambda e: voice.check(e[0], e[1][-1][1] if e[1] else None), ex)),
         ("role check, one batch", batch_ms(lambda b: voice.check_many([e[0] for e in b]), ex, len(ex))),
@@ -88,4 +98,8 @@ def main(n: int = 256, n_llm: int = 16) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--vs", type=Path, help="another strategy recognizer directory, timed beside the shipped one")
+    main(vs=ap.parse_args().vs)
