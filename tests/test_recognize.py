@@ -98,6 +98,10 @@ def test_build_script_learns_above_the_majority_class(tmp_path):
     assert (tmp_path / "rec" / "model.safetensors").stat().st_size < 10 * 1024 * 1024
     # the run-time loader reads what the build wrote
     assert StrategyRecognizer.load(tmp_path / "rec").meta["settings"]["limit"] == 500
+    # and, with the LoRA adapters merged into the base weights (float16), labels valid as the trained model did
+    assert meta["lora"]["rank"] == 16 and meta["top_layers"] == []
+    kept = next(h for h in meta["history"] if h["epoch"] == meta["settings"]["kept_epoch"])
+    assert abs(kept["valid_accuracy"] - v["accuracy"]) <= 0.01 and abs(kept["valid_macro_f1"] - v["macro_f1"]) <= 0.01
 
 
 def test_missing_or_corrupt_strategy_model_is_one_clear_error(tmp_path):
