@@ -153,7 +153,7 @@ def test_role_check_catches_95_percent_of_model_written_supporter_replies(voice_
 
 def test_role_check_catches_model_replies_at_the_measured_level(voice_figures):
     """Regression guard at what the shipped file measured (smollm2 142/150, qwen 60/60; with the strategy
-    recognizer before 2026-12-07, 139/150 and 59/60; before the strategy encoder's features, 133/150 and 51/60);
+    recognizer before its LoRA build, 139/150 and 59/60; before the strategy encoder's features, 133/150 and 51/60);
     the old rule-only check caught 98/150 and 52/60 while rejecting 11 % of real seekers."""
     sets = _model_sets(voice_figures)
     assert sum(v["n"] for v in sets.values()) >= 200

@@ -464,7 +464,7 @@ def test_a_line_copying_a_run_of_an_earlier_one_is_a_repeat():
 
     assert repetition(again, [said], "Tell me more about that?") == "self:26"
     assert repetition(fresh, [said], "Tell me more about that?") is None
-    # Through the seeker, the role check comes first, and since the strategy encoder of 2026-12-07 it rejects that
+    # Through the seeker, the role check comes first, and since the strategy encoder's LoRA build it rejects that
     # whole line (voice 0.93: a model-written seeker line it reads as supporter-like). With another first sentence
     # the line passes the role check (0.13) and is still rejected, as a repeat.
     repeated = ("I keep going to work and coming home, and that is all. Even though I have some dogs that work with me "

