@@ -18,12 +18,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from socialsim.evaluate.readers import load_dialogues
 from socialsim.evaluate.strategy_agreement import agreement_pairs, label_scores, relabel_recognized
-from socialsim.schema import Dialogue, read_dialogues
+from socialsim.schema import Dialogue
 
 
 def dialogues_of(path: Path) -> list[Dialogue]:
-    return [d for d in read_dialogues(path / "dialogues.jsonl" if path.is_dir() else path) if d.status == "ok"]
+    return [d for d in load_dialogues(path) if d.status == "ok"]
 
 
 def row(name: str, dialogues: list[Dialogue]) -> dict[str, Any]:

@@ -6,7 +6,8 @@ A run stores every seeker attempt: the kept line and each rejected one with the 
 (`Turn.rejected`). This reads the first attempt of every seeker turn (the rejected one if any, else the kept
 line: a first attempt was written without a rejection note) and every kept line, and judges them again with the
 role check as it is now (`socialsim.agents.seeker.supporter_voice`, rules + voice recognizer, against the
-supporter message before the turn). Printed: how many first attempts the run's role check rejected and how
+message the turn answers: the supporter's last, or on the first turn the default prompts' opening line, as
+`Seeker.said_before` gives it). Printed: how many first attempts the run's role check rejected and how
 many the current one rejects, the lines on which they differ (``--show``), and how many kept lines the current
 check would reject. Use it after rebuilding the voice or strategy recognizer, to see what a run made before
 would have met. Nothing is written.
@@ -17,8 +18,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from socialsim.agents.prompts import Prompts
 from socialsim.agents.seeker import supporter_voice
-from socialsim.schema import read_dialogues
+from socialsim.evaluate.readers import load_dialogues
 
 
 def main() -> None:
@@ -26,8 +28,9 @@ def main() -> None:
     ap.add_argument("runs", type=Path, nargs="+")
     ap.add_argument("--show", action="store_true", help="print the lines on which the two verdicts differ")
     args = ap.parse_args()
+    opening = Prompts().render("seeker_opening.txt").strip()
     for run in args.runs:
-        dialogues = [d for d in read_dialogues(run / "dialogues.jsonl") if d.status == "ok"]
+        dialogues = [d for d in load_dialogues(run) if d.status == "ok"]
         first_then = first_now = kept_now = n = 0
         differ: list[tuple[str, str, str]] = []
         for d in dialogues:
@@ -35,16 +38,17 @@ def main() -> None:
                 if t.speaker != "seeker":
                     continue
                 before = next((u.text for u in reversed(d.turns[:i]) if u.speaker == "supporter"), None)
+                before = opening if i == 0 else before
                 first = t.rejected[0] if t.rejected else None
-                text = first.text if first else t.text
                 then = first.reason if first and first.check == "role" else None
-                now = supporter_voice(text, before)
+                kept = supporter_voice(t.text, before)
+                text, now = (first.text, supporter_voice(first.text, before)) if first else (t.text, kept)
                 n += 1
                 first_then += then is not None
                 first_now += now is not None
                 if (then is None) != (now is None):
                     differ.append((then or "passed", now or "passed", text))
-                kept_now += supporter_voice(t.text, before) is not None and not t.slip
+                kept_now += kept is not None and not t.slip
         print(f"{run}: {n} seeker turns; first attempts rejected by the role check: then {first_then}, "
               f"now {first_now}; kept lines (which passed then) the current check rejects: {kept_now}")
         if args.show:

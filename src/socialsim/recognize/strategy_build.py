@@ -126,11 +126,13 @@ def _mask4(mask: Any, dtype: Any) -> Any:
 
 
 class LowerCache:
-    """The frozen lower layers' output per example (float32, unpadded), computed once."""
+    """The frozen lower layers' output per example (float32, unpadded), computed once; training and scoring run
+    only the layers above them (``top``). Same interface as `TextBatches`."""
 
     def __init__(self, tok: Any, enc: Any, n_frozen: int, examples: list[Example], batch: int = 64) -> None:
         import torch
 
+        self.top = list(range(n_frozen, len(enc.encoder.layer)))
         self.states: list[Any] = [None] * len(examples)
         order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]) + len(context_text(examples[i][1])))
         with torch.inference_mode():
@@ -158,6 +160,20 @@ class LowerCache:
             k = self.states[i].shape[0]
             h[j, :k], mask[j, :k] = self.states[i], 1
         return h, mask, torch.tensor([self.labels[i] for i in idx])
+
+    def epoch(self, bs: int, rng: random.Random) -> list[list[int]]:
+        """One epoch's batches: examples shuffled."""
+        order = list(range(len(self.labels)))
+        rng.shuffle(order)
+        return [order[s : s + bs] for s in range(0, len(order), bs)]
+
+    def in_order(self, bs: int = 128) -> list[list[int]]:
+        return [list(range(s, min(s + bs, len(self.labels)))) for s in range(0, len(self.labels), bs)]
+
+    def forward(self, enc: Any, head: Any, idx: list[int]) -> tuple[Any, Any]:
+        """(logits, labels) of the examples ``idx``."""
+        h, mask, y = self.batch(idx)
+        return _upper(enc, head, self.top, h, mask), y
 
 
 def token_lengths(tok: Any, examples: list[Example]) -> list[int]:
@@ -189,24 +205,17 @@ class TextBatches:
                          padding=True, return_tensors="pt")
         return b, torch.tensor([self.labels[i] for i in idx])
 
+    def epoch(self, bs: int, rng: random.Random) -> list[list[int]]:
+        """One epoch's batches: examples of similar length, in shuffled batch order."""
+        return length_batches(self.lens, bs, rng)
 
-def _forward_full(enc: Any, head: Any, b: Any) -> Any:
-    return head(mean_pool(enc(**b).last_hidden_state, b["attention_mask"]))
+    def in_order(self, bs: int = 128) -> list[list[int]]:
+        return length_batches(self.lens, bs, None)
 
-
-def _evaluate_full(enc: Any, head: Any, data: TextBatches) -> dict[str, Any]:
-    import torch
-
-    head.eval()
-    enc.eval()
-    ref: list[int] = []
-    pred: list[int] = []
-    with torch.inference_mode():
-        for idx in length_batches(data.lens, 128, None):
-            b, y = data.batch(idx)
-            ref += y.tolist()
-            pred += _forward_full(enc, head, b).argmax(-1).tolist()
-    return _scores(ref, pred)
+    def forward(self, enc: Any, head: Any, idx: list[int]) -> tuple[Any, Any]:
+        """(logits, labels) of the examples ``idx``: the whole encoder and the head."""
+        b, y = self.batch(idx)
+        return head(mean_pool(enc(**b).last_hidden_state, b["attention_mask"])), y
 
 
 def _upper(enc: Any, head: Any, top: list[int], h: Any, mask: Any) -> Any:
@@ -226,18 +235,19 @@ def _scores(ref: list[int], pred: list[int], probs: list[list[float]] | None = N
     return s
 
 
-def _evaluate(enc: Any, head: Any, top: list[int], cache: LowerCache) -> dict[str, Any]:
+def _evaluate(enc: Any, head: Any, data: LowerCache | TextBatches) -> dict[str, Any]:
     import torch
 
     head.eval()
     enc.eval()
+    ref: list[int] = []
     pred: list[int] = []
-    order = list(range(len(cache.labels)))
     with torch.inference_mode():
-        for s in range(0, len(order), 128):
-            h, mask, _ = cache.batch(order[s : s + 128])
-            pred += _upper(enc, head, top, h, mask).argmax(-1).tolist()
-    return _scores(cache.labels, pred)
+        for idx in data.in_order():
+            logits, y = data.forward(enc, head, idx)
+            ref += y.tolist()
+            pred += logits.argmax(-1).tolist()
+    return _scores(ref, pred)
 
 
 def build(
@@ -272,32 +282,30 @@ def build(
                             "or pass --lora-rank 0") from None
         lora = {"rank": lora_rank, "alpha": 2 * lora_rank, "dropout": 0.1,
                 "targets": ["query", "key", "value", "dense"]}
-        enc = inject_adapter_in_model(
-            LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, lora_dropout=0.1, target_modules=lora["targets"]), enc
-        )
+        config = LoraConfig(r=lora["rank"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                            target_modules=lora["targets"])
+        enc = inject_adapter_in_model(config, enc)
         params = [p for n, p in enc.named_parameters() if "lora_" in n]
-        for p in params:
-            p.requires_grad_(True)
-        ttr, tva = TextBatches(tok, tr), TextBatches(tok, va)
-        train_labels = ttr.labels
+        dtr: LowerCache | TextBatches = TextBatches(tok, tr)
+        dva: LowerCache | TextBatches = TextBatches(tok, va)
         log(f"training LoRA adapters (rank {lora_rank}) on all {n_layers} layers: {len(tr)} train, {len(va)} valid")
     else:
         log(f"caching the frozen lower {n_layers - top_layers} layers for {len(tr)} train + {len(va)} valid examples")
-        ctr, cva = LowerCache(tok, enc, n_layers - top_layers, tr), LowerCache(tok, enc, n_layers - top_layers, va)
-        train_labels = ctr.labels
+        dtr, dva = LowerCache(tok, enc, n_layers - top_layers, tr), LowerCache(tok, enc, n_layers - top_layers, va)
         log(f"cached in {time.time() - t0:.0f} s")
         params = [p for i in top for p in enc.encoder.layer[i].parameters()]
-        for p in params:
-            p.requires_grad_(True)
+    for p in params:
+        p.requires_grad_(True)
     head = build_head(enc.config.hidden_size, len(LABELS))
-    counts = Counter(train_labels)
-    mean = len(train_labels) / len(LABELS)
+    counts = Counter(dtr.labels)
+    mean = len(dtr.labels) / len(LABELS)
     weights = torch.tensor([(max(1, counts[k]) / mean) ** -0.5 for k in range(len(LABELS))])
     head_lr = lr * (4 if lora else 20)
     opt = torch.optim.AdamW([{"params": params, "lr": lr}, {"params": head.parameters(), "lr": head_lr}],
                             weight_decay=0.01)
     bs = 32
-    steps = epochs * math.ceil(len(tr) / bs)
+    n_batches = math.ceil(len(tr) / bs)
+    steps = epochs * n_batches
     warm = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / max(1, steps - warm))
@@ -305,24 +313,12 @@ def build(
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
     best: tuple[float, int, dict[str, Any], dict[str, Any]] | None = None
     history = []
-    n_batches = math.ceil(len(tr) / bs)
     for epoch in range(1, epochs + 1):
         enc.train()
         head.train()
-        if lora:
-            order = length_batches(ttr.lens, bs, rng)
-        else:
-            shuffled = list(range(len(tr)))
-            rng.shuffle(shuffled)
-            order = [shuffled[s : s + bs] for s in range(0, len(shuffled), bs)]
         total = 0.0
-        for step, idx in enumerate(order, 1):
-            if lora:
-                b, y = ttr.batch(idx)
-                logits = _forward_full(enc, head, b)
-            else:
-                h, mask, y = ctr.batch(idx)
-                logits = _upper(enc, head, top, h, mask)
+        for step, idx in enumerate(dtr.epoch(bs, rng), 1):
+            logits, y = dtr.forward(enc, head, idx)
             loss = loss_fn(logits, y)
             opt.zero_grad()
             loss.backward()
@@ -332,7 +328,7 @@ def build(
             total += loss.item() * len(y)
             if lora and step % 100 == 0:
                 log(f"  epoch {epoch}: batch {step}/{n_batches}, loss {loss.item():.3f} ({time.time() - t0:.0f} s)")
-        sc = _evaluate_full(enc, head, tva) if lora else _evaluate(enc, head, top, cva)
+        sc = _evaluate(enc, head, dva)
         history.append({"epoch": epoch, "train_loss": round(total / len(tr), 4), "valid_accuracy": sc["accuracy"],
                         "valid_macro_f1": sc["macro_f1"], "valid_kappa": sc["kappa"],
                         "seconds": round(time.time() - t0)})
