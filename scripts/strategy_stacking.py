@@ -1,23 +1,27 @@
 """Would the strategy recognizer gain from where a reply sits in the dialogue, or from the strategy before it?
 
-    python scripts/strategy_stacking.py
+    python scripts/strategy_stacking.py [RECOGNIZER_DIR]     # default: the shipped recognizer
 
 On ESConv's valid split only (the recognizer never trained on it): 5-fold cross-fitting by dialogue of a
 logistic regression on the shipped recognizer's 8 log-probabilities, alone and with the reply's position
 (utterance index, bucketed; whether the utterance before was the supporter's) and the recognized
 probabilities of the supporter's previous reply, plain and class-balanced. Prints accuracy, macro-F1 and
-per-strategy F1 of each next to the recognizer's own argmax. (2026-12-06: neither adds anything: 0.558-0.563
-accuracy and 0.489-0.494 macro-F1 against the recognizer's 0.561 / 0.506.)
+per-strategy F1 of each next to the recognizer's own argmax. Neither adds anything. On the top-two-layer model
+(2026-12-06): 0.558-0.563 accuracy and 0.489-0.494 macro-F1 against its own 0.561 / 0.506. On the LoRA model
+(2026-12-07): 0.552-0.586 and 0.501-0.526 against its own 0.583 / 0.531; the class-balanced fit, which can
+move each class's threshold, does not lift Information (0.30) or the macro-F1.
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import GroupKFold
 
-from socialsim.recognize.strategy import CONTEXT_TURNS, LABELS, StrategyRecognizer
+from socialsim.recognize.strategy import LABELS, StrategyRecognizer
 from socialsim.recognize.strategy_build import default_split, split_dialogs
 from socialsim.schema import parse_strategy
 
@@ -26,14 +30,15 @@ BUCKETS = (0, 1, 2, 4, 8, 15, 30)
 
 def main() -> None:
     index = {s: i for i, s in enumerate(LABELS)}
+    rec = StrategyRecognizer.load(sys.argv[1] if len(sys.argv) > 1 else None)
     rows = []
     for d, dialog in enumerate(split_dialogs(default_split("valid"))):
         for k, (speaker, text, strategy) in enumerate(dialog):
             if speaker == "supporter":
-                context = [(s, t) for s, t, _ in dialog[max(0, k - CONTEXT_TURNS) : k]]
+                context = [(s, t) for s, t, _ in dialog[max(0, k - rec.context_turns) : k]]
                 rows.append((d, k, text, context, index[parse_strategy(str(strategy))],
                              k > 0 and dialog[k - 1][0] == "supporter"))  # fmt: skip
-    preds = StrategyRecognizer.load().predict([r[2] for r in rows], [r[3] for r in rows])
+    preds = rec.predict([r[2] for r in rows], [r[3] for r in rows])
     logp = np.log(np.array([[p.probs[s] for s in LABELS] for p in preds]) + 1e-6)
     y, groups = np.array([r[4] for r in rows]), np.array([r[0] for r in rows])
     pos = np.zeros((len(rows), len(BUCKETS) + 2))

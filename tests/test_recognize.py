@@ -104,6 +104,20 @@ def test_build_script_learns_above_the_majority_class(tmp_path):
     assert abs(kept["valid_accuracy"] - v["accuracy"]) <= 0.01 and abs(kept["valid_macro_f1"] - v["macro_f1"]) <= 0.01
 
 
+def test_build_records_the_context_it_read_and_the_loader_reads_the_same(tmp_path):
+    from socialsim.recognize.strategy_build import load_examples
+
+    assert max(len(e[1]) for e in load_examples(VALID, 300, context_turns=4)) == 4
+    meta = build(tmp_path / "rec", TRAIN, VALID, epochs=1, limit=300, lora_rank=0, context_turns=4, max_length=96,
+                 log=lambda *_: None)
+    rec = StrategyRecognizer.load(tmp_path / "rec")
+    assert (rec.context_turns, rec.max_length) == (4, 96)
+    # the loader's input is the build's: its figures on valid are the trained model's (float16 aside)
+    assert abs(meta["history"][0]["valid_accuracy"] - meta["validation"]["accuracy"]) <= 0.01
+    with pytest.raises(UserError, match="context-turns"):
+        build(tmp_path / "bad", TRAIN, VALID, limit=10, context_turns=-1, log=lambda *_: None)
+
+
 def test_missing_or_corrupt_strategy_model_is_one_clear_error(tmp_path):
     with pytest.raises(UserError, match="missing"):
         StrategyRecognizer.load(tmp_path)

