@@ -105,8 +105,6 @@ def test_build_script_learns_above_the_majority_class(tmp_path):
 
 
 def test_build_records_the_context_it_read_and_the_loader_reads_the_same(tmp_path):
-    from socialsim.recognize.strategy_build import load_examples
-
     assert max(len(e[1]) for e in load_examples(VALID, 300, context_turns=4)) == 4
     meta = build(tmp_path / "rec", TRAIN, VALID, epochs=1, limit=300, lora_rank=0, context_turns=4, max_length=96,
                  log=lambda *_: None)
