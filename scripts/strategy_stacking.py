@@ -35,7 +35,7 @@ def main() -> None:
     for d, dialog in enumerate(split_dialogs(default_split("valid"))):
         for k, (speaker, text, strategy) in enumerate(dialog):
             if speaker == "supporter":
-                context = [(s, t) for s, t, _ in dialog[max(0, k - rec.context_turns) : k]]
+                context = [(s, t) for s, t, _ in dialog[:k]]  # the recognizer reads as much as it was built with
                 rows.append((d, k, text, context, index[parse_strategy(str(strategy))],
                              k > 0 and dialog[k - 1][0] == "supporter"))  # fmt: skip
     preds = rec.predict([r[2] for r in rows], [r[3] for r in rows])

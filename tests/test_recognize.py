@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ESCONV_DIR
 from socialsim.errors import UserError
-from socialsim.recognize.strategy import LABELS, StrategyRecognizer, default_model_dir
+from socialsim.recognize.strategy import LABELS, StrategyRecognizer, context_text, default_model_dir
 from socialsim.recognize.strategy_build import _scores, build, load_examples
 from socialsim.recognize.voice import VoiceRecognizer, default_model_path
 
@@ -105,7 +105,11 @@ def test_build_script_learns_above_the_majority_class(tmp_path):
 
 
 def test_build_records_the_context_it_read_and_the_loader_reads_the_same(tmp_path):
-    assert max(len(e[1]) for e in load_examples(VALID, 300, context_turns=4)) == 4
+    # an example carries every utterance before the reply; the model reads as many as it was built with
+    ex = load_examples(VALID, 300)
+    assert max(len(e[1]) for e in ex) > 4
+    assert max(context_text(e[1], 4).count(" | ") + 1 for e in ex) == 4
+    assert ex[-1][1] and context_text(ex[-1][1], 0) == context_text([])
     meta = build(tmp_path / "rec", TRAIN, VALID, epochs=1, limit=300, lora_rank=0, context_turns=4, max_length=96,
                  log=lambda *_: None)
     rec = StrategyRecognizer.load(tmp_path / "rec")

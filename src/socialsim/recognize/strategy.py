@@ -43,8 +43,10 @@ def default_model_dir() -> Path:
 
 
 def context_text(context: Context, turns: int = CONTEXT_TURNS) -> str:
-    """The context as the model reads it: the last ``turns`` utterances, most recent first."""
-    parts = [f"{speaker}: {' '.join(text.split())}" for speaker, text in list(context)[-turns:][::-1] if text.strip()]
+    """The context as the model reads it: the last ``turns`` utterances, most recent first (none when ``turns`` is
+    0)."""
+    recent = list(context)[-turns:] if turns > 0 else []
+    parts = [f"{speaker}: {' '.join(text.split())}" for speaker, text in recent[::-1] if text.strip()]
     return " | ".join(parts) if parts else "(start of the conversation)"
 
 

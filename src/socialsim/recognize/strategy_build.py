@@ -59,7 +59,7 @@ from socialsim.schema import parse_strategy
 
 SHARED = shared_data_dir() / "esconv" / "splits"
 LICENSE = "ESConv (Liu et al., 2021), CC BY-NC 4.0: research use only"
-Example = tuple[str, list[tuple[str, str]], int]  # reply, context (oldest first), label index
+Example = tuple[str, list[tuple[str, str]], int]  # reply, every utterance before it (oldest first), label index
 
 
 def default_split(name: str) -> Path:
@@ -96,9 +96,9 @@ def speaker_turns(dialog: list[tuple[str, str, str | None]]) -> list[tuple[str, 
     return turns
 
 
-def load_examples(path: Path, limit: int | None = None, context_turns: int = CONTEXT_TURNS) -> list[Example]:
-    """Every supporter utterance of an ESConv split file with its ``context_turns`` utterances before it and its
-    label index."""
+def load_examples(path: Path, limit: int | None = None) -> list[Example]:
+    """Every supporter utterance of an ESConv split file with every utterance before it and its label index (a
+    model reads as many of those as it was built with: `context_text`)."""
     index = {s: i for i, s in enumerate(LABELS)}
     out: list[Example] = []
     for n, dialog in enumerate(split_dialogs(path), 1):
@@ -108,7 +108,7 @@ def load_examples(path: Path, limit: int | None = None, context_turns: int = CON
                     label = index[parse_strategy(str(strategy))]
                 except ValueError as e:
                     raise UserError(f"{path}: dialogue {n}: {e}") from None
-                out.append((text, [(sp, t) for sp, t, _ in dialog[max(0, k - context_turns) : k]], label))
+                out.append((text, [(sp, t) for sp, t, _ in dialog[:k]], label))
     return out[:limit] if limit is not None else out
 
 
@@ -276,7 +276,7 @@ def build(
     lr = lr if lr is not None else (5e-4 if lora_rank else 1e-4)
     if context_turns < 0 or max_length < 16:
         raise UserError("--context-turns: must be 0 or more; --max-length: at least 16 tokens")
-    tr, va = load_examples(train, limit, context_turns), load_examples(valid, limit, context_turns)
+    tr, va = load_examples(train, limit), load_examples(valid, limit)
     kw = {"turns": context_turns, "max_length": max_length}
     tok, enc = load_base()
     n_layers = len(enc.encoder.layer)

@@ -121,7 +121,7 @@ def calibrate(
     from socialsim.recognize.strategy_build import _sha256, load_examples, split_dialogs
 
     rec = recognizer or default_recognizer()
-    examples = load_examples(valid, context_turns=rec.context_turns)
+    examples = load_examples(valid)
     preds = predictions if predictions is not None else rec.predict([e[0] for e in examples], [e[1] for e in examples])
     gold = [p.probs[LABELS[e[2]]] for e, p in zip(examples, preds, strict=True)]
     per: dict[str, dict[str, Any]] = {}
