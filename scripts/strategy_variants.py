@@ -9,7 +9,7 @@
 2. With OTHER_DIR: the two recognizers' probabilities averaged with weights 0..1, on all of valid.
 
 Each recognizer reads the context it was built with. Nothing is written. (2026-12-07, shipped LoRA model:
-offsets lower the held-out macro-F1 one way, 0.532 to 0.521, and leave it the other, 0.529 to 0.530; averaged
+offsets lower the held-out macro-F1 one way, 0.532 to 0.522, and leave it the other, 0.529 to 0.530; averaged
 with the top-two-layer model, ``git show f996884~1:src/socialsim/recognize/data/strategy/...``, 0.516-0.534.)
 """
 
@@ -19,6 +19,7 @@ import sys
 
 import numpy as np
 
+from socialsim.evaluate.strategy_agreement import label_scores
 from socialsim.recognize.strategy import LABELS, StrategyRecognizer
 from socialsim.recognize.strategy_build import default_split, load_examples
 from socialsim.schema import Strategy
@@ -26,18 +27,15 @@ from socialsim.schema import Strategy
 
 def probs(path: str | None) -> tuple[np.ndarray, np.ndarray]:
     rec = StrategyRecognizer.load(path)
-    va = load_examples(default_split("valid"), None, rec.context_turns)
+    va = load_examples(default_split("valid"))
     preds = rec.predict([e[0] for e in va], [e[1] for e in va])
     return np.array([[p.probs[s] for s in LABELS] for p in preds]), np.array([e[2] for e in va])
 
 
 def scores(y: np.ndarray, pred: np.ndarray) -> tuple[float, float, float]:
-    """(accuracy, macro-F1, Information's F1)."""
-    f1 = []
-    for k in range(len(LABELS)):
-        tp, fp, fn = ((pred == k) & (y == k)).sum(), ((pred == k) & (y != k)).sum(), ((pred != k) & (y == k)).sum()
-        f1.append(2 * tp / max(1, 2 * tp + fp + fn))
-    return float((pred == y).mean()), float(np.mean(f1)), float(f1[LABELS.index(Strategy.INFORMATION)])
+    """(accuracy, macro-F1, Information's F1), as `label_scores` gives them for the recognizer's own figures."""
+    s = label_scores([(LABELS[a], LABELS[b]) for a, b in zip(y.tolist(), pred.tolist(), strict=True)])
+    return s["accuracy"], s["macro_f1"], s["per_strategy"][Strategy.INFORMATION.value]["f1"]
 
 
 def line(s: tuple[float, float, float]) -> str:
